@@ -1,0 +1,24 @@
+#!/bin/sh
+# The whole test suite: one build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (clang, so the libFuzzer targets come from the
+# same build), warnings as errors, then every test through CTest: unit
+# tests, fuzz corpus replays, short fuzzing runs, and integration tests
+# against real servers (Postfix, aiosmtpd, our fault injector) on 127.0.0.1.
+#
+#   MSV_FUZZ_SECONDS  seconds per fuzz target (default 20)
+#   MSV_BUILD_DIR     build directory (default build-test)
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+BUILD=${MSV_BUILD_DIR:-build-test}
+JOBS=$(nproc)
+CC=clang cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMSV_ASAN=ON -DMSV_UBSAN=ON -DMSV_FUZZ=ON -DMSV_WERROR=ON \
+    -DMSV_FUZZ_SECONDS="${MSV_FUZZ_SECONDS:-20}" >/dev/null
+cmake --build "$BUILD" -j"$JOBS"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$BUILD"
+ctest --output-on-failure -j"$JOBS"

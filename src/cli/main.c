@@ -1,0 +1,43 @@
+/* missive: the command line front end of libmissive. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: missive COMMAND [OPTIONS]\n"
+	      "\n"
+	      "Commands:\n"
+	      "  send      send one message over SMTP now (TLS verified by default)\n"
+	      "\n"
+	      "Options:\n"
+	      "  -h, --help     this text; 'missive COMMAND --help' for a command\n"
+	      "  -V, --version  print the version\n"
+	      "\n"
+	      "Exit codes follow sysexits.h: 0 ok, 64 usage, 65 bad data, 69 permanent failure,\n"
+	      "75 temporary failure, 77 authentication refused, 78 configuration error.\n"
+	      "See missive(1) and missive-send(1).\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return EX_OK;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("missive %s\n", MSV_VERSION);
+		return EX_OK;
+	}
+	if (!strcmp(cmd, "send"))
+		return cmd_send(argc - 1, argv + 1);
+	cli_err("unknown command '%s' (see 'missive --help')", cmd);
+	return EX_USAGE;
+}

@@ -1,0 +1,216 @@
+/*
+ * TLS with OpenSSL 3 (RFC 3207 STARTTLS, RFC 8314 implicit TLS).
+ * Verification is on unless the caller set insecure: the chain against
+ * the system store or ca_file, and the host name with OpenSSL's own
+ * matcher (RFC 6125), never a hand-rolled one.  TLS 1.2 is the floor
+ * (RFC 8996 retired 1.0 and 1.1).
+ */
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+
+#include "tls.h"
+
+struct msv_tls_ctx {
+	SSL_CTX *ctx;
+	int insecure;
+};
+
+struct msv_tls {
+	SSL *ssl;
+	char name[256];
+	int insecure;
+};
+
+static void openssl_reason(char *buf, size_t n)
+{
+	unsigned long e = ERR_peek_last_error();
+	if (!e) {
+		snprintf(buf, n, "unknown error");
+		return;
+	}
+	const char *r = ERR_reason_error_string(e);
+	snprintf(buf, n, "%s", r ? r : "unknown error");
+	ERR_clear_error();
+}
+
+static msv_result ctx_error(msv_error *err, msv_tls_ctx *c, const char *what, const char *file)
+{
+	char why[160];
+	openssl_reason(why, sizeof(why));
+	msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "%s%s%s: %s", what, file ? " " : "",
+	              file ? file : "", why);
+	msv__tls_ctx_free(c);
+	return MSV_E_CONFIG;
+}
+
+msv_result msv__tls_ctx_new(msv_tls_ctx **out, const msv_client_options *o, msv_error *err)
+{
+	msv_tls_ctx *c = msv_calloc(1, sizeof(*c));
+	if (!c)
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	ERR_clear_error();
+	c->ctx = SSL_CTX_new(TLS_client_method());
+	if (!c->ctx)
+		return ctx_error(err, c, "cannot create TLS context", NULL);
+	c->insecure = o->insecure;
+	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	/* SMTP replies delimit themselves: a missing close_notify cannot
+	 * truncate anything unnoticed, and many servers never send one. */
+	SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(c->ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	if (o->ca_file || o->ca_path) {
+		if (!SSL_CTX_load_verify_locations(c->ctx, o->ca_file, o->ca_path))
+			return ctx_error(err, c, "cannot load CA certificates from",
+			                 o->ca_file ? o->ca_file : o->ca_path);
+	} else if (!SSL_CTX_set_default_verify_paths(c->ctx)) {
+		return ctx_error(err, c, "cannot load the system CA certificates", NULL);
+	}
+	if (o->client_cert) {
+		if (SSL_CTX_use_certificate_chain_file(c->ctx, o->client_cert) != 1)
+			return ctx_error(err, c, "cannot load client certificate", o->client_cert);
+		const char *key = o->client_key ? o->client_key : o->client_cert;
+		if (SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) != 1)
+			return ctx_error(err, c, "cannot load client key", key);
+		if (SSL_CTX_check_private_key(c->ctx) != 1)
+			return ctx_error(err, c, "client key does not match certificate", o->client_cert);
+	}
+	*out = c;
+	return MSV_OK;
+}
+
+void msv__tls_ctx_free(msv_tls_ctx *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->ctx);
+	msv_free(c);
+}
+
+static int is_ip(const char *name)
+{
+	unsigned char tmp[16];
+	return inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
+}
+
+msv_result msv__tls_new(msv_tls **out, msv_tls_ctx *ctx, int fd, const char *name, msv_error *err)
+{
+	msv_tls *t = msv_calloc(1, sizeof(*t));
+	if (!t)
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->insecure = ctx->insecure;
+	ERR_clear_error();
+	t->ssl = SSL_new(ctx->ctx);
+	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1)
+		goto fail;
+	if (is_ip(name)) {
+		/* RFC 6066 3: no IP addresses in SNI; check the iPAddress SAN. */
+		X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1)
+			goto fail;
+	} else {
+		if (SSL_set_tlsext_host_name(t->ssl, name) != 1 || SSL_set1_host(t->ssl, name) != 1)
+			goto fail;
+		SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	}
+	SSL_set_connect_state(t->ssl);
+	*out = t;
+	return MSV_OK;
+fail:;
+	char why[160];
+	openssl_reason(why, sizeof(why));
+	msv__tls_free(t);
+	return msv_error_set(err, MSV_E_TLS, MSV_CLASS_LOCAL, "cannot set up TLS for %s: %s", name, why);
+}
+
+void msv__tls_free(msv_tls *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	msv_free(t);
+}
+
+static const char *verify_hint(long v)
+{
+	switch (v) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+		return " (issued by an unknown CA)";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return " (the certificate is for another host name)";
+	default:
+		return "";
+	}
+}
+
+/* Maps an OpenSSL failure into err; returns MSV_TLS_ERROR. */
+static int tls_fail(msv_tls *t, int ret, const char *what, msv_error *err)
+{
+	int e = SSL_get_error(t->ssl, ret);
+	if (e == SSL_ERROR_WANT_READ)
+		return MSV_TLS_WANT_READ;
+	if (e == SSL_ERROR_WANT_WRITE)
+		return MSV_TLS_WANT_WRITE;
+	long v = SSL_get_verify_result(t->ssl);
+	if (!t->insecure && v != X509_V_OK) {
+		msv_error_set(err, MSV_E_TLS_VERIFY, MSV_CLASS_TEMPORARY,
+		              "TLS certificate verification failed for %s: %s%s", t->name,
+		              X509_verify_cert_error_string(v), verify_hint(v));
+		ERR_clear_error();
+		return MSV_TLS_ERROR;
+	}
+	char why[160];
+	if (e == SSL_ERROR_SYSCALL && !ERR_peek_last_error())
+		snprintf(why, sizeof(why), "connection closed by server");
+	else
+		openssl_reason(why, sizeof(why));
+	msv_error_set(err, MSV_E_TLS, MSV_CLASS_TEMPORARY, "TLS %s with %s failed: %s", what, t->name, why);
+	return MSV_TLS_ERROR;
+}
+
+int msv__tls_handshake(msv_tls *t, msv_error *err)
+{
+	ERR_clear_error();
+	int r = SSL_connect(t->ssl);
+	if (r == 1)
+		return MSV_TLS_DONE;
+	return tls_fail(t, r, "handshake", err);
+}
+
+int msv__tls_read(msv_tls *t, char *buf, size_t cap, size_t *n, msv_error *err)
+{
+	ERR_clear_error();
+	*n = 0;
+	int r = SSL_read_ex(t->ssl, buf, cap, n);
+	if (r == 1)
+		return MSV_TLS_DONE;
+	int e = SSL_get_error(t->ssl, r);
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		*n = 0;
+		return MSV_TLS_DONE;
+	}
+	return tls_fail(t, r, "read", err);
+}
+
+int msv__tls_write(msv_tls *t, const char *buf, size_t len, size_t *n, msv_error *err)
+{
+	ERR_clear_error();
+	*n = 0;
+	int r = SSL_write_ex(t->ssl, buf, len, n);
+	if (r == 1)
+		return MSV_TLS_DONE;
+	return tls_fail(t, r, "write", err);
+}
+
+void msv__tls_describe(const msv_tls *t, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+}
