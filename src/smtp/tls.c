@@ -9,7 +9,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tls.h"
 
@@ -62,6 +64,15 @@ msv_result msv__tls_ctx_new(msv_tls_ctx **out, const msv_client_options *o, msv_
 	SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_verify(c->ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	/* OpenSSL's reason for an unreadable file is "system lib": say which. */
+	const char *files[] = {o->ca_file, o->client_cert, o->client_key};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i] && access(files[i], R_OK)) {
+			msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "cannot read %s: %s", files[i],
+			              strerror(errno));
+			msv__tls_ctx_free(c);
+			return MSV_E_CONFIG;
+		}
 	if (o->ca_file || o->ca_path) {
 		if (!SSL_CTX_load_verify_locations(c->ctx, o->ca_file, o->ca_path))
 			return ctx_error(err, c, "cannot load CA certificates from",
