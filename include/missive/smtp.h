@@ -87,17 +87,21 @@ MSV_EXTERN msv_result msv_smtp_parse_ehlo(msv_smtp_caps *caps, const char *text,
 /* ---- replies ---- */
 
 /* RFC 5321 4.5.3.1.5 allows 512 octets per reply line; real servers send
- * longer ones (long EHLO AUTH lists, banner art), so allow 8x that. */
+ * longer ones (long EHLO AUTH lists, banner art), so allow 8x that.
+ * Counted without the CRLF. */
 #define MSV_REPLY_LINE_MAX 4096
 /* Bounds a multi-line reply so a hostile server cannot grow it forever. */
 #define MSV_REPLY_MAX 65536
 #define MSV_REPLY_LINES_MAX 256
 
-/* A reply as reported to callers: the first line's text, sanitized. */
+/* A reply as reported to callers. */
 typedef struct msv_smtp_reply {
 	int code;                        /* 0: no reply (command never answered) */
 	char enhanced[MSV_ENHANCED_MAX]; /* "5.1.1", or "" */
-	char text[MSV_TEXT_MAX];         /* text after the code and enhanced code */
+	/* Every line's text after the code, joined by single spaces, with an
+	 * enhanced code that only repeats the first line's dropped (so a
+	 * multi-line 550 reads as one sentence); sanitized, truncated. */
+	char text[MSV_TEXT_MAX];
 } msv_smtp_reply;
 
 /*
@@ -111,7 +115,8 @@ typedef struct msv_smtp_reply {
  *    0  more bytes are needed;
  *   <0  -msv_result: the reply is malformed or too large (err says why).
  * Enhanced codes are sanitized as Postfix does: a class digit that does
- * not match the reply's first digit turns the code into "X.0.0".
+ * not match the reply's first digit turns the code into "<c>.0.0", c
+ * being the reply's first digit.
  */
 MSV_EXTERN long msv_reply_parse(const char *buf, size_t len, msv_smtp_reply *out, msv_buf *lines,
                                 msv_error *err);
@@ -170,7 +175,7 @@ typedef struct msv_smtp_options {
 	int auth_token;        /* secret is an OAuth bearer token */
 	int allow_plaintext_auth;
 	size_t body_line_max;  /* longest body line, without CRLF; 0: 998 (RFC 5321 4.5.3.1.6) */
-	size_t bdat_chunk;     /* BDAT chunk size; 0: 64 KiB */
+	size_t bdat_chunk;     /* largest BDAT chunk; 0: 64 KiB */
 	msv_trace_fn trace;
 	void *trace_payload;
 } msv_smtp_options;
@@ -219,11 +224,13 @@ MSV_EXTERN void msv_smtp_fail(msv_smtp *s, const msv_error *err);
  * server's limit, SMTPUTF8 and 8BITMIME availability.  On failure nothing
  * was sent and the session stays READY. */
 MSV_EXTERN MSV_WUR msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env);
-/* Message bytes (WANT_BODY only), any chunking.  Line ends are
+/* Message bytes (WANT_BODY only), split anywhere.  Line ends are
  * normalized (bare CR and bare LF become CRLF), lines starting with "."
  * are dot-stuffed for DATA, so the end-of-data sequence can never appear
- * inside the message.  Step again after each call: the output must be
- * written before more body is accepted. */
+ * inside the message.  A NUL octet or a line over body_line_max fails the
+ * session (MSV_E_BAD_MESSAGE) without ending the data, so the server
+ * discards it.  Step after each call and write the output before giving
+ * more; one call may carry at most 256 MiB. */
 MSV_EXTERN MSV_WUR msv_result msv_smtp_body(msv_smtp *s, const char *data, size_t len);
 /* Ends the message: terminates the last line, sends the final "." or the
  * last BDAT chunk. */

@@ -16,6 +16,7 @@ void msv__body_init(msv_body_xf *x, int stuff, size_t line_max)
 {
 	x->stuff = stuff;
 	x->cr = 0;
+	x->nul = 0;
 	x->line_len = 0;
 	x->line_no = 1;
 	x->line_max = line_max ? line_max : 998;
@@ -54,7 +55,10 @@ msv_result msv__body_add(msv_body_xf *x, msv_buf *out, const char *p, size_t n, 
 			x->line_no++;
 			continue;
 		}
-		if (++x->line_len > x->line_max) {
+		/* NUL is not text (RFC 5321 4.5.2 and 8BITMIME alike), and some
+		 * servers end a line at it: refuse rather than send it. */
+		if (++x->line_len > x->line_max || c == '\0') {
+			x->nul = c == '\0';
 			out->len = (size_t)(o - out->data);
 			out->data[out->len] = '\0';
 			if (bad_line)

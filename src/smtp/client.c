@@ -70,6 +70,9 @@ static int set_flags(int fd)
 
 msv_result msv_client_new(msv_client **out, const msv_client_options *opts, msv_error *err)
 {
+	if (opts->version != MSV_CLIENT_OPTIONS_VERSION || opts->smtp.version != MSV_SMTP_OPTIONS_VERSION)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "options were built for another version of libmissive");
 	if (!opts->host || !*opts->host)
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "no server host given");
 	msv_client *c = msv_calloc(1, sizeof(*c));

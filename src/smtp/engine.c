@@ -42,6 +42,7 @@ typedef enum cmd {
 typedef struct pending {
 	cmd c;
 	size_t idx; /* recipient index for C_RCPT, 1 for the last BDAT */
+	uint64_t end; /* its last byte, counted in all bytes ever queued */
 } pending;
 
 struct msv_smtp {
@@ -58,6 +59,7 @@ struct msv_smtp {
 	msv_buf in;
 	msv_buf out;
 	size_t out_off;
+	uint64_t written; /* bytes ever handed to msv_smtp_written() */
 	msv_buf lines;  /* text lines of the last reply, for EHLO and 334 */
 	msv_buf scratch; /* trace and command assembly */
 
@@ -75,6 +77,12 @@ struct msv_smtp {
 	int mail_failed;
 	int data_failed;
 	int discard; /* 354 although nobody was accepted: end the data empty */
+	int utf8;    /* the envelope needs SMTPUTF8 */
+	/* The server may still hold a transaction open (MAIL accepted, data
+	 * never ended): RSET before the next MAIL, or it answers "503 nested
+	 * MAIL" and every recipient of the next message is bounced. */
+	int need_rset;
+	int mail_after_rset; /* no PIPELINING: MAIL waits for RSET's reply */
 	msv_body_xf xf;
 	msv_buf chunk; /* BDAT: transformed bytes not yet framed */
 };
@@ -173,6 +181,7 @@ static msv_result push_pending(msv_smtp *s, cmd c, size_t idx)
 	}
 	s->pend[s->pend_head + s->pend_len].c = c;
 	s->pend[s->pend_head + s->pend_len].idx = idx;
+	s->pend[s->pend_head + s->pend_len].end = s->written + (s->out.len - s->out_off);
 	s->pend_len++;
 	return MSV_OK;
 }
@@ -218,6 +227,8 @@ static char *dup_opt(const char *s)
 
 msv_result msv_smtp_new(msv_smtp **out, const msv_smtp_options *opts)
 {
+	if (opts->version != MSV_SMTP_OPTIONS_VERSION)
+		return MSV_E_INVALID;
 	msv_smtp *s = msv_calloc(1, sizeof(*s));
 	if (!s)
 		return MSV_E_NOMEM;
@@ -426,8 +437,11 @@ static int is_2xx(const msv_smtp_reply *r)
 	return r->code >= 200 && r->code < 300;
 }
 
-static void txn_done(msv_smtp *s)
+/* ended: the server answered the end of the data, which closes the
+ * transaction on its side whatever the answer. */
+static void txn_done(msv_smtp *s, int ended)
 {
+	s->need_rset = !s->mail_failed && !ended;
 	set_state(s, ST_TXN_DONE);
 }
 
@@ -449,12 +463,13 @@ static int pipelining(const msv_smtp *s)
 }
 
 static void send_rcpt(msv_smtp *s, size_t i);
+static void send_envelope(msv_smtp *s);
 
 /* Envelope replies are all in: body, or done. */
 static void envelope_complete(msv_smtp *s)
 {
 	if (s->mail_failed || !s->txn.accepted) {
-		txn_done(s);
+		txn_done(s, 0);
 		return;
 	}
 	msv__body_init(&s->xf, !s->bdat, s->o.body_line_max);
@@ -471,7 +486,7 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 			for (size_t i = 0; i < s->txn.nrcpt; i++)
 				s->txn.rcpt[i].reply = *r;
 			if (!pipelining(s))
-				txn_done(s);
+				txn_done(s, 0);
 			return;
 		}
 		if (!pipelining(s))
@@ -496,7 +511,7 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 			if (s->txn.accepted)
 				send_cmd(s, C_DATA, 0, "DATA");
 			else
-				txn_done(s);
+				txn_done(s, 0);
 		}
 		return;
 	case C_DATA:
@@ -505,7 +520,7 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 				data_refused(s, r);
 			else
 				s->txn.data = *r;
-			txn_done(s);
+			txn_done(s, 0);
 			return;
 		}
 		if (s->mail_failed || !s->txn.accepted) {
@@ -527,7 +542,8 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 		if (p->c == C_DOT || p->idx) { /* the end of the data */
 			if (!s->data_failed && !s->discard)
 				s->txn.data = *r;
-			txn_done(s);
+			/* RFC 3030 leaves the state after a failed chunk vague */
+			txn_done(s, !(s->bdat && s->data_failed));
 		}
 		return;
 	default:
@@ -545,6 +561,13 @@ static void on_reply(msv_smtp *s, const msv_smtp_reply *r)
 		return;
 	}
 	pending p = s->pend[s->pend_head];
+	/* A reply to a command still in our output buffer was sent before
+	 * the server could have read the command. */
+	if (p.end > s->written) {
+		fail(s, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY,
+		     "server replied before the command was sent: %d %s", r->code, r->text);
+		return;
+	}
 	s->pend_head++;
 	if (!--s->pend_len)
 		s->pend_head = 0;
@@ -607,7 +630,12 @@ static void on_reply(msv_smtp *s, const msv_smtp_reply *r)
 			fail_reply(s, MSV_E_REPLY, r, p.c == C_RSET ? "server refused RSET" : "server refused NOOP");
 			return;
 		}
-		set_state(s, ST_READY);
+		if (s->mail_after_rset) {
+			s->mail_after_rset = 0;
+			send_envelope(s);
+		} else if (s->state != ST_ENVELOPE) {
+			set_state(s, ST_READY);
+		}
 		return;
 	case C_QUIT:
 		set_state(s, ST_CLOSED);
@@ -694,7 +722,9 @@ void msv_smtp_output(const msv_smtp *s, const char **data, size_t *len)
 void msv_smtp_written(msv_smtp *s, size_t n)
 {
 	size_t left = s->out.len - s->out_off;
-	s->out_off += n < left ? n : left;
+	n = n < left ? n : left;
+	s->out_off += n;
+	s->written += n;
 	if (s->out_off == s->out.len) {
 		/* wipe: the buffer may have carried an AUTH payload */
 		msv_wipe(s->out.data, s->out.len);
@@ -881,14 +911,32 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 	s->mail_failed = s->data_failed = s->discard = 0;
 	msv_buf_reset(&s->chunk);
 
+	s->utf8 = utf8 || env->smtputf8;
+	set_state(s, ST_ENVELOPE);
+	if (s->need_rset) {
+		s->need_rset = 0;
+		send_cmd(s, C_RSET, 0, "RSET");
+		/* Without PIPELINING, MAIL must wait for RSET's reply. */
+		if (!pipelining(s)) {
+			s->mail_after_rset = 1;
+			return s->state == ST_FAILED ? s->err.code : MSV_OK;
+		}
+	}
+	send_envelope(s);
+	return s->state == ST_FAILED ? s->err.code : MSV_OK;
+}
+
+static void send_envelope(msv_smtp *s)
+{
+	const msv_envelope *env = s->env;
 	msv_buf *b = &s->scratch;
 	msv_buf_reset(b);
-	r = msv_buf_addf(b, "MAIL FROM:<%s>", env->from);
+	msv_result r = msv_buf_addf(b, "MAIL FROM:<%s>", env->from);
 	if (!r && (s->caps.flags & MSV_CAP_SIZE) && env->size)
 		r = msv_buf_addf(b, " SIZE=%llu", (unsigned long long)env->size);
 	if (!r && env->body_8bit && (s->caps.flags & MSV_CAP_8BITMIME))
 		r = msv_buf_addstr(b, " BODY=8BITMIME");
-	if (!r && (utf8 || env->smtputf8))
+	if (!r && s->utf8)
 		r = msv_buf_addstr(b, " SMTPUTF8");
 	if (!r && use_dsn(s) && env->dsn_ret)
 		r = msv_buf_addf(b, " RET=%s", env->dsn_ret);
@@ -897,9 +945,10 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 		if (!r)
 			r = add_xtext(b, env->envid);
 	}
-	if (r)
-		return refuse(s, r, MSV_CLASS_LOCAL, "cannot build MAIL: %s", msv_strerror(r));
-	set_state(s, ST_ENVELOPE);
+	if (r) {
+		fail(s, r, MSV_CLASS_LOCAL, "cannot build MAIL: %s", msv_strerror(r));
+		return;
+	}
 	send_line(s, C_MAIL, 0, b->data, b->len, NULL);
 	if (pipelining(s)) {
 		/* RFC 2920: the whole envelope in one write, one round trip. */
@@ -908,24 +957,24 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 		if (!s->bdat && s->state != ST_FAILED)
 			send_cmd(s, C_DATA, 0, "DATA");
 	}
-	return s->state == ST_FAILED ? s->err.code : MSV_OK;
 }
 
-static msv_result bdat_flush(msv_smtp *s, int last)
+/* Frames the first n bytes of the chunk buffer as one BDAT. */
+static msv_result bdat_flush(msv_smtp *s, size_t n, int last)
 {
 	char head[64];
-	int n = snprintf(head, sizeof(head), "BDAT %zu%s", s->chunk.len, last ? " LAST" : "");
-	msv_result r = msv_buf_add(&s->out, head, (size_t)n);
+	int hn = snprintf(head, sizeof(head), "BDAT %zu%s", n, last ? " LAST" : "");
+	msv_result r = msv_buf_add(&s->out, head, (size_t)hn);
 	if (!r)
 		r = msv_buf_add(&s->out, "\r\n", 2);
 	if (!r)
-		r = msv_buf_add(&s->out, s->chunk.data ? s->chunk.data : "", s->chunk.len);
+		r = msv_buf_add(&s->out, s->chunk.data ? s->chunk.data : "", n);
 	if (!r)
 		r = push_pending(s, C_BDAT, (size_t)last);
 	if (r)
 		return fail(s, r, MSV_CLASS_LOCAL, "cannot queue BDAT: %s", msv_strerror(r));
-	trace(s, MSV_TRACE_OUT, head, (size_t)n);
-	msv_buf_reset(&s->chunk);
+	trace(s, MSV_TRACE_OUT, head, (size_t)hn);
+	msv_buf_consume(&s->chunk, n);
 	return MSV_OK;
 }
 
@@ -933,6 +982,8 @@ static msv_result body_error(msv_smtp *s, msv_result r, size_t bad_line)
 {
 	/* The data cannot be ended cleanly any more: the connection must be
 	 * dropped, and the server discards what it got (RFC 5321 4.1.1.4). */
+	if (r == MSV_E_BAD_MESSAGE && s->xf.nul)
+		return fail(s, r, MSV_CLASS_USAGE, "message line %zu contains a NUL octet", bad_line);
 	if (r == MSV_E_BAD_MESSAGE)
 		return fail(s, r, MSV_CLASS_USAGE, "message line %zu is longer than %zu octets", bad_line,
 		            s->xf.line_max);
@@ -950,9 +1001,9 @@ msv_result msv_smtp_body(msv_smtp *s, const char *data, size_t len)
 	if (r)
 		return body_error(s, r, bad);
 	size_t chunk = s->o.bdat_chunk ? s->o.bdat_chunk : BDAT_CHUNK_DEFAULT;
-	if (s->bdat && s->chunk.len >= chunk)
-		return bdat_flush(s, 0);
-	return MSV_OK;
+	while (s->bdat && s->chunk.len >= chunk && !r)
+		r = bdat_flush(s, chunk, 0);
+	return r;
 }
 
 msv_result msv_smtp_body_end(msv_smtp *s)
@@ -965,7 +1016,7 @@ msv_result msv_smtp_body_end(msv_smtp *s)
 		return body_error(s, r, 0);
 	set_state(s, ST_DATA_END);
 	if (s->bdat)
-		return bdat_flush(s, 1);
+		return bdat_flush(s, s->chunk.len, 1);
 	return send_cmd(s, C_DOT, 0, ".");
 }
 
@@ -980,7 +1031,10 @@ static msv_result simple_cmd(msv_smtp *s, cmd c, msv_smtp_state st, const char *
 
 msv_result msv_smtp_rset(msv_smtp *s)
 {
-	return simple_cmd(s, C_RSET, ST_RSET, "RSET");
+	msv_result r = simple_cmd(s, C_RSET, ST_RSET, "RSET");
+	if (!r)
+		s->need_rset = 0;
+	return r;
 }
 
 msv_result msv_smtp_noop(msv_smtp *s)

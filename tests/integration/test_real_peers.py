@@ -410,28 +410,35 @@ def _first_diff(a, b):
 
 class PostfixPlainTest(PeerTest):
 
-    def plain(self, args):
-        return ["--server", "127.0.0.1:%d" % self.port("PLAIN_PORT"), "--tls", "none",
+    def plain(self, args, port="PLAIN_PORT"):
+        return ["--server", "127.0.0.1:%d" % self.port(port), "--tls", "none",
                 "--timeout", 15] + list(args)
 
     def test_plain_exact_roundtrip(self):
-        tag = unique("plain")
-        rcpt = tag + "@example.test"
-        msg = make_message(tag, "a@example.test", rcpt, tricky_body(tag))
-        path = write_message(msg)
-        proc = self.missive(self.plain(["--from", "a@example.test", "--to", rcpt,
-                                        "--message", path, "--json"]))
-        self.assertExit(proc, 0)
-        obj = self.json_of(proc)
-        self.assertEqual(obj.get("status"), "sent", obj)
-        self.assertEqual(obj.get("server"), "127.0.0.1:%d" % self.port("PLAIN_PORT"), obj)
-        r = self.recipient(obj, rcpt)
-        self.assertIs(r.get("accepted"), True, obj)
-        self.assertEqual(r.get("code"), 250, obj)
-        self.assertEqual(r.get("enhanced"), "2.1.5", obj)
-        self.assertNotIn("error", obj)
-        pre, _ = self.assertDelivered(rcpt, tag, sent=msg)
-        self.assertEqual(pre.get("return-path"), ["<a@example.test>"])
+        # PLAIN_PORT offers CHUNKING (the client may use BDAT); NOCHUNKING_PORT does not
+        # (DATA with dot-stuffing). Either way the Maildir copy must be the message sent.
+        for portname, service, counter in (("PLAIN_PORT", "plain", SENT),
+                                           ("NOCHUNKING_PORT", "nochunking", "data=1")):
+            with self.subTest(port=portname):
+                tag = unique("plain")
+                rcpt = tag + "@example.test"
+                msg = make_message(tag, "a@example.test", rcpt, tricky_body(tag))
+                path = write_message(msg)
+                mark = log_mark()
+                proc = self.missive(self.plain(["--from", "a@example.test", "--to", rcpt,
+                                                "--message", path, "--json"], port=portname))
+                self.assertExit(proc, 0)
+                obj = self.json_of(proc)
+                self.assertEqual(obj.get("status"), "sent", obj)
+                self.assertEqual(obj.get("server"), "127.0.0.1:%d" % self.port(portname), obj)
+                r = self.recipient(obj, rcpt)
+                self.assertIs(r.get("accepted"), True, obj)
+                self.assertEqual(r.get("code"), 250, obj)
+                self.assertEqual(r.get("enhanced"), "2.1.5", obj)
+                self.assertNotIn("error", obj)
+                self.assertSessionLog(mark, service, must=(counter,))
+                pre, _ = self.assertDelivered(rcpt, tag, sent=msg)
+                self.assertEqual(pre.get("return-path"), ["<a@example.test>"])
 
     def test_mixed_recipients_partial(self):
         tag = unique("mixed")
@@ -824,6 +831,28 @@ class AiosmtpdTest(PeerTest):
         self.assertEqual(env["mail_from"], "a@example.test")
         self.assertEqual(env["rcpt_tos"], [rcpt])
         self.assertOnlyOfferedParams(env)
+
+    def test_large_message_exact_bytes_over_data(self):
+        # 2 MB through DATA (aiosmtpd offers no CHUNKING), with dot lines sprinkled in.
+        tag = unique("aiolarge")
+        rcpt = tag + "@example.test"
+        lines, size, h = [], 0, hashlib.sha256(tag.encode()).digest()
+        while size < 2 * 1024 * 1024:
+            h = hashlib.sha256(h).digest()
+            line = base64.b64encode(h * 3).decode()[:76]
+            if h[0] < 8:
+                line = "." + line[1:]
+            elif h[0] < 12:
+                line = "."
+            lines.append(line)
+            size += len(line) + 2
+        msg = make_message(tag, "a@example.test", rcpt, lines)
+        proc = self.missive(self.aio(["--from", "a@example.test", "--to", rcpt,
+                                      "--message", write_message(msg)]))
+        self.assertExit(proc, 0)
+        env, raw = self.saved(tag)
+        self.assertEqual(len(raw), len(msg))
+        self.assertEqual(hashlib.sha256(raw).hexdigest(), hashlib.sha256(msg).hexdigest())
 
     def test_8bit_message_declares_body_8bitmime(self):
         # RFC 6152: 8-bit content goes with BODY=8BITMIME when the server offers 8BITMIME.

@@ -13,6 +13,8 @@ curl's test servers: scripted replies in, exact client transcript out.
 Log format (one record per line; bytes are shown with Python
 unicode_escape, so CR/LF/NUL/8-bit are visible as \\r \\n \\x00 \\xe9):
     SESSION <n> START <peer> / SESSION <n> END
+    R: <n>                 one read() returned n bytes (shows what the client
+                           sent in one write: pipelined groups, split writes)
     C: <command line>      a line from the client (CRLF stripped; a line
                            ended by a bare LF keeps a visible "\\n")
     S: <reply line>        a line we sent (raw writes are escaped whole)
@@ -126,6 +128,7 @@ class Conn:
             d = b""
         if not d:
             raise EOFError
+        self.log("R: %d" % len(d))
         self.buf += d
 
     def readline(self):
@@ -152,7 +155,8 @@ class Conn:
             self.out.append(ln.encode() + b"\r\n")
 
     def raw(self, data, split=None):
-        self.log("S: " + esc(data))
+        shown = esc(data[:300]) + ("... (%d bytes)" % len(data) if len(data) > 300 else "")
+        self.log("S: " + shown)
         self.out.append(data)
         if split is False:              # must stay one write (injection)
             self.flush(split=False)

@@ -12,7 +12,7 @@
 #
 # Files written for the tests:
 #   DIR/ports.env        PLAIN_PORT=  SUBMISSION_PORT=  SMTPS_PORT=  PLAINAUTH_PORT=
-#                        EXPIRED_PORT=  WRONGHOST_PORT=  UNKNOWNCA_PORT=
+#                        EXPIRED_PORT=  WRONGHOST_PORT=  UNKNOWNCA_PORT=  NOCHUNKING_PORT=
 #   DIR/credentials.env  SASL_USER=testuser@example.test  SASL_PASSWORD=...
 #   DIR/maillog          everything Postfix logged (postlogd), smtpd_tls_loglevel=1
 #   DIR/mail/example.test/{new,cur,tmp}   ONE Maildir for all example.test recipients
@@ -27,6 +27,8 @@
 #   SUBMISSION_PORT  STARTTLS required (smtpd_tls_security_level=encrypt), AUTH offered after
 #                    STARTTLS; MAIL/RCPT without AUTH are refused (530 5.7.0 / 554 5.7.1).
 #   SMTPS_PORT       implicit TLS (smtpd_tls_wrappermode=yes), AUTH required as above.
+#   NOCHUNKING_PORT  like PLAIN_PORT but CHUNKING is not offered, so clients use DATA
+#                    (with dot-stuffing) instead of BDAT.
 #   PLAINAUTH_PORT   no TLS, but AUTH (PLAIN LOGIN CRAM-MD5) offered in clear text and
 #                    required: for checking that a client does NOT send credentials over
 #                    plaintext unless told to (--allow-plaintext-auth).
@@ -48,6 +50,8 @@
 #                             sends a real DSN to the envelope sender; when the sender is
 #                             @example.test that DSN lands in the Maildir too.
 #   DSN is offered; NOTIFY=SUCCESS to example.test recipients produces a "delivered" DSN.
+# Strictness: smtpd_forbid_bare_newline = reject (a bare LF in DATA/BDAT gets 550, also
+# from 127.0.0.1) and smtpd_forbid_unauth_pipelining = yes.
 set -eu
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 64; }
@@ -60,6 +64,7 @@ PY=/usr/bin/python3
 case "$DIR" in /*) ;; *) DIR=$(pwd)/$DIR ;; esac
 ETC=$DIR/etc
 PIDFILE=$DIR/queue/pid/master.pid
+PORT_VARS="PLAIN_PORT NOCHUNKING_PORT SUBMISSION_PORT SMTPS_PORT PLAINAUTH_PORT EXPIRED_PORT WRONGHOST_PORT UNKNOWNCA_PORT"
 
 master_pid() {
     [ -f "$PIDFILE" ] || return 1
@@ -107,8 +112,8 @@ configure() {
     # Ports: from the environment, else the ones chosen on a previous start of this DIR,
     # else free ones.
     # shellcheck disable=SC2046
-    set -- $(free_ports 7)
-    for v in PLAIN_PORT SUBMISSION_PORT SMTPS_PORT PLAINAUTH_PORT EXPIRED_PORT WRONGHOST_PORT UNKNOWNCA_PORT; do
+    set -- $(free_ports 8)
+    for v in $PORT_VARS; do
         eval "val=\${$v:-}"
         if [ -z "$val" ] && [ -f "$DIR/ports.env" ]; then
             val=$(sed -n "s/^$v=\([0-9][0-9]*\)\$/\1/p" "$DIR/ports.env")
@@ -119,6 +124,7 @@ configure() {
     done
     cat > "$DIR/ports.env.tmp" <<PORTS
 PLAIN_PORT=$PLAIN_PORT
+NOCHUNKING_PORT=$NOCHUNKING_PORT
 SUBMISSION_PORT=$SUBMISSION_PORT
 SMTPS_PORT=$SMTPS_PORT
 PLAINAUTH_PORT=$PLAINAUTH_PORT
@@ -240,6 +246,11 @@ L
   -o syslog_name=postfix/plain
   -o smtpd_tls_security_level=none
   -o smtpd_sasl_auth_enable=no
+127.0.0.1:$NOCHUNKING_PORT inet n - n - - smtpd
+  -o syslog_name=postfix/nochunking
+  -o smtpd_tls_security_level=none
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_discard_ehlo_keywords=chunking,silent-discard
 MASTER
         tls_auth_listener "$SUBMISSION_PORT" submission server
         cat <<MASTER
@@ -297,8 +308,8 @@ MASTER
 wait_ports() {
     # shellcheck source=/dev/null
     . "$DIR/ports.env"
-    $PY - "$PLAIN_PORT" "$SUBMISSION_PORT" "$SMTPS_PORT" "$PLAINAUTH_PORT" \
-        "$EXPIRED_PORT" "$WRONGHOST_PORT" "$UNKNOWNCA_PORT" <<'PYEOF'
+    # shellcheck disable=SC2046
+    $PY - $(for v in $PORT_VARS; do eval "echo \$$v"; done) <<'PYEOF'
 import socket, sys, time
 deadline = time.monotonic() + 20
 for port in map(int, sys.argv[1:]):

@@ -40,6 +40,18 @@ typedef struct drv {
 	int trace_bad;        /* a trace line held CR or LF */
 } drv;
 
+/* memmem without _GNU_SOURCE. */
+SCRIPT_FN const char *mem_find(const void *hay, size_t hn, const void *needle, size_t nn)
+{
+	const char *h = hay;
+	if (!nn)
+		return h;
+	for (size_t i = 0; h && i + nn <= hn; i++)
+		if (h[i] == *(const char *)needle && !memcmp(h + i, needle, nn))
+			return h + i;
+	return NULL;
+}
+
 SCRIPT_FN const char *ev_name(msv_smtp_event ev)
 {
 	switch (ev) {
@@ -151,6 +163,9 @@ SCRIPT_FN msv_smtp_event drv_feed(drv *d, const char *p, size_t n)
 	return drv_run(d);
 }
 
+/* Feeds a NUL-terminated string (not for the close: use drv_feed(d, "", 0)). */
+#define drv_feeds(d, str) drv_feed(d, str, strlen(str))
+
 /* Feeds one byte at a time, running after each. */
 SCRIPT_FN msv_smtp_event drv_feed_bytes(drv *d, const char *p, size_t n)
 {
@@ -256,14 +271,14 @@ SCRIPT_FN int drv_trace_has(const drv *d, const char *needle)
 {
 	if (!d->trace.data || !needle[0])
 		return 0;
-	return memmem(d->trace.data, d->trace.len, needle, strlen(needle)) != NULL;
+	return mem_find(d->trace.data, d->trace.len, needle, strlen(needle)) != NULL;
 }
 
 SCRIPT_FN int drv_out_has(const drv *d, const char *needle)
 {
 	if (!d->out.data || !needle[0])
 		return 0;
-	return memmem(d->out.data, d->out.len, needle, strlen(needle)) != NULL;
+	return mem_find(d->out.data, d->out.len, needle, strlen(needle)) != NULL;
 }
 
 SCRIPT_FN void expect_err_at(const char *file, int line, drv *d, msv_result code, msv_class cls)
