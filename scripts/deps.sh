@@ -1,27 +1,35 @@
 #!/bin/sh
-# Installs the Debian packages missive needs to build and test, if missing.
-# Idempotent: one dpkg-query when everything is present, no network.
-#   scripts/deps.sh          build + test packages (also the test peers)
+# Installs the Debian packages missive needs, if missing.  Idempotent: one
+# dpkg-query when everything is present, no network.
+#   scripts/deps.sh          build, test and peer packages
 #   scripts/deps.sh build    only what the build needs
+#   scripts/deps.sh peers    only the test servers (Postfix, SASL, aiosmtpd)
+# Postfix is preseeded to "No configuration": no system mail daemon is set
+# up; the tests run private instances (tests/peers/postfix.sh).
 set -eu
-HERE=$(cd "$(dirname "$0")" && pwd)
 
-PKGS="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libcjson-dev libcmocka-dev python3 openssl"
+BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libcjson-dev libcmocka-dev python3 openssl"
+PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd openssl"
+case "${1:-all}" in
+    build) PKGS=$BUILD ;;
+    peers) PKGS=$PEERS ;;
+    all) PKGS="$BUILD $PEERS" ;;
+    *) echo "usage: $0 [build|peers]" >&2; exit 64 ;;
+esac
 
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$st" = "installed" ] || missing="$missing $p"
 done
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "deps.sh: missing packages:$missing (run as root to install them)" >&2
-        exit 1
-    fi
-    echo "deps.sh: installing:$missing" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages:$missing (run as root to install them)" >&2
+    exit 1
 fi
-[ "${1:-}" = build ] || "$HERE/../tests/peers/deps.sh"
+echo "deps.sh: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

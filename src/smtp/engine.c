@@ -131,8 +131,22 @@ static void set_state(msv_smtp *s, msv_smtp_state st)
 	s->state = st;
 }
 
+static msv_result refuse(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
+	MSV_PRINTF(4, 5);
 static msv_result fail(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
 	MSV_PRINTF(4, 5);
+
+/* A call cannot be carried out: report it, send nothing, keep the state. */
+static msv_result refuse(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	msv_error_vset(&s->err, code, cls, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* The session cannot go on. */
 static msv_result fail(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
 {
 	va_list ap;
@@ -818,18 +832,6 @@ static void send_rcpt(msv_smtp *s, size_t i)
 		return;
 	}
 	send_line(s, C_RCPT, i, b->data, b->len, NULL);
-}
-
-static msv_result refuse(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
-	MSV_PRINTF(4, 5);
-/* A check before MAIL failed: report it, send nothing, stay READY. */
-static msv_result refuse(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	msv_error_vset(&s->err, code, cls, fmt, ap);
-	va_end(ap);
-	return code;
 }
 
 static msv_result check_envelope(msv_smtp *s, const msv_envelope *env, int *utf8)

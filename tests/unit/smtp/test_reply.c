@@ -263,9 +263,9 @@ static char mismatch_x;
 static void mismatch_form(char *dst, int code)
 {
 	if (mismatch_x == 'X')
-		snprintf(dst, 8, "X.0.0");
+		snprintf(dst, 16, "X.0.0");
 	else
-		snprintf(dst, 8, "%d.0.0", code / 100);
+		snprintf(dst, 16, "%d.0.0", code / 100 % 10);
 }
 
 static void learn_mismatch_form(void)
@@ -344,7 +344,7 @@ static void enhanced_registry(void **state)
 			int cls = code / 100;
 			if (cls < 2 || cls > 5)
 				fail_msg("row %s: sample reply code %d", row, code);
-			char enh[32], in[256], mixed[32];
+			char enh[600], in[2048], mixed[16];
 			/* matching class: parsed as is */
 			snprintf(enh, sizeof(enh), "%d%s", cls, detail);
 			snprintf(in, sizeof(in), "%d %s Status text here\r\n", code, enh);

@@ -1,0 +1,22 @@
+#!/bin/sh
+# cmake --install puts a usable library in place: headers, libmissive,
+# missive.pc, the CLI and the man pages; a program built with pkg-config
+# against it compiles, links and runs.
+#   test_install.sh BUILD_DIR SOURCE_DIR CC "EXTRA_FLAGS"
+set -eu
+BUILD=$1 SRC=$2 CC=$3 FLAGS=${4:-}
+PREFIX=$(mktemp -d)
+trap 'rm -rf "$PREFIX"' EXIT
+cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
+for f in include/missive/core.h include/missive/smtp.h bin/missive share/man/man1/missive-send.1; do
+    [ -e "$PREFIX/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
+done
+PC=$(find "$PREFIX" -name missive.pc | head -n 1)
+[ -n "$PC" ] || { echo "missive.pc not installed" >&2; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$PC")
+# --define-prefix: the .pc names the configured prefix, not this one.
+# shellcheck disable=SC2046,SC2086
+$CC $FLAGS "$SRC/examples/send.c" $(pkg-config --define-prefix --cflags --libs missive) -o "$PREFIX/send"
+LD_LIBRARY_PATH=$(pkg-config --define-prefix --variable=libdir missive) "$PREFIX/send" 2>&1 | grep -q usage
+"$PREFIX/bin/missive" --version | grep -q '^missive '
+echo "install: ok ($(pkg-config --modversion missive))"
