@@ -496,12 +496,13 @@ static int run(send_args *a)
 		r = msv_client_connect(c);
 	if (!r) {
 		r = msv_client_send(c, &env, msg, len, &t);
-		/* QUIT's outcome changes nothing about what was sent. */
-		if (t)
-			(void)msv_client_quit(c);
 	}
 	if (r && c)
 		err = *msv_client_error(c);
+	/* Said only while the session is alive; its outcome changes nothing
+	 * about what was sent. */
+	if (c)
+		(void)msv_client_quit(c);
 	if (!r && t && t->accepted < t->nrcpt)
 		partial_error(&err, t);
 

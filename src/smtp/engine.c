@@ -569,6 +569,12 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 
 static void on_reply(msv_smtp *s, const msv_smtp_reply *r)
 {
+	if (!s->pend_len && r->code == 421) {
+		/* An idle session timed out on the server's side: it says so
+		 * and closes.  Not a violation; the connection is just gone. */
+		fail_reply(s, MSV_E_CLOSED, r, "server closed the idle session");
+		return;
+	}
 	if (!s->pend_len) {
 		fail(s, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY,
 		     "server sent a reply nobody asked for: %d %s", r->code, r->text);

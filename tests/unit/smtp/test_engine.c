@@ -1564,6 +1564,21 @@ static void rset_noop_quit(void **state)
 	drv_close(&d);
 }
 
+static void idle_421_is_close(void **state)
+{
+	(void)state;
+	/* a server timing out an idle session says 421 and closes: not a
+	 * protocol violation, a closed connection (temporary) */
+	drv d;
+	msv_smtp_options o = plain_opts();
+	drv_ready(&d, &o, EHLO_PIPE);
+	expect_ev(&d, drv_feeds(&d, "421 4.4.2 mx idle timeout\r\n"), MSV_SMTP_FAILED);
+	assert_int_equal(msv_smtp_error(d.s)->code, MSV_E_CLOSED);
+	assert_int_equal(msv_smtp_error(d.s)->cls, MSV_CLASS_TEMPORARY);
+	assert_int_equal(msv_smtp_error(d.s)->reply_code, 421);
+	drv_close(&d);
+}
+
 static void unsolicited_reply(void **state)
 {
 	(void)state;
@@ -1764,6 +1779,7 @@ int main(void)
 		cmocka_unit_test(auth_then_send),
 		cmocka_unit_test(implicit_tls),
 		cmocka_unit_test(rset_noop_quit),
+		cmocka_unit_test(idle_421_is_close),
 		cmocka_unit_test(unsolicited_reply),
 		cmocka_unit_test(server_close),
 		cmocka_unit_test(driver_failure),
