@@ -506,8 +506,11 @@ static msv_result send_common(msv_client *c, const msv_envelope *env, const char
 			r = n ? msv_smtp_body(c->smtp, chunk, (size_t)n) : msv_smtp_body_end(c->smtp);
 		} else {
 			size_t n = len - off < BODY_CHUNK ? len - off : BODY_CHUNK;
-			r = n ? msv_smtp_body(c->smtp, msg + off, n) : msv_smtp_body_end(c->smtp);
+			r = n ? msv_smtp_body(c->smtp, msg + off, n) : MSV_OK;
 			off += n;
+			/* The last piece and the end of data leave in one write. */
+			if (!r && off == len)
+				r = msv_smtp_body_end(c->smtp);
 		}
 		if (r) {
 			c->err = *msv_smtp_error(c->smtp);
