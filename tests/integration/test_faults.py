@@ -120,7 +120,7 @@ def cert(name):
 class FaultServer:
     """One faultsmtp process running one scenario on 127.0.0.1:<ephemeral>."""
 
-    def __init__(self, scenario, certname=None):
+    def __init__(self, scenario, certname=None, client_ca=None):
         self.dir = tempfile.mkdtemp(prefix=scenario + ".", dir=T["dir"])
         self.logfile = os.path.join(self.dir, "server.log")
         self.errfile = os.path.join(self.dir, "server.stderr")
@@ -130,6 +130,8 @@ class FaultServer:
                "--save-dir", self.dir, "--idle-timeout", "30"]
         if certname:
             cmd += ["--cert", cert(certname + ".pem"), "--key", cert(certname + ".key")]
+        if client_ca:
+            cmd += ["--client-ca", cert(client_ca)]
         with open(self.errfile, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
@@ -192,8 +194,8 @@ class FaultTest(unittest.TestCase):
             self.assertNotIn("Traceback", err, "faultsmtp crashed (test bug):\n" + err)
 
     # ---- helpers ----------------------------------------------------------
-    def serve(self, scenario, certname=None):
-        self.srv = FaultServer(scenario, certname)
+    def serve(self, scenario, certname=None, client_ca=None):
+        self.srv = FaultServer(scenario, certname, client_ca)
         self.servers.append(self.srv)
         return self.srv
 
@@ -480,6 +482,19 @@ class FaultTest(unittest.TestCase):
         self.serve("starttls", "server")      # the certificate has IP:127.0.0.1
         r = self.send("--ca-file", cert("ca.pem"), tls="starttls", host="127.0.0.1")
         self.check(r, 0)
+
+    def test_tls_client_certificate(self):
+        # the server requires a client certificate from the test CA
+        self.serve("starttls", "server", client_ca="ca.pem")
+        r = self.send("--ca-file", cert("ca.pem"), "--client-cert", cert("client.pem"),
+                      "--client-key", cert("client.key"), tls="starttls", host="localhost")
+        self.check(r, 0)
+        self.assertRegex(self.srv.log(), r"EVENT: client certificate .*commonName=testclient", self.srv.log())
+        # without one the handshake fails, temporarily, and nothing is sent
+        self.serve("starttls", "server", client_ca="ca.pem")
+        r = self.send("--ca-file", cert("ca.pem"), tls="starttls", host="localhost")
+        self.check(r, 75, cls="temporary", status="failed")
+        self.assertNotIn("MAIL", self.commands(self.srv.log()))
 
     def test_tls_insecure_wrong_host(self):
         self.serve("starttls", "wronghost")

@@ -301,6 +301,10 @@ class Session:
             raise Close("TLS handshake failed: %s" % e)
         self.log("EVENT: TLS established %s %s" % (self.c.sock.version(),
                                                    self.c.sock.cipher()[0]))
+        peer = self.c.sock.getpeercert()
+        if peer:
+            subject = ",".join("%s=%s" % kv for rdn in peer.get("subject", ()) for kv in rdn)
+            self.log("EVENT: client certificate " + subject)
         self.tls, self.helo, self.authed = True, None, False
         self.reset()
 
@@ -509,6 +513,9 @@ class Server:
         if args.cert:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(args.cert, args.key or args.cert)
+            if args.client_ca:
+                self.ctx.verify_mode = ssl.CERT_REQUIRED
+                self.ctx.load_verify_locations(args.client_ca)
 
     def save(self, body):
         if self.save_dir:
@@ -525,6 +532,7 @@ def main():
     ap.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--client-ca", help="require a client certificate issued by this CA")
     ap.add_argument("--log", help="transcript file (default: stderr)")
     ap.add_argument("--ready-file", help="the bound port is written here when listening")
     ap.add_argument("--max-sessions", type=int, help="exit after serving N sessions")
