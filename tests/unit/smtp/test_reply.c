@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "missive/smtp.h"
+#include "script.h" /* esc() */
 
 #ifndef MSV_CORPUS_DIR
 #define MSV_CORPUS_DIR "../shared/corpus"
@@ -30,24 +31,6 @@ static void read_corpus(msv_buf *b, const char *rel)
 		assert_int_equal(msv_buf_add(b, tmp, n), MSV_OK);
 	fclose(f);
 	assert_true(b->len > 0);
-}
-
-static const char *esc(char *dst, size_t dstsz, const char *p, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 8 < dstsz; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '\r')
-			o += (size_t)snprintf(dst + o, dstsz - o, "\\r");
-		else if (c == '\n')
-			o += (size_t)snprintf(dst + o, dstsz - o, "\\n");
-		else if (c < 0x20 || c >= 0x7f)
-			o += (size_t)snprintf(dst + o, dstsz - o, "\\x%02x", c);
-		else
-			dst[o++] = (char)c;
-	}
-	dst[o] = '\0';
-	return dst;
 }
 
 /* Small cursor parsers for the corpus files (no sscanf). */
