@@ -3,13 +3,13 @@
 # dpkg-query when everything is present, no network.
 #   scripts/deps.sh          build, test and peer packages
 #   scripts/deps.sh build    only what the build needs
-#   scripts/deps.sh peers    only the test servers (Postfix, SASL, aiosmtpd)
+#   scripts/deps.sh peers    only the test peers (Postfix, SASL, aiosmtpd, dkimpy, OpenDKIM)
 # Postfix is preseeded to "No configuration": no system mail daemon is set
 # up; the tests run private instances (tests/peers/postfix.sh).
 set -eu
 
-BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libcjson-dev libcmocka-dev python3 openssl"
-PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd openssl"
+BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libidn2-dev libcjson-dev libcmocka-dev python3 openssl"
+PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd python3-dkim opendkim-tools openssl"
 case "${1:-all}" in
     build) PKGS=$BUILD ;;
     peers) PKGS=$PEERS ;;
