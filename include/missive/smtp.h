@@ -313,6 +313,14 @@ MSV_EXTERN MSV_WUR msv_result msv_client_send(msv_client *c, const msv_envelope 
 MSV_EXTERN MSV_WUR msv_result msv_client_send_stream(msv_client *c, const msv_envelope *env,
                                                      msv_read_fn fn, void *payload,
                                                      const msv_smtp_txn **txn);
+/* NOOP: checks that an idle session still answers.  A failure closes it. */
+MSV_EXTERN MSV_WUR msv_result msv_client_noop(msv_client *c);
+/* The last transaction as far as it went, also when the send failed:
+ * txn->mail.code == 0 means the server never answered MAIL, so it
+ * cannot have taken the message.  NULL before any connect. */
+MSV_EXTERN const msv_smtp_txn *msv_client_last_txn(const msv_client *c);
+/* 1 while the connection is open and usable. */
+MSV_EXTERN int msv_client_connected(const msv_client *c);
 /* Says QUIT and closes; errors past this point change nothing sent. */
 MSV_EXTERN msv_result msv_client_quit(msv_client *c);
 /* From any thread: the blocked call returns MSV_E_CANCELLED promptly. */

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tls.h"
+#include "client.h"
 
 #define READ_CHUNK 16384
 #define BODY_CHUNK 65536
@@ -70,6 +70,12 @@ static int set_flags(int fd)
 
 msv_result msv_client_new(msv_client **out, const msv_client_options *opts, msv_error *err)
 {
+	return msv__client_new_shared(out, opts, NULL, err);
+}
+
+msv_result msv__client_new_shared(msv_client **out, const msv_client_options *opts, msv_tls_ctx *tls,
+                                  msv_error *err)
+{
 	if (opts->version != MSV_CLIENT_OPTIONS_VERSION || opts->smtp.version != MSV_SMTP_OPTIONS_VERSION)
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 		                     "options were built for another version of libmissive");
@@ -112,7 +118,9 @@ msv_result msv_client_new(msv_client **out, const msv_client_options *opts, msv_
 		msv_client_free(c);
 		return MSV_E_SYSTEM;
 	}
-	if (c->o.smtp.tls != MSV_TLS_NONE) {
+	if (tls) {
+		c->tctx = msv__tls_ctx_ref(tls);
+	} else if (c->o.smtp.tls != MSV_TLS_NONE) {
 		msv_result r = msv__tls_ctx_new(&c->tctx, &c->o, err);
 		if (r) {
 			msv_client_free(c);
@@ -542,11 +550,37 @@ msv_result msv_client_send_stream(msv_client *c, const msv_envelope *env, msv_re
 	return send_common(c, env, NULL, 0, fn, payload, txn);
 }
 
+msv_result msv_client_noop(msv_client *c)
+{
+	if (c->fd < 0)
+		return msv_error_set(&c->err, MSV_E_STATE, MSV_CLASS_USAGE, "not connected");
+	if (msv_smtp_noop(c->smtp)) {
+		c->err = *msv_smtp_error(c->smtp);
+		return c->err.code;
+	}
+	if (drive(c) == MSV_SMTP_READY)
+		return MSV_OK;
+	close_conn(c);
+	return c->err.code ? c->err.code : MSV_E_PROTOCOL;
+}
+
+const msv_smtp_txn *msv_client_last_txn(const msv_client *c)
+{
+	return c->smtp ? msv_smtp_result(c->smtp) : NULL;
+}
+
+int msv_client_connected(const msv_client *c)
+{
+	return c->fd >= 0;
+}
+
 msv_result msv_client_quit(msv_client *c)
 {
 	msv_result r = MSV_OK;
 	if (c->fd >= 0 && msv_smtp_quit(c->smtp) == MSV_OK && drive(c) != MSV_SMTP_CLOSED)
 		r = c->err.code;
+	if (!r && c->tls)
+		msv__tls_close_notify(c->tls);
 	close_conn(c);
 	return r;
 }

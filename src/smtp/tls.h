@@ -11,6 +11,8 @@ enum { MSV_TLS_DONE = 1, MSV_TLS_WANT_READ = -2, MSV_TLS_WANT_WRITE = -3, MSV_TL
 
 /* Verification settings, CA store, client certificate, TLS 1.2 minimum. */
 msv_result msv__tls_ctx_new(msv_tls_ctx **out, const msv_client_options *o, msv_error *err);
+/* Contexts are shared by reference; free drops one reference. */
+msv_tls_ctx *msv__tls_ctx_ref(msv_tls_ctx *ctx);
 void msv__tls_ctx_free(msv_tls_ctx *ctx);
 
 /* A TLS session over a connected non-blocking socket; name is checked
@@ -24,7 +26,9 @@ void msv__tls_free(msv_tls *t);
 int msv__tls_handshake(msv_tls *t, msv_error *err);
 int msv__tls_read(msv_tls *t, char *buf, size_t cap, size_t *n, msv_error *err);
 int msv__tls_write(msv_tls *t, const char *buf, size_t len, size_t *n, msv_error *err);
-/* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
+/* Sends close_notify after a clean QUIT. */
+void msv__tls_close_notify(msv_tls *t);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384", plus " (resumed)" for a resumed session */
 void msv__tls_describe(const msv_tls *t, char *buf, size_t n);
 
 #endif

@@ -478,6 +478,42 @@ class FaultTest(unittest.TestCase):
                          ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA", "QUIT"], log)
         self.assert_message(log, SIMPLE)
 
+    # ---- the connection pool, through `missive bench smtp` ----------------
+    def bench(self, *extra, tls="none", host="127.0.0.1"):
+        r = self.run_cli(["bench", "smtp", "--server", "%s:%d" % (host, self.srv.port),
+                          "--tls", tls, "--json"] + list(extra))
+        self.assertEqual(r.rc, 0, r.describe() + self.srvlog())
+        return json.loads(r.out)
+
+    def session_count(self):
+        return len(re.findall(r"^SESSION \d+ START ", self.srv.log(), re.M))
+
+    def test_pool_one_connection(self):
+        self.serve("ok")
+        out = self.bench("--messages", "100", "--connections", "1")
+        self.assertEqual(out["failed"], 0)
+        self.assertEqual(out["connections_opened"], 1)
+        self.assertEqual(self.session_count(), 1, self.srvlog())
+        self.assertEqual(len(re.findall(r"^DATA-BYTES: ", self.srv.log(), re.M)), 100)
+
+    def test_pool_n_connections(self):
+        self.serve("ok")
+        out = self.bench("--messages", "100", "--connections", "4")
+        self.assertEqual(out["failed"], 0)
+        self.assertLessEqual(self.session_count(), 4, self.srvlog())
+        self.assertGreaterEqual(self.session_count(), 2, self.srvlog())
+        self.assertEqual(len(re.findall(r"^DATA-BYTES: ", self.srv.log(), re.M)), 100)
+
+    def test_pool_tls_resumption(self):
+        # a new connection per 2 messages; each after the first resumes
+        self.serve("starttls", "server")
+        out = self.bench("--messages", "6", "--max-per-connection", "2", "--ca-file",
+                         cert("ca.pem"), tls="starttls", host="localhost")
+        self.assertEqual(out["connections_opened"], 3)
+        self.assertEqual(out["tls_resumed"], 2, out)
+        self.assertEqual(len(re.findall(r"^EVENT: TLS resumed", self.srv.log(), re.M)), 2,
+                         self.srvlog())
+
     def test_tls_valid_ip_literal(self):
         self.serve("starttls", "server")      # the certificate has IP:127.0.0.1
         r = self.send("--ca-file", cert("ca.pem"), tls="starttls", host="127.0.0.1")

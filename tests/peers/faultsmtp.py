@@ -301,6 +301,8 @@ class Session:
             raise Close("TLS handshake failed: %s" % e)
         self.log("EVENT: TLS established %s %s" % (self.c.sock.version(),
                                                    self.c.sock.cipher()[0]))
+        if self.c.sock.session_reused:
+            self.log("EVENT: TLS resumed")
         peer = self.c.sock.getpeercert()
         if peer:
             subject = ",".join("%s=%s" % kv for rdn in peer.get("subject", ()) for kv in rdn)

@@ -1,0 +1,53 @@
+/* Server, TLS and authentication flags, one parser for every command that
+ * connects (send, bench), so a flag means the same everywhere. */
+#ifndef MSV_CLI_CONNOPTS_H
+#define MSV_CLI_CONNOPTS_H
+
+#include <getopt.h>
+
+#include "missive/smtp.h"
+
+enum {
+	CLI_C_SERVER = 3000, CLI_C_TLS, CLI_C_CA_FILE, CLI_C_INSECURE, CLI_C_CLIENT_CERT,
+	CLI_C_CLIENT_KEY, CLI_C_HELO, CLI_C_TIMEOUT, CLI_C_DEADLINE, CLI_C_USER,
+	CLI_C_PASSWORD_FILE, CLI_C_PASSWORD_ENV, CLI_C_OAUTH_TOKEN_FILE, CLI_C_AUTH,
+	CLI_C_ALLOW_PLAINTEXT_AUTH, CLI_C_TRACE,
+};
+
+#define CLI_CONN_LONGOPTS                                                          \
+	{"server", required_argument, NULL, CLI_C_SERVER},                             \
+	{"tls", required_argument, NULL, CLI_C_TLS},                                   \
+	{"ca-file", required_argument, NULL, CLI_C_CA_FILE},                           \
+	{"insecure", no_argument, NULL, CLI_C_INSECURE},                               \
+	{"client-cert", required_argument, NULL, CLI_C_CLIENT_CERT},                   \
+	{"client-key", required_argument, NULL, CLI_C_CLIENT_KEY},                     \
+	{"helo", required_argument, NULL, CLI_C_HELO},                                 \
+	{"timeout", required_argument, NULL, CLI_C_TIMEOUT},                           \
+	{"deadline", required_argument, NULL, CLI_C_DEADLINE},                         \
+	{"user", required_argument, NULL, CLI_C_USER},                                 \
+	{"password-file", required_argument, NULL, CLI_C_PASSWORD_FILE},               \
+	{"password-env", required_argument, NULL, CLI_C_PASSWORD_ENV},                 \
+	{"oauth-token-file", required_argument, NULL, CLI_C_OAUTH_TOKEN_FILE},         \
+	{"auth", required_argument, NULL, CLI_C_AUTH},                                 \
+	{"allow-plaintext-auth", no_argument, NULL, CLI_C_ALLOW_PLAINTEXT_AUTH},       \
+	{"trace", no_argument, NULL, CLI_C_TRACE}
+
+typedef struct cli_conn {
+	msv_client_options co;
+	char host[256];
+	char peer[300]; /* "host:port" once finished */
+	const char *password_file, *password_env, *token_file;
+	char *secret;
+	int trace;
+} cli_conn;
+
+void cli_conn_init(cli_conn *cc);
+/* Handles one getopt result: 1 taken, 0 not a connection flag, or an EX_*
+ * code (> 1) after printing why; cmd names the command in messages. */
+int cli_conn_opt(cli_conn *cc, int c, const char *arg, const char *cmd);
+/* After parsing: checks the combination, fills defaults, reads the
+ * secret, warns about --insecure.  0 or an EX_* code after printing why. */
+int cli_conn_finish(cli_conn *cc, const char *cmd);
+void cli_conn_free(cli_conn *cc);
+
+#endif
