@@ -34,6 +34,32 @@ msv_result msv__body_add(msv_body_xf *x, msv_buf *out, const char *p, size_t n, 
 		return r;
 	char *o = out->data + out->len;
 	for (size_t i = 0; i < n; i++) {
+		if (!x->cr) {
+			/* Fast path: copy the run of ordinary octets up to the next
+			 * CR, LF or NUL in one go (memchr is vectorized), within
+			 * what the line may still hold. */
+			size_t end = n;
+			const char *q = memchr(p + i, '\n', end - i);
+			if (q)
+				end = (size_t)(q - p);
+			if ((q = memchr(p + i, '\r', end - i)))
+				end = (size_t)(q - p);
+			if ((q = memchr(p + i, '\0', end - i)))
+				end = (size_t)(q - p);
+			size_t run = end - i, room = x->line_max - x->line_len;
+			if (run > room)
+				run = room;
+			if (run) {
+				if (!x->line_len && p[i] == '.' && x->stuff)
+					*o++ = '.';
+				memcpy(o, p + i, run);
+				o += run;
+				x->line_len += run;
+				i += run;
+				if (i == n)
+					break;
+			}
+		}
 		char c = p[i];
 		if (x->cr) {
 			x->cr = 0;
