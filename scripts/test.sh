@@ -6,7 +6,8 @@
 # against real servers (Postfix, aiosmtpd, our fault injector) on 127.0.0.1.
 #
 #   MSV_FUZZ_SECONDS  seconds per fuzz target (default 20)
-#   MSV_BUILD_DIR     build directory (default build-test; gcc check in *-gcc)
+#   MSV_BUILD_DIR     build directory (default build-test; gcc check in *-gcc,
+#                     ThreadSanitizer in *-tsan)
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -22,7 +23,15 @@ cmake --build "$BUILD" -j"$JOBS"
 CC=gcc cmake -S . -B "$BUILD-gcc" -DCMAKE_BUILD_TYPE=Release -DMSV_WERROR=ON >/dev/null
 cmake --build "$BUILD-gcc" -j"$JOBS" >/dev/null
 
+# ThreadSanitizer build of the concurrency tests (the pool's threads, the
+# driver's cancellation from another thread).
+CC=clang cmake -S . -B "$BUILD-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSV_TSAN=ON \
+    -DMSV_WERROR=ON >/dev/null
+cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_smtp_test_client >/dev/null
+
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1
+(cd "$BUILD-tsan" && ctest --output-on-failure -R 'pool/test_pool|smtp/test_client')
 cd "$BUILD"
 ctest --output-on-failure -j"$JOBS"
