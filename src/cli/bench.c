@@ -1,6 +1,5 @@
 /* missive bench smtp: generated messages through the connection pool. */
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +7,7 @@
 
 #include "cli.h"
 #include "connopts.h"
+#include "progress.h"
 #include "missive/pool.h"
 
 static const char bench_help[] =
@@ -29,34 +29,6 @@ static const char bench_help[] =
 	"Exit: 0 when every message was accepted, 75 when some failed, 64 usage.\n";
 
 enum { O_MESSAGES = 256, O_SIZE, O_CONNECTIONS, O_MAX_PER_CONN, O_FROM, O_TO, O_JSON };
-
-typedef struct progress {
-	pthread_mutex_t lock;
-	size_t done, failed, total;
-	int64_t t0, last_print;
-	int tty;
-} progress;
-
-static void on_progress(void *payload, size_t index, const msv_pool_result *res)
-{
-	(void)index;
-	progress *pg = payload;
-	pthread_mutex_lock(&pg->lock);
-	pg->done++;
-	pg->failed += res->code != MSV_OK;
-	int64_t now = msv_now_ms();
-	if (pg->tty && (now - pg->last_print >= 200 || pg->done == pg->total)) {
-		double secs = (double)(now - pg->t0) / 1000.0;
-		double rate = secs > 0 ? (double)pg->done / secs : 0;
-		double eta = rate > 0 ? (double)(pg->total - pg->done) / rate : 0;
-		fprintf(stderr, "\r%zu/%zu sent, %zu failed, %.0f msg/s, ETA %.0f s   ", pg->done,
-		        pg->total, pg->failed, rate, eta);
-		if (pg->done == pg->total)
-			fputc('\n', stderr);
-		pg->last_print = now;
-	}
-	pthread_mutex_unlock(&pg->lock);
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -173,12 +145,13 @@ static int bench_smtp(int argc, char **argv)
 	for (long i = 0; i < messages; i++)
 		msgs[i] = (msv_pool_message){&env, msg, len};
 
-	progress pg = {.total = (size_t)messages, .t0 = msv_now_ms(), .tty = isatty(2)};
-	pthread_mutex_init(&pg.lock, NULL);
+	cli_progress pg;
+	cli_progress_init(&pg, (size_t)messages);
 	int64_t t0 = msv_now_ms();
-	msv_pool_send_batch(pool, &cc.co, msgs, (size_t)messages, (unsigned)conns, res, on_progress, &pg);
+	msv_pool_send_batch(pool, &cc.co, msgs, (size_t)messages, (unsigned)conns, res, cli_progress_cb,
+	                    &pg);
 	double secs = (double)(msv_now_ms() - t0) / 1000.0;
-	pthread_mutex_destroy(&pg.lock);
+	cli_progress_done(&pg);
 
 	size_t failed = 0;
 	const msv_error *first = NULL;
