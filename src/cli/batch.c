@@ -78,7 +78,7 @@ static msv_result add_attachments(item *it, const cJSON *o)
 }
 
 /* Builds one line's message; on failure it->err says why. */
-static void build_item(item *it, const char *line, size_t len)
+static void build_item(item *it, const char *line, size_t len, cli_dkim *dkim)
 {
 	cJSON *o = cJSON_ParseWithLength(line, len);
 	msv_result r = MSV_OK;
@@ -115,10 +115,15 @@ static void build_item(item *it, const char *line, size_t len)
 	 * 7-bit transport, which every server takes. */
 	if (!r)
 		r = msv_mime_prepare(it->m, 0);
+	msv_buf built;
+	msv_buf_init(&built, (size_t)1 << 30);
 	if (!r)
-		r = msv_mime_write_buf(it->m, &it->raw);
+		r = msv_mime_write_buf(it->m, &built);
 	if (r && !it->err.code)
 		it->err = *msv_mime_error(it->m);
+	if (!r && cli_dkim_sign(dkim, built.data, built.len, &it->raw, &it->err))
+		r = it->err.code;
+	msv_buf_free(&built);
 	if (!r) {
 		it->env.from = msv_mime_sender(it->m);
 		it->env.rcpt = msv_mime_recipients(it->m, &it->env.nrcpt);
@@ -215,7 +220,8 @@ static int read_line(FILE *f, msv_buf *b, int *too_long)
 	return any;
 }
 
-int cli_send_batch(const msv_client_options *route, const char *path, unsigned conns, int json)
+int cli_send_batch(const msv_client_options *route, const char *path, unsigned conns, int json,
+                   cli_dkim *dkim)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
 	if (!f) {
@@ -263,7 +269,7 @@ int cli_send_batch(const msv_client_options *route, const char *path, unsigned c
 			if (too_long)
 				msv_error_set(&it->err, MSV_E_TOO_LARGE, MSV_CLASS_USAGE, "line longer than 16 MiB");
 			else
-				build_item(it, line.data, line.len);
+				build_item(it, line.data, line.len, dkim);
 			if (!it->err.code) {
 				msgs[nsend] = (msv_pool_message){&it->env, it->raw.data, it->raw.len};
 				slot[nsend++] = n - 1;

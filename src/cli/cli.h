@@ -7,6 +7,7 @@
 #include <sysexits.h>
 
 #include "missive/core.h"
+#include "missive/mime.h"
 
 /* One function maps errors to sysexits.h codes, as msmtp's smtp_exitcode. */
 int cli_exit_code(const msv_error *e);
@@ -21,5 +22,56 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
 int cli_read_secret_file(const char *path, char **out, const char *what);
 
 int cmd_send(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+
+/* ---- content flags, shared by `missive build` and `missive send` (build.c) ---- */
+
+/* getopt codes, clear of each command's own. */
+enum {
+	CLI_O_FROM_NAME = 2000, CLI_O_SUBJECT, CLI_O_TEXT, CLI_O_TEXT_BODY, CLI_O_HTML,
+	CLI_O_ATTACH, CLI_O_INLINE, CLI_O_HEADER, CLI_O_MESSAGE_ID, CLI_O_DATE, CLI_O_REPLY_TO,
+	CLI_ADDR_TO, CLI_ADDR_CC, CLI_ADDR_BCC, /* recipients, added by the command */
+};
+
+/* Entries for a struct option array (include <getopt.h>). */
+#define CLI_CONTENT_LONGOPTS                                       \
+	{"from-name", required_argument, NULL, CLI_O_FROM_NAME},       \
+	{"subject", required_argument, NULL, CLI_O_SUBJECT},           \
+	{"text", required_argument, NULL, CLI_O_TEXT},                 \
+	{"text-body", required_argument, NULL, CLI_O_TEXT_BODY},       \
+	{"html", required_argument, NULL, CLI_O_HTML},                 \
+	{"attach", required_argument, NULL, CLI_O_ATTACH},             \
+	{"inline", required_argument, NULL, CLI_O_INLINE},             \
+	{"header", required_argument, NULL, CLI_O_HEADER},             \
+	{"message-id", required_argument, NULL, CLI_O_MESSAGE_ID},     \
+	{"date", required_argument, NULL, CLI_O_DATE},                 \
+	{"reply-to", required_argument, NULL, CLI_O_REPLY_TO}
+
+typedef struct cli_content_item {
+	int opt; /* CLI_O_* or CLI_ADDR_*, in command-line order */
+	const char *arg;
+} cli_content_item;
+
+typedef struct cli_content {
+	const char *from_name, *subject, *text_file, *text_body, *html_file, *message_id, *date;
+	cli_content_item *items; /* room for one per argument */
+	size_t nitems;
+	int given; /* a content flag was seen */
+} cli_content;
+
+int cli_content_init(cli_content *c, int argc);
+void cli_content_free(cli_content *c);
+/* 0: handled; 1: not a content flag. */
+int cli_content_opt(cli_content *c, int opt, const char *arg);
+int cli_content_add_addr(cli_content *c, int kind, const char *addr);
+/* A sentence for a usage error when required flags are missing, or NULL. */
+const char *cli_content_missing(const cli_content *c);
+/* Builds the message (files opened and checked, every field validated).
+ * Returns 0 or an EX_* code after printing one line naming the flag. */
+int cli_content_build(const cli_content *c, const char *from, msv_mime_msg **out);
+/* msv_mime_prepare() with errors printed and mapped to EX_* codes. */
+int cli_content_prepare(msv_mime_msg *m, unsigned transport, int for_send);
+int cmd_dkim(int argc, char **argv);
 
 #endif

@@ -10,6 +10,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "Commands:\n"
 	      "  send      send one message over SMTP now (TLS verified by default)\n"
+	      "  build     build a MIME message from flags and write it to stdout\n"
+	      "  dkim      DKIM keys, signing and verification (keygen, sign, verify, record)\n"
+	      "  bench     benchmarks: 'bench smtp' sends generated mail through the pool\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help     this text; 'missive COMMAND --help' for a command\n"
@@ -38,6 +41,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "send"))
 		return cmd_send(argc - 1, argv + 1);
+	if (!strcmp(cmd, "build"))
+		return cmd_build(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dkim"))
+		return cmd_dkim(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(argc - 1, argv + 1);
 	cli_err("unknown command '%s' (see 'missive --help')", cmd);
 	return EX_USAGE;
 }

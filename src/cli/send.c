@@ -7,7 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "batch.h"
 #include "cli.h"
+#include "connopts.h"
+#include "dkimopts.h"
+#include "missive/mime.h"
 #include "missive/smtp.h"
 
 #define MESSAGE_MAX ((size_t)512 << 20)
@@ -15,8 +19,11 @@
 
 static const char send_help[] =
 	"usage: missive send --server HOST[:PORT] --from ADDR --to ADDR [options] [--message FILE|-]\n"
+	"       missive send --server HOST[:PORT] --from ADDR --to ADDR [options] --subject TEXT\n"
+	"                    (--text FILE|- | --text-body STRING) [content flags]\n"
 	"\n"
-	"Sends one complete RFC 5322 message (stdin by default) over SMTP.\n"
+	"Sends one complete RFC 5322 message (stdin by default) over SMTP, or one built\n"
+	"from the content flags (as 'missive build' does).\n"
 	"\n"
 	"Server and TLS:\n"
 	"  --server HOST[:PORT]     SMTP server; IPv6 as [ADDR]:PORT. Default port: 587\n"
@@ -49,6 +56,22 @@ static const char send_help[] =
 	"  --dsn-ret full|hdrs      what a bounce returns\n"
 	"  --envid ID               DSN envelope identifier\n"
 	"\n"
+	"DKIM (repeat the three for dual RSA + Ed25519 signing):\n"
+	"  --dkim-key KEY.pem --dkim-selector S --dkim-domain D\n"
+	"\n"
+	"Many messages through pooled connections:\n"
+	"  --batch FILE.jsonl|-     one message per line: {\"from\", \"to\": [...], \"cc\", \"bcc\",\n"
+	"                           \"subject\", \"text\", \"html\", \"attach\": [files]}; a progress\n"
+	"                           line on a terminal; with --json one result line per message\n"
+	"  --connections N          connections (and messages in flight) for --batch (default 4)\n"
+	"\n"
+	"Content (instead of --message; see 'missive build --help'):\n"
+	"  --from-name NAME, --subject TEXT, --text FILE|-, --text-body STRING, --html FILE,\n"
+	"  --attach FILE[:TYPE], --inline FILE:CID, --reply-to ADDR, --header 'Name: value',\n"
+	"  --message-id ID, --date DATE.  --to and --cc are written into the headers, --bcc\n"
+	"  never; the message uses 8bit and UTF-8 headers only when the server offers\n"
+	"  8BITMIME and SMTPUTF8.\n"
+	"\n"
 	"Output:\n"
 	"  --json                   print one JSON object with the result per recipient\n"
 	"  --trace                  print the SMTP dialogue on stderr (credentials redacted)\n"
@@ -58,31 +81,17 @@ static const char send_help[] =
 	"Exit: 0 all recipients accepted; 75 temporary failure (retry later); 69 permanent\n"
 	"failure; partial acceptance exits 69 if a refusal was permanent, else 75 (see\n"
 	"--json for who got it); 64 usage; 65 bad message or address; 66 message file\n"
-	"missing; 77 authentication refused; 78 configuration (CA file, password file).\n";
+	"missing (or an --attach, --text or --html file); 77 authentication refused; 78\n"
+	"configuration (CA file, password file).\n";
 
 enum {
-	O_SERVER = 256, O_TLS, O_CA_FILE, O_INSECURE, O_CLIENT_CERT, O_CLIENT_KEY, O_HELO, O_TIMEOUT,
-	O_DEADLINE, O_USER, O_PASSWORD_FILE, O_PASSWORD_ENV, O_OAUTH_TOKEN_FILE, O_AUTH,
-	O_ALLOW_PLAINTEXT_AUTH, O_FROM, O_TO, O_CC, O_BCC, O_MESSAGE, O_DSN_NOTIFY, O_DSN_RET, O_ENVID,
-	O_JSON, O_TRACE,
+	O_FROM = 256, O_TO, O_CC, O_BCC, O_MESSAGE, O_DSN_NOTIFY, O_DSN_RET, O_ENVID, O_JSON, O_BATCH,
+	O_CONNECTIONS,
 };
 
 static const struct option longopts[] = {
-	{"server", required_argument, NULL, O_SERVER},
-	{"tls", required_argument, NULL, O_TLS},
-	{"ca-file", required_argument, NULL, O_CA_FILE},
-	{"insecure", no_argument, NULL, O_INSECURE},
-	{"client-cert", required_argument, NULL, O_CLIENT_CERT},
-	{"client-key", required_argument, NULL, O_CLIENT_KEY},
-	{"helo", required_argument, NULL, O_HELO},
-	{"timeout", required_argument, NULL, O_TIMEOUT},
-	{"deadline", required_argument, NULL, O_DEADLINE},
-	{"user", required_argument, NULL, O_USER},
-	{"password-file", required_argument, NULL, O_PASSWORD_FILE},
-	{"password-env", required_argument, NULL, O_PASSWORD_ENV},
-	{"oauth-token-file", required_argument, NULL, O_OAUTH_TOKEN_FILE},
-	{"auth", required_argument, NULL, O_AUTH},
-	{"allow-plaintext-auth", no_argument, NULL, O_ALLOW_PLAINTEXT_AUTH},
+	CLI_CONN_LONGOPTS,
+	CLI_DKIM_LONGOPTS,
 	{"from", required_argument, NULL, O_FROM},
 	{"to", required_argument, NULL, O_TO},
 	{"cc", required_argument, NULL, O_CC},
@@ -92,80 +101,29 @@ static const struct option longopts[] = {
 	{"dsn-ret", required_argument, NULL, O_DSN_RET},
 	{"envid", required_argument, NULL, O_ENVID},
 	{"json", no_argument, NULL, O_JSON},
-	{"trace", no_argument, NULL, O_TRACE},
+	{"batch", required_argument, NULL, O_BATCH},
+	{"connections", required_argument, NULL, O_CONNECTIONS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
+	CLI_CONTENT_LONGOPTS,
 	{NULL, 0, NULL, 0},
 };
 
 typedef struct send_args {
-	msv_client_options co;
-	char host[256];
-	const char *server, *password_file, *password_env, *token_file, *message;
+	cli_conn cc;   /* server, TLS, auth */
+	cli_dkim dkim; /* --dkim-key, ... */
+	const char *message, *batch;
+	unsigned connections;
 	const char *from;
 	const char *rcpt[RCPT_MAX];
+	int rcpt_kind[RCPT_MAX]; /* CLI_ADDR_TO, _CC or _BCC */
 	size_t nrcpt;
+	cli_content content; /* --subject, --text, ...: build the message */
 	char dsn_notify[64], dsn_ret[8];
 	const char *envid;
-	int json, trace, verbose;
-	char *secret;
+	int json, verbose;
 } send_args;
 
-static void trace_stderr(void *payload, msv_trace_dir dir, const char *line, size_t len)
-{
-	(void)payload;
-	static const char prefix[] = {'<', '>', '*'};
-	fprintf(stderr, "%c %.*s\n", prefix[dir], (int)len, line);
-}
-
-/* HOST, HOST:PORT, [V6]:PORT, or a bare IPv6 address. */
-static int parse_server(send_args *a, const char *s)
-{
-	const char *host = s, *port = NULL;
-	size_t hl;
-	if (*s == '[') {
-		const char *e = strchr(s, ']');
-		if (!e || (e[1] && e[1] != ':'))
-			return -1;
-		host = s + 1;
-		hl = (size_t)(e - host);
-		port = e[1] ? e + 2 : NULL;
-	} else {
-		const char *c = strchr(s, ':');
-		if (c && !strchr(c + 1, ':')) {
-			hl = (size_t)(c - s);
-			port = c + 1;
-		} else {
-			hl = strlen(s);
-		}
-	}
-	if (!hl || hl >= sizeof(a->host))
-		return -1;
-	memcpy(a->host, host, hl);
-	a->host[hl] = '\0';
-	if (port) {
-		char *end;
-		long p = strtol(port, &end, 10);
-		if (!*port || *end || p < 1 || p > 65535)
-			return -1;
-		a->co.port = (unsigned)p;
-	}
-	a->co.host = a->host;
-	return 0;
-}
-
-static int parse_seconds(const char *s, int64_t *ms)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (!*s || *end || !(v > 0) || v > 86400.0 * 365)
-		return -1;
-	*ms = (int64_t)(v * 1000.0 + 0.5);
-	return 0;
-}
-
-/* The CLI checks addresses more strictly than the engine (which only
- * stops command injection): local@domain, nothing that cannot be sent. */
 static int check_address(const char *flag, const char *addr, int allow_empty)
 {
 	if (allow_empty && !*addr)
@@ -221,56 +179,25 @@ static int parse_args(send_args *a, int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":hv", longopts, NULL)) != -1) {
-		int64_t ms;
+		int taken = cli_conn_opt(&a->cc, c, optarg, "send");
+		if (!taken)
+			taken = cli_dkim_opt(&a->dkim, c, optarg);
+		if (taken > 1)
+			return taken;
+		if (taken)
+			continue;
 		switch (c) {
 		case 'h':
 			fputs(send_help, stdout);
 			return -1;
 		case 'v': a->verbose = 1; break;
-		case O_SERVER:
-			if (parse_server(a, optarg))
-				return usage_error("bad --server '%s': expected HOST, HOST:PORT or [IPV6]:PORT", optarg);
-			break;
-		case O_TLS:
-			if (!strcmp(optarg, "starttls"))
-				a->co.smtp.tls = MSV_TLS_STARTTLS;
-			else if (!strcmp(optarg, "implicit"))
-				a->co.smtp.tls = MSV_TLS_IMPLICIT;
-			else if (!strcmp(optarg, "none"))
-				a->co.smtp.tls = MSV_TLS_NONE;
-			else
-				return usage_error("bad --tls '%s': expected starttls, implicit or none", optarg);
-			break;
-		case O_CA_FILE: a->co.ca_file = optarg; break;
-		case O_INSECURE: a->co.insecure = 1; break;
-		case O_CLIENT_CERT: a->co.client_cert = optarg; break;
-		case O_CLIENT_KEY: a->co.client_key = optarg; break;
-		case O_HELO: a->co.smtp.helo = optarg; break;
-		case O_TIMEOUT:
-			if (parse_seconds(optarg, &ms) || ms > INT32_MAX)
-				return usage_error("bad --timeout '%s': expected seconds > 0", optarg);
-			a->co.connect_timeout_ms = a->co.command_timeout_ms = a->co.data_timeout_ms = (int)ms;
-			break;
-		case O_DEADLINE:
-			if (parse_seconds(optarg, &ms))
-				return usage_error("bad --deadline '%s': expected seconds > 0", optarg);
-			a->co.deadline_ms = ms;
-			break;
-		case O_USER: a->co.smtp.user = optarg; break;
-		case O_PASSWORD_FILE: a->password_file = optarg; break;
-		case O_PASSWORD_ENV: a->password_env = optarg; break;
-		case O_OAUTH_TOKEN_FILE: a->token_file = optarg; break;
-		case O_AUTH:
-			if (msv_auth_mech_parse(optarg, &a->co.smtp.auth) || a->co.smtp.auth == MSV_AUTH_AUTO)
-				return usage_error("bad --auth '%s': expected plain, login, cram-md5 or xoauth2", optarg);
-			break;
-		case O_ALLOW_PLAINTEXT_AUTH: a->co.smtp.allow_plaintext_auth = 1; break;
 		case O_FROM: a->from = optarg; break;
 		case O_TO:
 		case O_CC:
 		case O_BCC:
 			if (a->nrcpt == RCPT_MAX)
 				return usage_error("more than %s recipients", "10000");
+			a->rcpt_kind[a->nrcpt] = c == O_TO ? CLI_ADDR_TO : c == O_CC ? CLI_ADDR_CC : CLI_ADDR_BCC;
 			a->rcpt[a->nrcpt++] = optarg;
 			break;
 		case O_MESSAGE: a->message = optarg; break;
@@ -285,61 +212,43 @@ static int parse_args(send_args *a, int argc, char **argv)
 			break;
 		case O_ENVID: a->envid = optarg; break;
 		case O_JSON: a->json = 1; break;
-		case O_TRACE: a->trace = 1; break;
+		case O_BATCH: a->batch = optarg; break;
+		case O_CONNECTIONS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (!*optarg || *end || n < 1 || n > 1000)
+				return usage_error("bad --connections '%s': expected 1 to 1000", optarg);
+			a->connections = (unsigned)n;
+			break;
+		}
 		case ':':
 			return usage_error("%s needs an argument", argv[optind - 1]);
 		default:
+			if (c != '?' && !cli_content_opt(&a->content, c, optarg))
+				break;
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!a->server && !a->co.host)
-		return usage_error("%s", "--server is required");
+	if (a->batch) {
+		/* every line carries its own sender, recipients and content */
+		if (a->from || a->nrcpt || a->message || a->content.given)
+			return usage_error("%s", "--batch takes sender, recipients and content from each line");
+		return 0;
+	}
 	if (!a->from)
 		return usage_error("%s", "--from is required");
 	if (!a->nrcpt)
 		return usage_error("%s", "at least one --to is required");
-	int sources = !!a->password_file + !!a->password_env + !!a->token_file;
-	if (sources > 1)
-		return usage_error("%s", "give only one of --password-file, --password-env, --oauth-token-file");
-	if (a->co.smtp.user && !sources)
-		return usage_error("%s", "--user needs --password-file, --password-env or --oauth-token-file");
-	if (!a->co.smtp.user && sources)
-		return usage_error("%s", "a password or token needs --user");
-	if (!a->co.port)
-		a->co.port = a->co.smtp.tls == MSV_TLS_IMPLICIT ? 465 : a->co.smtp.tls == MSV_TLS_NONE ? 25 : 587;
-	if (a->co.smtp.tls == MSV_TLS_NONE && (a->co.ca_file || a->co.insecure || a->co.client_cert))
-		return usage_error("%s", "TLS options given with --tls none");
+	if (a->content.given && a->message)
+		return usage_error("%s", "--message cannot be combined with content flags "
+		                         "(--subject, --text, --html, --attach, ...)");
+	if (a->content.given && cli_content_missing(&a->content))
+		return usage_error("%s", cli_content_missing(&a->content));
 	return 0;
 }
 
-static int load_secret(send_args *a)
-{
-	if (a->password_env) {
-		const char *v = getenv(a->password_env);
-		if (!v || !*v) {
-			cli_err("environment variable %s (from --password-env) is unset or empty", a->password_env);
-			return EX_CONFIG;
-		}
-		a->secret = msv_strdup(v);
-		if (!a->secret)
-			return EX_OSERR;
-	} else if (a->password_file) {
-		int rc = cli_read_secret_file(a->password_file, &a->secret, "password file");
-		if (rc)
-			return rc;
-	} else if (a->token_file) {
-		int rc = cli_read_secret_file(a->token_file, &a->secret, "OAuth token file");
-		if (rc)
-			return rc;
-		a->co.smtp.auth_token = 1;
-	}
-	a->co.smtp.secret = a->secret;
-	return 0;
-}
-
-/* Refuses before connecting what would fail in the middle of DATA. */
 static int check_message(const char *msg, size_t len, msv_body_info *info)
 {
 	msv_body_scan(info, msg, len, 998);
@@ -457,62 +366,137 @@ static void print_text(const send_args *a, const msv_smtp_txn *t, const msv_erro
 		cli_err("%s", err->message);
 }
 
-static int run(send_args *a)
+/* The transport flags the builder may use: what the server offered. */
+static unsigned transport_of(const msv_smtp_caps *caps)
 {
-	char *msg = NULL;
-	size_t len = 0;
-	msv_body_info info;
-	int rc = cli_read_file(a->message ? a->message : "-", MESSAGE_MAX, &msg, &len, "message");
-	if (!rc)
-		rc = check_message(msg, len, &info);
-	if (rc) {
-		msv_free(msg);
-		return rc;
-	}
-	msv_envelope env = {
-		.from = a->from,
-		.rcpt = a->rcpt,
-		.nrcpt = a->nrcpt,
-		.size = info.size,
-		.body_8bit = info.has_8bit,
-		.dsn_notify = a->dsn_notify[0] ? a->dsn_notify : NULL,
-		.dsn_ret = a->dsn_ret[0] ? a->dsn_ret : NULL,
-		.envid = a->envid,
-	};
-	if (a->co.insecure)
-		cli_err("warning: TLS certificate verification is disabled (--insecure); "
-		        "the connection can be intercepted");
-	if (a->trace)
-		a->co.smtp.trace = trace_stderr;
+	unsigned t = 0;
+	if (caps->flags & MSV_CAP_8BITMIME)
+		t |= MSV_MIME_8BITMIME;
+	if (caps->flags & MSV_CAP_SMTPUTF8)
+		t |= MSV_MIME_SMTPUTF8;
+	return t;
+}
 
+/*
+ * One session: connect, send, QUIT, report.  The message is either msg
+ * (--message, already checked and signed) or m, built from the content
+ * flags: its transfer encodings depend on the server's 8BITMIME and
+ * SMTPUTF8, so it is prepared after EHLO, and the envelope takes its
+ * converted addresses (A-label domains without SMTPUTF8).  Unsigned, it
+ * streams to the server and is never held whole in memory; DKIM needs the
+ * whole message first, so a signed one is built into memory once.
+ */
+static int deliver(send_args *a, const char *msg, size_t len, const msv_body_info *scan,
+                   msv_mime_msg *m)
+{
 	msv_error err;
 	msv_error_clear(&err);
 	msv_client *c = NULL;
 	const msv_smtp_txn *t = NULL;
-	msv_result r = msv_client_new(&c, &a->co, &err);
-	char peer[300];
-	snprintf(peer, sizeof(peer), strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host, a->co.port);
+	int local_rc = 0; /* the message failed on our side, not the server */
+	msv_buf raw, signed_msg;
+	msv_buf_init(&raw, MESSAGE_MAX);
+	msv_buf_init(&signed_msg, MESSAGE_MAX);
+	msv_envelope env = {
+		.from = a->from,
+		.rcpt = a->rcpt,
+		.nrcpt = a->nrcpt,
+		.size = scan ? scan->size : 0,
+		.body_8bit = scan ? scan->has_8bit : 0,
+		.dsn_notify = a->dsn_notify[0] ? a->dsn_notify : NULL,
+		.dsn_ret = a->dsn_ret[0] ? a->dsn_ret : NULL,
+		.envid = a->envid,
+	};
+	msv_result r = msv_client_new(&c, &a->cc.co, &err);
 	if (!r)
 		r = msv_client_connect(c);
-	if (!r) {
+	if (!r && m) {
+		msv_mime_info info;
+		if (msv_mime_prepare(m, transport_of(msv_client_caps(c))) || msv_mime_get_info(m, &info)) {
+			err = *msv_mime_error(m);
+			local_rc = err.code == MSV_E_SYSTEM ? EX_NOINPUT
+			           : err.code == MSV_E_NO_SMTPUTF8 ? EX_UNAVAILABLE
+			           : err.code == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
+		} else {
+			env.from = msv_mime_sender(m);
+			env.rcpt = msv_mime_recipients(m, &env.nrcpt);
+			env.size = info.size;
+			env.body_8bit = info.body_8bit;
+			env.smtputf8 = info.smtputf8;
+			if (!a->dkim.n) {
+				r = msv_client_send_stream(c, &env, msv_mime_read, m, &t);
+				if (r && msv_mime_error(m)->code) {
+					/* the stream failed on our side (an attachment changed) */
+					err = *msv_mime_error(m);
+					local_rc = err.code == MSV_E_SYSTEM ? EX_NOINPUT : EX_DATAERR;
+				}
+			} else if (msv_mime_write_buf(m, &raw)) {
+				err = *msv_mime_error(m);
+				local_rc = EX_NOINPUT;
+			} else if (!(local_rc = cli_dkim_sign(&a->dkim, raw.data, raw.len, &signed_msg, &err))) {
+				env.size = signed_msg.len;
+				r = msv_client_send(c, &env, signed_msg.data, signed_msg.len, &t);
+			}
+		}
+	} else if (!r) {
 		r = msv_client_send(c, &env, msg, len, &t);
 	}
-	if (r && c)
+	if (r && c && !local_rc)
 		err = *msv_client_error(c);
 	/* Said only while the session is alive; its outcome changes nothing
 	 * about what was sent. */
 	if (c)
 		(void)msv_client_quit(c);
-	if (!r && t && t->accepted < t->nrcpt)
+	if (!r && !local_rc && t && t->accepted < t->nrcpt)
 		partial_error(&err, t);
 
 	const char *status = !err.code ? "sent" : (t && t->accepted) ? "partial" : "failed";
 	if (a->json)
-		print_json(a, peer, t, &err, status);
+		print_json(a, a->cc.peer, t, &err, status);
 	else
 		print_text(a, t, &err);
-	rc = cli_exit_code(&err);
+	int rc = local_rc ? local_rc : cli_exit_code(&err);
 	msv_client_free(c);
+	msv_buf_free(&raw);
+	msv_buf_free(&signed_msg);
+	return rc;
+}
+
+static int run(send_args *a)
+{
+	if (a->batch)
+		return cli_send_batch(&a->cc.co, a->batch, a->connections ? a->connections : 4, a->json,
+		                      &a->dkim);
+	if (a->content.given) {
+		msv_mime_msg *m = NULL;
+		for (size_t i = 0; i < a->nrcpt; i++)
+			cli_content_add_addr(&a->content, a->rcpt_kind[i], a->rcpt[i]);
+		int rc = cli_content_build(&a->content, a->from, &m);
+		if (!rc)
+			rc = deliver(a, NULL, 0, NULL, m);
+		msv_mime_free(m);
+		return rc;
+	}
+	char *msg = NULL;
+	size_t len = 0;
+	msv_buf signed_msg;
+	msv_buf_init(&signed_msg, MESSAGE_MAX);
+	msv_body_info info;
+	msv_error err;
+	int rc = cli_read_file(a->message ? a->message : "-", MESSAGE_MAX, &msg, &len, "message");
+	if (!rc)
+		rc = check_message(msg, len, &info);
+	if (!rc && a->dkim.n) {
+		/* sign, then check again what will really be sent */
+		if ((rc = cli_dkim_sign(&a->dkim, msg, len, &signed_msg, &err)))
+			cli_err("DKIM signing failed: %s", err.message);
+		else
+			rc = check_message(signed_msg.data, signed_msg.len, &info);
+	}
+	if (!rc)
+		rc = a->dkim.n ? deliver(a, signed_msg.data, signed_msg.len, &info, NULL)
+		               : deliver(a, msg, len, &info, NULL);
+	msv_buf_free(&signed_msg);
 	msv_free(msg);
 	return rc;
 }
@@ -521,19 +505,25 @@ int cmd_send(int argc, char **argv)
 {
 	send_args a;
 	memset(&a, 0, sizeof(a));
-	msv_client_options init = MSV_CLIENT_OPTIONS_INIT;
-	a.co = init;
-	a.co.connect_timeout_ms = 30000;
-	int rc = parse_args(&a, argc, argv);
-	if (rc)
+	cli_conn_init(&a.cc);
+	int rc = cli_content_init(&a.content, argc);
+	if (!rc)
+		rc = parse_args(&a, argc, argv);
+	if (rc) {
+		cli_content_free(&a.content);
 		return rc < 0 ? EX_OK : rc;
-	rc = check_address("--from", a.from, 1);
+	}
+	rc = a.from ? check_address("--from", a.from, 1) : 0;
 	for (size_t i = 0; !rc && i < a.nrcpt; i++)
 		rc = check_address("recipient", a.rcpt[i], 0);
 	if (!rc)
-		rc = load_secret(&a);
+		rc = cli_conn_finish(&a.cc, "send");
+	if (!rc)
+		rc = cli_dkim_load(&a.dkim);
 	if (!rc)
 		rc = run(&a);
-	msv_free_secret(a.secret);
+	cli_dkim_free(&a.dkim);
+	cli_conn_free(&a.cc);
+	cli_content_free(&a.content);
 	return rc;
 }

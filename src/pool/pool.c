@@ -325,7 +325,7 @@ msv_result msv_pool_send(msv_pool *p, const msv_client_options *route, const msv
 	if (!k)
 		return res->code = res->err.code;
 	for (;;) {
-		conn *cn;
+		conn *cn = NULL;
 		int reused = 0;
 		msv_result r = checkout(p, k, route, &cn, &reused, &res->err);
 		if (r) {

@@ -202,7 +202,9 @@ class FaultTest(unittest.TestCase):
     def send(self, *extra, tls="none", to=("rcpt1@example.net",), message="simple.eml",
              host="127.0.0.1", timeout="10", json_=True, env=None):
         args = ["send", "--server", "%s:%d" % (host, self.srv.port), "--from",
-                "sender@example.org", "--message", path(message)]
+                "sender@example.org"]
+        if message:
+            args += ["--message", path(message)]
         if tls:
             args += ["--tls", tls]
         if timeout:
@@ -513,6 +515,57 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(out["tls_resumed"], 2, out)
         self.assertEqual(len(re.findall(r"^EVENT: TLS resumed", self.srv.log(), re.M)), 2,
                          self.srvlog())
+
+    # ---- send --batch and DKIM on send ------------------------------------
+    def test_batch_jsonl(self):
+        self.serve("ok")
+        lines = [
+            {"from": "a@example.org", "to": ["b@example.net"], "subject": "one", "text": "hi"},
+            {"from": "a@example.org", "to": "c@example.net", "subject": "two", "html": "<p>x</p>"},
+            "not json",
+            "",
+            {"from": "a@example.org", "to": ["d@example.net"], "cc": ["e@example.net"],
+             "subject": "three", "text": "x", "attach": [path("simple.eml")]},
+        ]
+        batch = path("batch.jsonl")
+        with open(batch, "w") as f:
+            for line in lines:
+                f.write((json.dumps(line) if isinstance(line, dict) else line) + "\n")
+        r = self.run_cli(["send", "--server", "127.0.0.1:%d" % self.srv.port, "--tls", "none",
+                          "--batch", batch, "--connections", "2", "--json"])
+        self.assertEqual(r.rc, 65, "a bad line makes the run exit 65" + r.describe())
+        out = [json.loads(x) for x in r.out.splitlines()]
+        self.assertEqual([(o["line"], o["status"]) for o in out],
+                         [(1, "sent"), (2, "sent"), (3, "failed"), (5, "sent")], r.describe())
+        self.assertEqual(out[2]["error"]["class"], "usage")
+        self.assertEqual([x["address"] for x in out[3]["recipients"]],
+                         ["d@example.net", "e@example.net"])
+        log = self.srv.log()
+        self.assertEqual(len(re.findall(r"^DATA-BYTES: ", log, re.M)), 3, log)
+        self.assertLessEqual(self.session_count(), 2, log)
+
+    def test_send_dkim_signed_verifies(self):
+        key, rec = path("dkim-ed.pem"), path("dkim-ed.txt")
+        if not os.path.exists(key):
+            g = self.run_cli(["dkim", "keygen", "--algo", "ed25519", "--selector", "s1",
+                              "--domain", "example.org", "--out", key])
+            self.assertEqual(g.rc, 0, g.describe())
+            with open(rec, "w") as f:
+                f.write(g.out)
+        for message, content in (("simple.eml", []),
+                                 (None, ["--subject", "signed", "--text-body", "hello"])):
+            self.serve("ok")
+            r = self.send("--dkim-key", key, "--dkim-selector", "s1", "--dkim-domain",
+                          "example.org", *content, message=message)
+            self.check(r, 0)
+            saved = sorted(f for f in os.listdir(self.srv.dir) if f.startswith("msg-"))
+            self.assertEqual(len(saved), 1, self.srvlog())
+            with open(os.path.join(self.srv.dir, saved[0]), "rb") as f:
+                data = f.read()
+            self.assertTrue(data.startswith(b"DKIM-Signature:"), data[:200])
+            v = subprocess.run([T["bin"], "dkim", "verify", "--key-record", rec], input=data,
+                               capture_output=True, timeout=CMD_TIMEOUT)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
     def test_tls_valid_ip_literal(self):
         self.serve("starttls", "server")      # the certificate has IP:127.0.0.1

@@ -57,7 +57,7 @@ static char *key_path(const char *key, const char *ext)
  * the key the RFC publishes under example.com), else the public PEM. */
 static msv_dkim_key *load_key(const char *key)
 {
-	size_t len;
+	size_t len = 0;
 	msv_dkim_key *k = NULL;
 	msv_error err;
 	char *p = key_path(key, ".dns.txt");
@@ -89,7 +89,7 @@ static void split(const char *msg, size_t len, size_t *hl, const char **body, si
  * and compares b=. */
 static void reproduce(const char *msg, size_t len, int idx, const char *keyfile, const char *file)
 {
-	size_t klen;
+	size_t klen = 0;
 	char *pem = slurp(keyfile, &klen);
 	assert_non_null(pem);
 	msv_dkim_options o = MSV_DKIM_OPTIONS_INIT;
@@ -174,7 +174,7 @@ static void corpus_vectors(void **state)
 		const char *file = jn_get(v, "file")->str;
 		char path[512];
 		snprintf(path, sizeof(path), "%s%s", DIR, file);
-		size_t len;
+		size_t len = 0;
 		char *msg = slurp(path, &len);
 		assert_non_null(msg);
 		int idx = (int)jn_get(v, "signature_index")->num;
@@ -263,7 +263,7 @@ static void gomsgauth_through_api(void **state)
 		{"keys/rfc8463-brisbane-ed25519.private.pem", "football.example.com",
 		 "vectors/gomsgauth-sign-ed25519-simple-t424242.signed.eml"},
 	};
-	size_t len, klen, slen;
+	size_t len = 0, klen = 0, slen = 0;
 	char *msg = slurp(DIR "vectors/gomsgauth-sign.unsigned.eml", &len);
 	for (size_t i = 0; i < 2; i++) {
 		char path[512];

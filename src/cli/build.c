@@ -1,0 +1,377 @@
+/* missive build: a MIME message from flags, written to stdout.  The
+ * content flags are shared with `missive send` (cli_content_*). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dkimopts.h"
+#include "missive/mime.h"
+
+/* Text and HTML bodies are read whole: they are edited by people, not
+ * streamed.  Attachments have no limit: the library streams them. */
+#define BODY_FILE_MAX ((size_t)64 << 20)
+
+static const char build_help[] =
+	"usage: missive build --from ADDR [--from-name NAME] --to ADDR ... --subject TEXT\n"
+	"                     (--text FILE|- | --text-body STRING) [options]\n"
+	"\n"
+	"Writes one MIME message (RFC 5322, CRLF line ends) to standard output.\n"
+	"\n"
+	"Content (the same flags as 'missive send'):\n"
+	"  --from ADDR              author address (From:)\n"
+	"  --from-name NAME         its display name (UTF-8)\n"
+	"  --to ADDR, --cc ADDR     recipients written in To: and Cc:; repeat for more\n"
+	"  --bcc ADDR               accepted for symmetry with send; never written\n"
+	"  --reply-to ADDR          Reply-To:; repeat for more\n"
+	"  --subject TEXT           Subject: (UTF-8; RFC 2047 encoded where needed)\n"
+	"  --text FILE|-            the plain text body (UTF-8)\n"
+	"  --text-body STRING       the plain text body, given inline\n"
+	"  --html FILE              an HTML body (multipart/alternative, text first)\n"
+	"  --attach FILE[:TYPE]     an attachment; TYPE defaults from the extension\n"
+	"  --inline FILE:CID        an inline part for <img src=\"cid:CID\"> in the HTML\n"
+	"  --header 'Name: value'   any other header field; repeat for more\n"
+	"  --message-id ID          Message-ID (default: random @ the From domain)\n"
+	"  --date DATE              Date, RFC 5322 (default: now, UTC)\n"
+	"\n"
+	"Transport (build only; 'send' asks the server):\n"
+	"  --8bitmime               the transport has 8BITMIME: 8bit parts allowed\n"
+	"  --smtputf8               the transport has SMTPUTF8: UTF-8 headers and addresses\n"
+	"  --dkim-key KEY.pem --dkim-selector S --dkim-domain D\n"
+	"                           sign with DKIM (repeat the three for dual signing)\n"
+	"  -h, --help               this text\n"
+	"\n"
+	"Exit: 0 written; 64 usage; 65 bad data (a CR or LF in a header value, invalid\n"
+	"UTF-8, a malformed address, date or Message-ID); 66 a file missing or unreadable;\n"
+	"74 output error.\n";
+
+enum {
+	O_FROM = 1000, O_TO, O_CC, O_BCC, O_8BITMIME, O_SMTPUTF8,
+};
+
+static const struct option build_longopts[] = {
+	{"from", required_argument, NULL, O_FROM},
+	{"to", required_argument, NULL, O_TO},
+	{"cc", required_argument, NULL, O_CC},
+	{"bcc", required_argument, NULL, O_BCC},
+	{"8bitmime", no_argument, NULL, O_8BITMIME},
+	{"smtputf8", no_argument, NULL, O_SMTPUTF8},
+	{"help", no_argument, NULL, 'h'},
+	CLI_CONTENT_LONGOPTS,
+	CLI_DKIM_LONGOPTS,
+	{NULL, 0, NULL, 0},
+};
+
+int cli_content_init(cli_content *c, int argc)
+{
+	memset(c, 0, sizeof(*c));
+	size_t n = (size_t)(argc > 0 ? argc : 1);
+	c->items = msv_calloc(n, sizeof(*c->items));
+	if (!c->items) {
+		cli_err("out of memory");
+		return EX_OSERR;
+	}
+	return 0;
+}
+
+void cli_content_free(cli_content *c)
+{
+	msv_free(c->items);
+	c->items = NULL;
+}
+
+int cli_content_add_addr(cli_content *c, int kind, const char *addr)
+{
+	c->items[c->nitems].opt = kind;
+	c->items[c->nitems].arg = addr;
+	c->nitems++;
+	return 0;
+}
+
+int cli_content_opt(cli_content *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case CLI_O_FROM_NAME: c->from_name = arg; break;
+	case CLI_O_SUBJECT: c->subject = arg; break;
+	case CLI_O_TEXT: c->text_file = arg; break;
+	case CLI_O_TEXT_BODY: c->text_body = arg; break;
+	case CLI_O_HTML: c->html_file = arg; break;
+	case CLI_O_MESSAGE_ID: c->message_id = arg; break;
+	case CLI_O_DATE: c->date = arg; break;
+	case CLI_O_REPLY_TO:
+	case CLI_O_ATTACH:
+	case CLI_O_INLINE:
+	case CLI_O_HEADER:
+		c->items[c->nitems].opt = opt;
+		c->items[c->nitems].arg = arg;
+		c->nitems++;
+		break;
+	default:
+		return 1;
+	}
+	c->given = 1;
+	return 0;
+}
+
+/* Which content flag names are missing; NULL if complete. */
+const char *cli_content_missing(const cli_content *c)
+{
+	if (!c->subject)
+		return "--subject is required";
+	if (!c->text_file && !c->text_body)
+		return "one of --text or --text-body is required";
+	if (c->text_file && c->text_body)
+		return "give only one of --text and --text-body";
+	for (size_t i = 0; i < c->nitems; i++)
+		if (c->items[i].opt == CLI_O_INLINE && !c->html_file)
+			return "--inline needs --html (inline parts are referenced from the HTML)";
+	return NULL;
+}
+
+/* Prints the library's sentence, prefixed by the flag it came from, and
+ * maps it to an exit code: bad data 65, a file 66. */
+static int lib_err(msv_mime_msg *m, const char *flag)
+{
+	const msv_error *e = msv_mime_error(m);
+	cli_err("%s: %s", flag, e->message);
+	switch (e->code) {
+	case MSV_E_SYSTEM: return EX_NOINPUT;
+	case MSV_E_NOMEM: return EX_OSERR;
+	default: return EX_DATAERR;
+	}
+}
+
+static int read_body(const char *path, const char *what, char **data, size_t *len)
+{
+	return cli_read_file(path, BODY_FILE_MAX, data, len, what);
+}
+
+/* FILE[:TYPE]: the part after the last ':' is a type when it looks like
+ * one and the whole argument is not itself an existing file. */
+static void split_attach(const char *arg, char *path, size_t pathsz, const char **type)
+{
+	*type = NULL;
+	snprintf(path, pathsz, "%s", arg);
+	if (access(arg, F_OK) == 0)
+		return;
+	char *colon = strrchr(path, ':');
+	if (!colon || colon == path || !strchr(colon + 1, '/'))
+		return;
+	*colon = '\0';
+	*type = arg + (colon - path) + 1;
+}
+
+int cli_content_build(const cli_content *c, const char *from, msv_mime_msg **out)
+{
+	msv_mime_msg *m = NULL;
+	*out = NULL;
+	if (msv_mime_new(&m, NULL)) {
+		cli_err("out of memory");
+		return EX_OSERR;
+	}
+	int rc = 0;
+	if (msv_mime_add_address(m, MSV_MIME_FROM, c->from_name, from))
+		rc = lib_err(m, "--from");
+	for (size_t i = 0; !rc && i < c->nitems; i++) {
+		const cli_content_item *it = &c->items[i];
+		msv_mime_field f;
+		const char *flag;
+		switch (it->opt) {
+		case CLI_ADDR_TO: f = MSV_MIME_TO; flag = "--to"; break;
+		case CLI_ADDR_CC: f = MSV_MIME_CC; flag = "--cc"; break;
+		case CLI_ADDR_BCC: f = MSV_MIME_BCC; flag = "--bcc"; break;
+		case CLI_O_REPLY_TO: f = MSV_MIME_REPLY_TO; flag = "--reply-to"; break;
+		default: continue;
+		}
+		if (msv_mime_add_address(m, f, NULL, it->arg))
+			rc = lib_err(m, flag);
+	}
+	if (!rc && c->subject && msv_mime_set_subject(m, c->subject))
+		rc = lib_err(m, "--subject");
+	if (!rc && c->date && msv_mime_set_date(m, c->date))
+		rc = lib_err(m, "--date");
+	if (!rc && c->message_id && msv_mime_set_message_id(m, c->message_id))
+		rc = lib_err(m, "--message-id");
+	if (!rc && c->text_body && msv_mime_set_text(m, c->text_body, strlen(c->text_body)))
+		rc = lib_err(m, "--text-body");
+	if (!rc && c->text_file) {
+		char *data = NULL;
+		size_t len;
+		rc = read_body(c->text_file, "--text file", &data, &len);
+		if (!rc) {
+			if (msv_mime_set_text(m, data, len))
+				rc = lib_err(m, "--text");
+			msv_free(data);
+		}
+	}
+	if (!rc && c->html_file) {
+		char *data;
+		size_t len;
+		rc = read_body(c->html_file, "--html file", &data, &len);
+		if (!rc) {
+			if (msv_mime_set_html(m, data, len))
+				rc = lib_err(m, "--html");
+			msv_free(data);
+		}
+	}
+	for (size_t i = 0; !rc && i < c->nitems; i++) {
+		const cli_content_item *it = &c->items[i];
+		if (it->opt == CLI_O_HEADER) {
+			const char *colon = strchr(it->arg, ':');
+			char name[128];
+			if (!colon || colon == it->arg || (size_t)(colon - it->arg) >= sizeof(name)) {
+				cli_err("--header '%.80s': expected 'Name: value'", it->arg);
+				rc = EX_DATAERR;
+				break;
+			}
+			memcpy(name, it->arg, (size_t)(colon - it->arg));
+			name[colon - it->arg] = '\0';
+			const char *v = colon + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (msv_mime_add_header(m, name, v))
+				rc = lib_err(m, "--header");
+		} else if (it->opt == CLI_O_ATTACH) {
+			char path[4096];
+			const char *type;
+			split_attach(it->arg, path, sizeof(path), &type);
+			msv_mime_part_options po = MSV_MIME_PART_OPTIONS_INIT;
+			po.content_type = type;
+			if (msv_mime_attach_file(m, path, &po))
+				rc = lib_err(m, "--attach");
+		} else if (it->opt == CLI_O_INLINE) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s", it->arg);
+			char *colon = strrchr(path, ':');
+			if (!colon || colon == path || !colon[1]) {
+				cli_err("--inline '%.200s': expected FILE:CID", it->arg);
+				rc = EX_USAGE;
+				break;
+			}
+			*colon = '\0';
+			msv_mime_part_options po = MSV_MIME_PART_OPTIONS_INIT;
+			po.content_id = colon + 1;
+			if (msv_mime_attach_file(m, path, &po))
+				rc = lib_err(m, "--inline");
+		}
+	}
+	if (rc) {
+		msv_mime_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+int cli_content_prepare(msv_mime_msg *m, unsigned transport, int for_send)
+{
+	if (!msv_mime_prepare(m, transport))
+		return 0;
+	const msv_error *e = msv_mime_error(m);
+	switch (e->code) {
+	case MSV_E_SYSTEM:
+		cli_err("%s", e->message);
+		return EX_NOINPUT;
+	case MSV_E_NOMEM:
+		cli_err("%s", e->message);
+		return EX_OSERR;
+	case MSV_E_NO_SMTPUTF8:
+		/* send: the server lacks SMTPUTF8, a permanent failure as in
+		 * the engine; build: the caller did not say the transport has it. */
+		cli_err("%s%s", e->message, for_send ? "; the server does not offer it"
+		                                     : " (add --smtputf8 if the transport has it)");
+		return for_send ? EX_UNAVAILABLE : EX_DATAERR;
+	default:
+		cli_err("%s", e->message);
+		return EX_DATAERR;
+	}
+}
+
+static int usage_error(const char *msg, const char *arg)
+{
+	if (arg)
+		cli_err("%s '%s' (see 'missive build --help')", msg, arg);
+	else
+		cli_err("%s (see 'missive build --help')", msg);
+	return EX_USAGE;
+}
+
+int cmd_build(int argc, char **argv)
+{
+	cli_content c;
+	int rc = cli_content_init(&c, argc);
+	if (rc)
+		return rc;
+	const char *from = NULL;
+	unsigned transport = 0;
+	cli_dkim dkim;
+	memset(&dkim, 0, sizeof(dkim));
+	int opt;
+	opterr = 0;
+	optind = 1;
+	while (!rc && (opt = getopt_long(argc, argv, ":h", build_longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			fputs(build_help, stdout);
+			cli_content_free(&c);
+			return EX_OK;
+		case O_FROM: from = optarg; break;
+		case O_TO: cli_content_add_addr(&c, CLI_ADDR_TO, optarg); break;
+		case O_CC: cli_content_add_addr(&c, CLI_ADDR_CC, optarg); break;
+		case O_BCC: cli_content_add_addr(&c, CLI_ADDR_BCC, optarg); break;
+		case O_8BITMIME: transport |= MSV_MIME_8BITMIME; break;
+		case O_SMTPUTF8: transport |= MSV_MIME_SMTPUTF8; break;
+		case ':': rc = usage_error("missing argument for", argv[optind - 1]); break;
+		case '?': rc = usage_error("unknown option", argv[optind - 1]); break;
+		default: {
+			int taken = cli_dkim_opt(&dkim, opt, optarg);
+			if (taken > 1)
+				rc = taken;
+			else if (!taken && cli_content_opt(&c, opt, optarg))
+				rc = usage_error("unknown option", argv[optind - 1]);
+			break;
+		}
+		}
+	}
+	if (!rc && optind < argc)
+		rc = usage_error("unexpected argument", argv[optind]);
+	if (!rc && !from)
+		rc = usage_error("--from is required", NULL);
+	const char *missing = rc ? NULL : cli_content_missing(&c);
+	if (missing)
+		rc = usage_error(missing, NULL);
+	if (!rc)
+		rc = cli_dkim_load(&dkim);
+	msv_mime_msg *m = NULL;
+	if (!rc)
+		rc = cli_content_build(&c, from, &m);
+	if (!rc)
+		rc = cli_content_prepare(m, transport, 0);
+	if (!rc && dkim.n) {
+		/* DKIM needs the whole message: build it in memory, sign, write */
+		msv_buf raw, out;
+		msv_error err;
+		msv_buf_init(&raw, (size_t)1 << 30);
+		msv_buf_init(&out, (size_t)1 << 30);
+		if (msv_mime_write_buf(m, &raw)) {
+			cli_err("%s", msv_mime_error(m)->message);
+			rc = EX_NOINPUT;
+		} else if ((rc = cli_dkim_sign(&dkim, raw.data, raw.len, &out, &err))) {
+			cli_err("DKIM signing failed: %s", err.message);
+		} else if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout)) {
+			cli_err("cannot write the message to stdout");
+			rc = EX_IOERR;
+		}
+		msv_buf_free(&raw);
+		msv_buf_free(&out);
+	} else if (!rc && msv_mime_write_fd(m, STDOUT_FILENO)) {
+		const msv_error *e = msv_mime_error(m);
+		cli_err("%s", e->message);
+		rc = e->code == MSV_E_SYSTEM && strstr(e->message, "attachment") ? EX_NOINPUT : EX_IOERR;
+	}
+	msv_mime_free(m);
+	cli_dkim_free(&dkim);
+	cli_content_free(&c);
+	return rc;
+}
