@@ -11,6 +11,7 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "missive/mime.h"
 #include "missive/pool.h"
 #include "progress.h"
@@ -140,22 +141,6 @@ static void item_free(item *it)
 	memset(it, 0, sizeof(*it));
 }
 
-static void reply_json(cJSON *o, const msv_smtp_reply *r)
-{
-	if (r->code) {
-		cJSON_AddNumberToObject(o, "code", r->code);
-		if (r->enhanced[0])
-			cJSON_AddStringToObject(o, "enhanced", r->enhanced);
-		else
-			cJSON_AddNullToObject(o, "enhanced");
-		cJSON_AddStringToObject(o, "text", r->text);
-	} else {
-		cJSON_AddNullToObject(o, "code");
-		cJSON_AddNullToObject(o, "enhanced");
-		cJSON_AddNullToObject(o, "text");
-	}
-}
-
 static const char *status_of(const item *it, const msv_pool_result *res)
 {
 	if (it->err.code || res->code)
@@ -182,19 +167,11 @@ static void print_result(const item *it, const msv_pool_result *res, int json)
 		cJSON *r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "address", it->env.rcpt[i]);
 		cJSON_AddBoolToObject(r, "accepted", res->rcpt[i].accepted);
-		reply_json(r, &res->rcpt[i].reply);
+		cli_json_reply(r, &res->rcpt[i].reply);
 		cJSON_AddItemToArray(list, r);
 	}
-	if (strcmp(status, "sent")) {
-		cJSON *eo = cJSON_AddObjectToObject(o, "error");
-		cJSON_AddStringToObject(eo, "class", msv_class_name(e->cls));
-		if (e->reply_code)
-			cJSON_AddNumberToObject(eo, "code", e->reply_code);
-		else
-			cJSON_AddNullToObject(eo, "code");
-		cJSON_AddStringToObject(eo, "message", e->message);
-		cJSON_AddStringToObject(eo, "reason", msv_result_name(e->code));
-	}
+	if (strcmp(status, "sent"))
+		cli_json_error(o, e);
 	char *s = cJSON_PrintUnformatted(o);
 	if (s)
 		puts(s);

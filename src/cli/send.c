@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "connopts.h"
 #include "dkimopts.h"
+#include "jsonout.h"
 #include "missive/mime.h"
 #include "missive/smtp.h"
 
@@ -272,23 +273,6 @@ static int check_message(const char *msg, size_t len, msv_body_info *info)
 	return 0;
 }
 
-static cJSON *reply_fields(cJSON *o, const msv_smtp_reply *r)
-{
-	if (r && r->code) {
-		cJSON_AddNumberToObject(o, "code", r->code);
-		if (r->enhanced[0])
-			cJSON_AddStringToObject(o, "enhanced", r->enhanced);
-		else
-			cJSON_AddNullToObject(o, "enhanced");
-		cJSON_AddStringToObject(o, "text", r->text);
-	} else {
-		cJSON_AddNullToObject(o, "code");
-		cJSON_AddNullToObject(o, "enhanced");
-		cJSON_AddNullToObject(o, "text");
-	}
-	return o;
-}
-
 static void print_json(const send_args *a, const char *peer, const msv_smtp_txn *t,
                        const msv_error *err, const char *status)
 {
@@ -296,29 +280,20 @@ static void print_json(const send_args *a, const char *peer, const msv_smtp_txn 
 	cJSON_AddStringToObject(root, "status", status);
 	cJSON_AddStringToObject(root, "server", peer);
 	cJSON *list = cJSON_AddArrayToObject(root, "recipients");
-	for (size_t i = 0; i < a->nrcpt; i++) {
+	/* The transaction's own list when there is one: a built message's
+	 * envelope has converted (A-label) addresses in header order. */
+	size_t n = t ? t->nrcpt : a->nrcpt;
+	for (size_t i = 0; i < n; i++) {
 		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "address", a->rcpt[i]);
+		cJSON_AddStringToObject(o, "address", t ? t->rcpt[i].address : a->rcpt[i]);
 		cJSON_AddBoolToObject(o, "accepted", t && t->rcpt[i].accepted);
-		reply_fields(o, t ? &t->rcpt[i].reply : NULL);
+		cli_json_reply(o, t ? &t->rcpt[i].reply : NULL);
 		cJSON_AddItemToArray(list, o);
 	}
 	if (t && t->data.code)
-		reply_fields(cJSON_AddObjectToObject(root, "data"), &t->data);
-	if (err->code) {
-		cJSON *e = cJSON_AddObjectToObject(root, "error");
-		cJSON_AddStringToObject(e, "class", msv_class_name(err->cls));
-		if (err->reply_code)
-			cJSON_AddNumberToObject(e, "code", err->reply_code);
-		else
-			cJSON_AddNullToObject(e, "code");
-		if (err->enhanced[0])
-			cJSON_AddStringToObject(e, "enhanced", err->enhanced);
-		else
-			cJSON_AddNullToObject(e, "enhanced");
-		cJSON_AddStringToObject(e, "message", err->message);
-		cJSON_AddStringToObject(e, "reason", msv_result_name(err->code));
-	}
+		cli_json_reply(cJSON_AddObjectToObject(root, "data"), &t->data);
+	if (err->code)
+		cli_json_error(root, err);
 	char *s = cJSON_PrintUnformatted(root);
 	if (s)
 		puts(s);
@@ -355,7 +330,7 @@ static void print_text(const send_args *a, const msv_smtp_txn *t, const msv_erro
 		if (r->accepted && !a->verbose)
 			continue;
 		char shown[300];
-		msv_sanitize(shown, sizeof(shown), a->rcpt[i], strlen(a->rcpt[i]));
+		msv_sanitize(shown, sizeof(shown), r->address, strlen(r->address));
 		fprintf(r->accepted ? stdout : stderr, "missive: %s <%s>: %d%s%s %s\n",
 		        r->accepted ? "accepted" : "refused", shown, r->reply.code,
 		        r->reply.enhanced[0] ? " " : "", r->reply.enhanced, r->reply.text);
