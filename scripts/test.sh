@@ -27,11 +27,12 @@ cmake --build "$BUILD-gcc" -j"$JOBS" >/dev/null
 # driver's cancellation from another thread).
 CC=clang cmake -S . -B "$BUILD-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSV_TSAN=ON \
     -DMSV_WERROR=ON >/dev/null
-cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_smtp_test_client >/dev/null
+cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_smtp_test_client missive_cli >/dev/null
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1
 (cd "$BUILD-tsan" && ctest --output-on-failure -R 'pool/test_pool|smtp/test_client')
+tests/tsan/pool_tls.sh "$BUILD-tsan/src/cli/missive"
 cd "$BUILD"
 ctest --output-on-failure -j"$JOBS"

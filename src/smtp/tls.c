@@ -228,11 +228,17 @@ msv_result msv__tls_new(msv_tls **out, msv_tls_ctx *ctx, int fd, const char *nam
 			goto fail;
 		SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	}
+	/* Each connection resumes from its own copy: handshakes in other
+	 * threads must not see this one update the session it resumes. */
 	pthread_mutex_lock(&ctx->lock);
-	int set = !ctx->session || SSL_set_session(t->ssl, ctx->session) == 1;
+	SSL_SESSION *copy = ctx->session ? SSL_SESSION_dup(ctx->session) : NULL;
 	pthread_mutex_unlock(&ctx->lock);
-	if (!set)
-		goto fail;
+	if (copy) {
+		int set = SSL_set_session(t->ssl, copy) == 1;
+		SSL_SESSION_free(copy); /* the SSL holds its own reference */
+		if (!set)
+			goto fail;
+	}
 	SSL_set_connect_state(t->ssl);
 	*out = t;
 	return MSV_OK;
