@@ -221,6 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			break;
 		}
+		case MSV_SMTP_PREV_DONE:
+			abort(); /* no transaction here begins before the last one ended */
 		case MSV_SMTP_CLOSED:
 		case MSV_SMTP_FAILED:
 			break;

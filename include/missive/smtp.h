@@ -193,6 +193,7 @@ typedef enum msv_smtp_event {
 	MSV_SMTP_TXN_DONE,       /* msv_smtp_result() holds the outcome; next step is READY */
 	MSV_SMTP_CLOSED,         /* QUIT answered: close the connection */
 	MSV_SMTP_FAILED,         /* msv_smtp_error() says why: close the connection */
+	MSV_SMTP_PREV_DONE,      /* msv_smtp_prev_result() holds the previous transaction's outcome */
 } msv_smtp_event;
 
 typedef struct msv_smtp msv_smtp;
@@ -218,7 +219,11 @@ MSV_EXTERN msv_result msv_smtp_tls_started(msv_smtp *s);
 /* The driver hit an error (I/O, timeout, TLS): the session fails with it. */
 MSV_EXTERN void msv_smtp_fail(msv_smtp *s, const msv_error *err);
 
-/* Starts a transaction (READY only).  MAIL, every RCPT and DATA go out in
+/* Starts a transaction: when READY, or right after msv_smtp_body_end()
+ * while "." is still unanswered if the server offers PIPELINING and not
+ * CHUNKING: the end of one message and the next envelope then share a
+ * write (one round trip per message), and MSV_SMTP_PREV_DONE reports the
+ * earlier one when its reply arrives.  MAIL, every RCPT and DATA go out in
  * one write when the server offers PIPELINING.  Checks before sending:
  * addresses (no CR, LF, NUL, spaces or angle brackets), SIZE against the
  * server's limit, SMTPUTF8 and 8BITMIME availability.  On failure nothing
@@ -237,6 +242,9 @@ MSV_EXTERN MSV_WUR msv_result msv_smtp_body(msv_smtp *s, const char *data, size_
 MSV_EXTERN MSV_WUR msv_result msv_smtp_body_end(msv_smtp *s);
 /* Result of the last transaction; valid until the next msv_smtp_begin(). */
 MSV_EXTERN const msv_smtp_txn *msv_smtp_result(const msv_smtp *s);
+/* After MSV_SMTP_PREV_DONE: the overlapped earlier transaction's result,
+ * valid until the next msv_smtp_begin(). */
+MSV_EXTERN const msv_smtp_txn *msv_smtp_prev_result(const msv_smtp *s);
 
 MSV_EXTERN MSV_WUR msv_result msv_smtp_rset(msv_smtp *s);
 MSV_EXTERN MSV_WUR msv_result msv_smtp_noop(msv_smtp *s);
@@ -313,6 +321,27 @@ MSV_EXTERN MSV_WUR msv_result msv_client_send(msv_client *c, const msv_envelope 
 MSV_EXTERN MSV_WUR msv_result msv_client_send_stream(msv_client *c, const msv_envelope *env,
                                                      msv_read_fn fn, void *payload,
                                                      const msv_smtp_txn **txn);
+/* One message of msv_client_send_many(). */
+typedef struct msv_message {
+	const msv_envelope *env;
+	const char *data;
+	size_t len;
+} msv_message;
+
+/* Called once per message, in order: code MSV_OK (at least one recipient
+ * accepted), MSV_E_REFUSED, or an error; txn as far as the server
+ * answered (NULL when the message was never started); err says why. */
+typedef void (*msv_client_done_fn)(void *payload, size_t index, msv_result code,
+                                   const msv_smtp_txn *txn, const msv_error *err);
+
+/* Sends n messages over this session, each message's end of data and the
+ * next one's envelope in one write when the server offers PIPELINING (one
+ * round trip per message).  When the session fails, every message not yet
+ * reported gets done() with that error; one whose txn->mail.code is 0 was
+ * never answered and can be retried elsewhere.  Returns MSV_OK while the
+ * session is still usable, else the session error. */
+MSV_EXTERN MSV_WUR msv_result msv_client_send_many(msv_client *c, const msv_message *msgs, size_t n,
+                                                   msv_client_done_fn done, void *payload);
 /* NOOP: checks that an idle session still answers.  A failure closes it. */
 MSV_EXTERN MSV_WUR msv_result msv_client_noop(msv_client *c);
 /* The last transaction as far as it went, also when the send failed:

@@ -200,9 +200,11 @@ static void timespec_at(struct timespec *ts, int ms)
 }
 
 /* Borrows a healthy connection for the key: an idle one (checked with
- * NOOP when idle long), or a new one when under the limit, else waits. */
+ * NOOP when idle long), or a new one when under the limit, else waits.
+ * fresh: a new connection only; idle ones met are closed to make room
+ * (after a stale one, the others of its age are suspect too). */
 static msv_result checkout(msv_pool *p, key_entry *k, const msv_client_options *route, conn **out,
-                           int *reused, msv_error *err)
+                           int *reused, int fresh, msv_error *err)
 {
 	int wait_ms = p->o.wait_timeout_ms ? p->o.wait_timeout_ms
 	              : route->command_timeout_ms ? route->command_timeout_ms
@@ -221,6 +223,12 @@ static msv_result checkout(msv_pool *p, key_entry *k, const msv_client_options *
 			              now - cn->opened_ms > p->o.max_age_ms;
 			int check = now - cn->used_ms > p->o.noop_after_ms;
 			pthread_mutex_unlock(&p->lock);
+			if (fresh) {
+				conn_close(cn, 0);
+				pthread_mutex_lock(&p->lock);
+				slot_freed(p, k);
+				continue;
+			}
 			if (!expired && (!check || msv_client_noop(cn->c) == MSV_OK)) {
 				*out = cn;
 				*reused = 1;
@@ -327,7 +335,7 @@ msv_result msv_pool_send(msv_pool *p, const msv_client_options *route, const msv
 	for (;;) {
 		conn *cn = NULL;
 		int reused = 0;
-		msv_result r = checkout(p, k, route, &cn, &reused, &res->err);
+		msv_result r = checkout(p, k, route, &cn, &reused, res->attempts > 0, &res->err);
 		if (r) {
 			res->code = r;
 			break;
@@ -387,17 +395,104 @@ typedef struct batch {
 	atomic_size_t next;
 } batch;
 
+/* Messages a worker takes at a time over one connection. */
+#define BATCH_RUN 32
+
+typedef struct run {
+	batch *b;
+	size_t base;    /* index of the run's first message */
+	int64_t t0;
+	int *retry;     /* per message of the run: send again alone */
+	int reused;     /* the connection had carried messages before */
+} run;
+
+static void run_done(void *payload, size_t index, msv_result code, const msv_smtp_txn *t,
+                     const msv_error *err)
+{
+	run *rn = payload;
+	size_t i = rn->base + index;
+	msv_pool_result *res = &rn->b->results[i];
+	memset(res, 0, sizeof(*res));
+	res->code = code;
+	res->attempts = 1;
+	res->reused = rn->reused || index > 0;
+	if (code)
+		res->err = *err;
+	if (copy_txn(res, t) && !code) {
+		res->code = MSV_E_NOMEM;
+		msv_error_set(&res->err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "cannot store the result");
+	}
+	if (code && code != MSV_E_REFUSED)
+		res->accepted = 0;
+	res->latency_ms = msv_now_ms() - rn->t0;
+	/* Never started, or MAIL never answered: the server cannot have it. */
+	if (code && code != MSV_E_REFUSED && (!t || t->mail.code == 0)) {
+		rn->retry[index] = 1;
+		msv_pool_result_free(res);
+		return;
+	}
+	if (rn->b->progress)
+		rn->b->progress(rn->b->payload, i, res);
+}
+
 static void *batch_worker(void *arg)
 {
 	batch *b = arg;
+	msv_pool *p = b->p;
+	msv_error err;
+	pthread_mutex_lock(&p->lock);
+	key_entry *k = get_key(p, b->route, &err);
+	pthread_mutex_unlock(&p->lock);
+	msv_message msgs[BATCH_RUN];
+	int retry[BATCH_RUN];
 	for (;;) {
-		size_t i = atomic_fetch_add(&b->next, 1);
-		if (i >= b->n)
+		size_t first = atomic_fetch_add(&b->next, BATCH_RUN);
+		if (first >= b->n)
 			return NULL;
-		const msv_pool_message *m = &b->msgs[i];
-		msv_pool_send(b->p, b->route, m->env, m->msg, m->len, &b->results[i]);
-		if (b->progress)
-			b->progress(b->payload, i, &b->results[i]);
+		size_t n = b->n - first < BATCH_RUN ? b->n - first : BATCH_RUN;
+		conn *cn = NULL;
+		int reused = 0;
+		memset(retry, 0, sizeof(retry));
+		msv_result r = k ? checkout(p, k, b->route, &cn, &reused, 0, &err) : err.code;
+		if (!r && cn->messages + n > p->o.max_messages) {
+			/* what the connection may still carry; the rest go alone */
+			size_t allow = p->o.max_messages - cn->messages;
+			for (size_t j = allow; j < n; j++)
+				retry[j] = 1;
+			n = allow;
+		}
+		if (!r && n) {
+			for (size_t j = 0; j < n; j++) {
+				const msv_pool_message *m = &b->msgs[first + j];
+				msgs[j] = (msv_message){m->env, m->msg, m->len};
+			}
+			run rn = {b, first, msv_now_ms(), retry, reused};
+			if (reused) {
+				pthread_mutex_lock(&p->lock);
+				p->st.connections_reused++;
+				pthread_mutex_unlock(&p->lock);
+			}
+			r = msv_client_send_many(cn->c, msgs, n, run_done, &rn);
+			cn->messages += (unsigned)n - 1; /* checkin() counts one */
+			if (r)
+				discard(p, k, cn);
+			else
+				checkin(p, k, cn);
+		} else if (!r) {
+			checkin(p, k, cn);
+		} else {
+			for (size_t j = 0; j < n; j++)
+				retry[j] = 1; /* no connection: each tries alone, and reports */
+		}
+		for (size_t j = 0; j < BATCH_RUN && first + j < b->n; j++) {
+			if (!retry[j])
+				continue;
+			size_t i = first + j;
+			const msv_pool_message *m = &b->msgs[i];
+			msv_pool_send(p, b->route, m->env, m->msg, m->len, &b->results[i]);
+			if (b->progress)
+				b->progress(b->payload, i, &b->results[i]);
+		}
 	}
 }
 

@@ -550,6 +550,107 @@ msv_result msv_client_send_stream(msv_client *c, const msv_envelope *env, msv_re
 	return send_common(c, env, NULL, 0, fn, payload, txn);
 }
 
+/* Gives message bytes while the engine wants them; PREV_DONE events met
+ * on the way are reported.  Returns the event that ended the body. */
+typedef struct many {
+	msv_client *c;
+	msv_client_done_fn done;
+	void *payload;
+	size_t prev, cur; /* indexes awaiting their final reply; NONE if none */
+} many;
+
+#define NONE ((size_t)-1)
+
+static void report(many *m, size_t *slot, const msv_smtp_txn *t)
+{
+	msv_result code = txn_outcome(m->c, t);
+	m->done(m->payload, *slot, code, t, &m->c->err);
+	msv_error_clear(&m->c->err);
+	*slot = NONE;
+}
+
+/* Runs the engine; PREV_DONE is handled here, anything else returned. */
+static msv_smtp_event drive_many(many *m)
+{
+	for (;;) {
+		msv_smtp_event ev = drive(m->c);
+		if (ev != MSV_SMTP_PREV_DONE)
+			return ev;
+		report(m, &m->prev, msv_smtp_prev_result(m->c->smtp));
+	}
+}
+
+msv_result msv_client_send_many(msv_client *c, const msv_message *msgs, size_t n,
+                                msv_client_done_fn done, void *payload)
+{
+	many m = {c, done, payload, NONE, NONE};
+	size_t i = 0;
+	msv_smtp_event ev = MSV_SMTP_READY;
+	if (c->fd < 0) {
+		msv_error_set(&c->err, MSV_E_STATE, MSV_CLASS_USAGE, "not connected");
+		goto failed;
+	}
+	for (; i < n; i++) {
+		while (msv_smtp_begin(c->smtp, msgs[i].env)) {
+			if (msv_smtp_error(c->smtp)->code != MSV_E_STATE) {
+				/* refused before anything was sent (SIZE, address...) */
+				c->err = *msv_smtp_error(c->smtp);
+				done(payload, i, c->err.code, NULL, &c->err);
+				msv_error_clear(&c->err);
+				goto next;
+			}
+			/* the previous one cannot overlap: wait for its end */
+			ev = drive_many(&m);
+			if (ev != MSV_SMTP_TXN_DONE)
+				goto failed;
+			report(&m, &m.cur, msv_smtp_result(c->smtp));
+		}
+		if (m.cur != NONE)
+			m.prev = m.cur; /* overlapped: the earlier one finishes aside */
+		m.cur = i;
+		size_t off = 0;
+		while ((ev = drive_many(&m)) == MSV_SMTP_WANT_BODY) {
+			size_t k = msgs[i].len - off < BODY_CHUNK ? msgs[i].len - off : BODY_CHUNK;
+			msv_result r = k ? msv_smtp_body(c->smtp, msgs[i].data + off, k) : MSV_OK;
+			off += k;
+			if (!r && off == msgs[i].len) {
+				r = msv_smtp_body_end(c->smtp);
+				if (!r)
+					goto next; /* "." goes out with the next envelope */
+			}
+			if (r) {
+				c->err = *msv_smtp_error(c->smtp);
+				goto failed;
+			}
+		}
+		if (ev != MSV_SMTP_TXN_DONE)
+			goto failed;
+		report(&m, &m.cur, msv_smtp_result(c->smtp)); /* ended without data */
+next:;
+	}
+	while (m.cur != NONE || m.prev != NONE) {
+		ev = drive_many(&m);
+		if (ev != MSV_SMTP_TXN_DONE)
+			goto failed;
+		report(&m, &m.cur, msv_smtp_result(c->smtp));
+	}
+	return MSV_OK;
+failed:;
+	/* The session is gone: whatever was not reported fails with it. */
+	msv_error err = c->err.code ? c->err : *msv_smtp_error(c->smtp);
+	if (!err.code)
+		msv_error_set(&err, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY, "session ended unexpectedly");
+	close_conn(c);
+	if (m.prev != NONE)
+		done(payload, m.prev, err.code, msv_smtp_prev_result(c->smtp), &err);
+	if (m.cur != NONE)
+		done(payload, m.cur, err.code, msv_smtp_result(c->smtp), &err);
+	for (size_t k = m.cur != NONE ? m.cur + 1 : i; k < n; k++)
+		done(payload, k, err.code, NULL, &err);
+	c->err = err;
+	return err.code;
+}
+
 msv_result msv_client_noop(msv_client *c)
 {
 	if (c->fd < 0)

@@ -85,6 +85,14 @@ struct msv_smtp {
 	int mail_after_rset; /* no PIPELINING: MAIL waits for RSET's reply */
 	msv_body_xf xf;
 	msv_buf chunk; /* BDAT: transformed bytes not yet framed */
+
+	/* The previous transaction while its reply to "." is outstanding and
+	 * the next one has begun: RFC 2920 lets the end of one message's data
+	 * and the next envelope share a write, one round trip per message. */
+	msv_smtp_txn prev;
+	size_t prev_cap;
+	int prev_pending; /* its final reply is outstanding */
+	int prev_done;    /* it arrived: MSV_SMTP_PREV_DONE is due */
 };
 
 static const char *const state_names[] = {
@@ -294,6 +302,7 @@ void msv_smtp_free(msv_smtp *s)
 	msv_buf_free(&s->chunk);
 	msv_free(s->pend);
 	msv_free(s->txn.rcpt);
+	msv_free(s->prev.rcpt);
 	msv_free(s);
 }
 
@@ -320,6 +329,11 @@ int msv_smtp_in_data(const msv_smtp *s)
 const msv_smtp_txn *msv_smtp_result(const msv_smtp *s)
 {
 	return &s->txn;
+}
+
+const msv_smtp_txn *msv_smtp_prev_result(const msv_smtp *s)
+{
+	return &s->prev;
 }
 
 /* --------------------------------------------------------- session setup */
@@ -460,15 +474,15 @@ static void txn_done(msv_smtp *s, int ended)
 }
 
 /* The data was refused after RCPTs were accepted: nobody got it. */
-static void data_refused(msv_smtp *s, const msv_smtp_reply *r)
+static void data_refused(msv_smtp_txn *t, const msv_smtp_reply *r)
 {
-	s->txn.data = *r;
-	for (size_t i = 0; i < s->txn.nrcpt; i++)
-		if (s->txn.rcpt[i].accepted) {
-			s->txn.rcpt[i].accepted = 0;
-			s->txn.rcpt[i].reply = *r;
+	t->data = *r;
+	for (size_t i = 0; i < t->nrcpt; i++)
+		if (t->rcpt[i].accepted) {
+			t->rcpt[i].accepted = 0;
+			t->rcpt[i].reply = *r;
 		}
-	s->txn.accepted = 0;
+	t->accepted = 0;
 }
 
 static int pipelining(const msv_smtp *s)
@@ -531,7 +545,7 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 	case C_DATA:
 		if (r->code != 354) {
 			if (!s->mail_failed && s->txn.accepted)
-				data_refused(s, r);
+				data_refused(&s->txn, r);
 			else
 				s->txn.data = *r;
 			txn_done(s, 0);
@@ -549,9 +563,18 @@ static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
 		return;
 	case C_DOT:
 	case C_BDAT:
+		if (p->c == C_DOT && p->idx) { /* the previous transaction's end */
+			if (is_2xx(r))
+				s->prev.data = *r;
+			else
+				data_refused(&s->prev, r);
+			s->prev_pending = 0;
+			s->prev_done = 1;
+			return;
+		}
 		if (!s->discard && !s->data_failed && !is_2xx(r)) {
 			s->data_failed = 1;
-			data_refused(s, r);
+			data_refused(&s->txn, r);
 		}
 		if (p->c == C_DOT || p->idx) { /* the end of the data */
 			if (!s->data_failed && !s->discard)
@@ -712,6 +735,12 @@ msv_result msv_smtp_feed(msv_smtp *s, const char *data, size_t len)
 msv_smtp_event msv_smtp_step(msv_smtp *s)
 {
 	process_input(s);
+	/* Before FAILED: the earlier message's final reply is definitive even
+	 * when the session broke right after it (a 421 to the next MAIL). */
+	if (s->prev_done) {
+		s->prev_done = 0;
+		return MSV_SMTP_PREV_DONE;
+	}
 	if (s->state == ST_FAILED)
 		return MSV_SMTP_FAILED;
 	if (s->out_off < s->out.len)
@@ -887,15 +916,37 @@ static msv_result check_envelope(msv_smtp *s, const msv_envelope *env, int *utf8
 	return MSV_OK;
 }
 
+/* The next transaction may begin before "." is answered: PIPELINING,
+ * DATA (not BDAT, whose chunks are answered one by one), a real message
+ * (not an emptied one), and only one transaction in that overlap. */
+static int can_overlap(const msv_smtp *s)
+{
+	return s->state == ST_DATA_END && pipelining(s) && !s->bdat && !s->discard &&
+	       !s->prev_pending && !s->prev_done && s->pend_len &&
+	       s->pend[s->pend_head + s->pend_len - 1].c == C_DOT;
+}
+
 msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 {
-	if (s->state != ST_READY)
+	int overlap = can_overlap(s);
+	if (s->state != ST_READY && !overlap)
 		return refuse(s, MSV_E_STATE, MSV_CLASS_USAGE, "cannot start a transaction in state %s",
 		              state_names[s->state]);
 	int utf8 = 0;
 	msv_result r = check_envelope(s, env, &utf8);
 	if (r)
 		return r;
+	if (overlap) {
+		/* the finishing transaction moves aside; "." now answers for it */
+		msv_smtp_txn t = s->prev;
+		size_t cap = s->prev_cap;
+		s->prev = s->txn;
+		s->prev_cap = s->rcpt_cap;
+		s->txn = t;
+		s->rcpt_cap = cap;
+		s->prev_pending = 1;
+		s->pend[s->pend_head + s->pend_len - 1].idx = 1;
+	}
 	if (env->nrcpt > s->rcpt_cap) {
 		size_t bytes;
 		if (msv_mul_size(&bytes, env->nrcpt, sizeof(*s->txn.rcpt)))

@@ -488,6 +488,63 @@ static void refused_then_reused_with_rset(void **state)
 	assert_int_equal(atomic_load(&sv.rsets), 1);
 }
 
+/* A batch pipelines messages over one connection; a drop in one
+ * message's DATA fails that message only (the server answered its MAIL),
+ * and those after it, never answered, go again on a new connection. */
+static void batch_drop_mid_data(void **state)
+{
+	(void)state;
+	server sv = {0};
+	sv.drop_data_msg = 5;
+	server_start(&sv);
+	msv_client_options route = route_for(&sv);
+	msv_pool *p = pool_with(1, 0);
+	msv_pool_message msgs[20];
+	msv_pool_result res[20];
+	for (int i = 0; i < 20; i++)
+		msgs[i] = (msv_pool_message){&ENV1, MSG, sizeof(MSG) - 1};
+	assert_int_not_equal(msv_pool_send_batch(p, &route, msgs, 20, 1, res, NULL, NULL), MSV_OK);
+	int failed = 0;
+	for (int i = 0; i < 20; i++) {
+		if (res[i].code) {
+			failed++;
+			assert_int_equal(i, 4);
+			assert_int_equal(res[i].err.cls, MSV_CLASS_TEMPORARY);
+		}
+		msv_pool_result_free(&res[i]);
+	}
+	assert_int_equal(failed, 1);
+	msv_pool_free(p);
+	server_stop(&sv);
+	assert_int_equal(atomic_load(&sv.messages), 19); /* none lost, none twice */
+}
+
+/* 421 in the middle of a pipelined run: nothing lost, nothing twice. */
+static void batch_421_mid_run(void **state)
+{
+	(void)state;
+	server sv = {0};
+	sv.mail_421_after = 3;
+	server_start(&sv);
+	msv_client_options route = route_for(&sv);
+	msv_pool *p = pool_with(2, 0);
+	msv_pool_message msgs[20];
+	msv_pool_result res[20];
+	for (int i = 0; i < 20; i++)
+		msgs[i] = (msv_pool_message){&ENV1, MSG, sizeof(MSG) - 1};
+	msv_result rc = msv_pool_send_batch(p, &route, msgs, 20, 2, res, NULL, NULL);
+	for (int i = 0; i < 20; i++) {
+		if (res[i].code)
+			fail_msg("message %d: %s (attempts %u, reused %d)", i, res[i].err.message,
+			         res[i].attempts, res[i].reused);
+		msv_pool_result_free(&res[i]);
+	}
+	assert_int_equal(rc, MSV_OK);
+	msv_pool_free(p);
+	server_stop(&sv);
+	assert_int_equal(atomic_load(&sv.messages), 20);
+}
+
 /* Many sends: no leak (LeakSanitizer) and a constant number of open
  * descriptors. */
 static void many_sends_constant_fds(void **state)
@@ -524,6 +581,8 @@ int main(void)
 		cmocka_unit_test(reply_421_on_reuse),
 		cmocka_unit_test(drop_mid_data_not_resent),
 		cmocka_unit_test(refused_then_reused_with_rset),
+		cmocka_unit_test(batch_drop_mid_data),
+		cmocka_unit_test(batch_421_mid_run),
 		cmocka_unit_test(many_sends_constant_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

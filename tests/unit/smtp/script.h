@@ -63,6 +63,7 @@ SCRIPT_FN const char *ev_name(msv_smtp_event ev)
 	case MSV_SMTP_TXN_DONE: return "TXN_DONE";
 	case MSV_SMTP_CLOSED: return "CLOSED";
 	case MSV_SMTP_FAILED: return "FAILED";
+	case MSV_SMTP_PREV_DONE: return "PREV_DONE";
 	}
 	return "?";
 }

@@ -407,6 +407,75 @@ static void pipelined_mixed_rcpt_run(size_t write_step, int bytewise_replies)
 	drv_close(&d);
 }
 
+/* RFC 2920: the end of one message and the next envelope in one write;
+ * the earlier transaction's outcome comes as MSV_SMTP_PREV_DONE. */
+static void overlap_next_envelope(void **state)
+{
+	(void)state;
+	drv d;
+	msv_smtp_options o = plain_opts();
+	drv_ready(&d, &o, EHLO_PIPE);
+	msv_envelope e1 = env_of(rcpt1, 1), e2 = env_of(rcpt3, 2);
+	begin_ok(&d, &e1);
+	SC(&d, NULL, "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n",
+	   MSV_SMTP_WANT_READ);
+	SC(&d, "250 ok\r\n250 ok\r\n354 go\r\n", "", MSV_SMTP_WANT_BODY);
+	assert_int_equal(msv_smtp_body(d.s, "Hi.\r\n", 5), MSV_OK);
+	assert_int_equal(msv_smtp_body_end(d.s), MSV_OK);
+	begin_ok(&d, &e2);
+	size_t writes = d.writes;
+	SC(&d, NULL,
+	   "Hi.\r\n.\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"
+	   "RCPT TO:<carol@example.org>\r\nDATA\r\n",
+	   MSV_SMTP_WANT_READ);
+	assert_int_equal(d.writes, writes + 1);
+	/* a third cannot overlap while the first is unanswered */
+	msv_envelope e3 = env_of(rcpt1, 1);
+	assert_int_equal(msv_smtp_begin(d.s, &e3), MSV_E_STATE);
+	SC(&d, "250 2.0.0 queued as A\r\n", "", MSV_SMTP_PREV_DONE);
+	const msv_smtp_txn *p = msv_smtp_prev_result(d.s);
+	assert_int_equal(p->accepted, 1);
+	assert_int_equal(p->data.code, 250);
+	assert_string_equal(p->data.text, "queued as A");
+	assert_string_equal(p->rcpt[0].address, "bob@example.org");
+	SC(&d, "250 ok\r\n550 5.1.1 no\r\n250 ok\r\n354 go\r\n", "", MSV_SMTP_WANT_BODY);
+	assert_int_equal(msv_smtp_body(d.s, "x", 1), MSV_OK);
+	assert_int_equal(msv_smtp_body_end(d.s), MSV_OK);
+	SC(&d, NULL, "x\r\n.\r\n", MSV_SMTP_WANT_READ);
+	SC(&d, "554 5.7.1 rejected\r\n", "", MSV_SMTP_TXN_DONE);
+	const msv_smtp_txn *t = msv_smtp_result(d.s);
+	assert_int_equal(t->accepted, 0);
+	assert_int_equal(t->rcpt[0].reply.code, 550);
+	assert_int_equal(t->rcpt[1].reply.code, 554);
+	SC(&d, NULL, "", MSV_SMTP_READY);
+	drv_close(&d);
+}
+
+/* The session breaks right after the earlier message was accepted: its
+ * outcome is reported first, then the failure. */
+static void overlap_prev_done_before_failure(void **state)
+{
+	(void)state;
+	drv d;
+	msv_smtp_options o = plain_opts();
+	drv_ready(&d, &o, EHLO_PIPE);
+	msv_envelope e1 = env_of(rcpt1, 1), e2 = env_of(rcpt1, 1);
+	begin_ok(&d, &e1);
+	SC(&d, NULL, "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n",
+	   MSV_SMTP_WANT_READ);
+	SC(&d, "250 ok\r\n250 ok\r\n354 go\r\n", "", MSV_SMTP_WANT_BODY);
+	assert_int_equal(msv_smtp_body_end(d.s), MSV_OK);
+	begin_ok(&d, &e2);
+	SC(&d, NULL, ".\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n",
+	   MSV_SMTP_WANT_READ);
+	SC(&d, "250 2.0.0 queued\r\n421 4.3.2 shutting down\r\n", "", MSV_SMTP_PREV_DONE);
+	assert_int_equal(msv_smtp_prev_result(d.s)->accepted, 1);
+	expect_ev(&d, msv_smtp_step(d.s), MSV_SMTP_FAILED);
+	assert_int_equal(msv_smtp_error(d.s)->reply_code, 421);
+	assert_int_equal(msv_smtp_result(d.s)->mail.code, 0); /* never answered: retryable */
+	drv_close(&d);
+}
+
 static void pipelined_mixed_rcpt(void **state)
 {
 	(void)state;
@@ -1780,6 +1849,8 @@ int main(void)
 		cmocka_unit_test(implicit_tls),
 		cmocka_unit_test(rset_noop_quit),
 		cmocka_unit_test(idle_421_is_close),
+		cmocka_unit_test(overlap_next_envelope),
+		cmocka_unit_test(overlap_prev_done_before_failure),
 		cmocka_unit_test(unsolicited_reply),
 		cmocka_unit_test(server_close),
 		cmocka_unit_test(driver_failure),
