@@ -170,6 +170,9 @@ MSV_EXTERN MSV_WUR msv_result msv_base64_encode(msv_buf *out, const void *data, 
 /* Strict: rejects characters outside the alphabet, bad padding and
  * non-zero trailing bits.  Appends the decoded bytes to out. */
 MSV_EXTERN MSV_WUR msv_result msv_base64_decode(msv_buf *out, const char *s, size_t n);
+/* The 6-bit value of one base64 character, or -1 outside the alphabet
+ * ('=' included): for decoders with their own leniency rules. */
+MSV_EXTERN int msv_base64_value(unsigned char c);
 
 /* ---- time and deadlines (CLOCK_MONOTONIC milliseconds) ---- */
 MSV_EXTERN int64_t msv_now_ms(void);

@@ -209,26 +209,21 @@ int cli_send_batch(const msv_client_options *route, const char *path, unsigned c
 	po.max_connections = conns;
 	msv_pool *pool = NULL;
 	msv_error err;
+	/* items[] in file order; msgs[] and res[] in send order (built lines only) */
 	item *items = msv_calloc(CHUNK, sizeof(*items));
 	msv_pool_message *msgs = msv_calloc(CHUNK, sizeof(*msgs));
 	msv_pool_result *res = msv_calloc(CHUNK, sizeof(*res));
-	size_t *slot = msv_calloc(CHUNK, sizeof(*slot));
-	if (!items || !msgs || !res || !slot || msv_pool_new(&pool, &po, &err)) {
-		cli_err("cannot start: out of memory");
-		msv_free(items);
-		msv_free(msgs);
-		msv_free(res);
-		msv_free(slot);
-		if (f != stdin)
-			fclose(f);
-		return EX_OSERR;
-	}
 	msv_buf line;
 	msv_buf_init(&line, LINE_MAX_OCTETS);
 	size_t lineno = 0, sent = 0, failed = 0;
 	int worst = 0, eof = 0;
 	cli_progress pg;
 	cli_progress_init(&pg, 0);
+	if (!items || !msgs || !res || msv_pool_new(&pool, &po, &err)) {
+		cli_err("cannot start: out of memory");
+		worst = EX_OSERR;
+		eof = 1;
+	}
 	while (!eof) {
 		size_t n = 0, nsend = 0;
 		while (n < CHUNK) {
@@ -247,35 +242,29 @@ int cli_send_batch(const msv_client_options *route, const char *path, unsigned c
 				msv_error_set(&it->err, MSV_E_TOO_LARGE, MSV_CLASS_USAGE, "line longer than 16 MiB");
 			else
 				build_item(it, line.data, line.len, dkim);
-			if (!it->err.code) {
-				msgs[nsend] = (msv_pool_message){&it->env, it->raw.data, it->raw.len};
-				slot[nsend++] = n - 1;
-			}
+			if (!it->err.code)
+				msgs[nsend++] = (msv_pool_message){&it->env, it->raw.data, it->raw.len};
 		}
 		pthread_mutex_lock(&pg.lock);
 		pg.total += nsend;
 		pthread_mutex_unlock(&pg.lock);
-		msv_pool_result *sres = msv_calloc(nsend ? nsend : 1, sizeof(*sres));
-		if (nsend && sres)
-			msv_pool_send_batch(pool, route, msgs, nsend, conns, sres, cli_progress_cb, &pg);
-		for (size_t i = 0; i < n; i++)
-			memset(&res[i], 0, sizeof(res[i]));
-		for (size_t k = 0; sres && k < nsend; k++)
-			res[slot[k]] = sres[k];
-		for (size_t i = 0; i < n; i++) {
+		if (nsend)
+			msv_pool_send_batch(pool, route, msgs, nsend, conns, res, cli_progress_cb, &pg);
+		for (size_t i = 0, k = 0; i < n; i++) {
 			item *it = &items[i];
+			msv_pool_result bad, *r = &bad;
 			if (it->err.code) {
-				res[i].code = it->err.code;
-				res[i].err = it->err;
-			} else if (!sres) {
-				msv_error_set(&res[i].err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
-				res[i].code = MSV_E_NOMEM;
+				memset(&bad, 0, sizeof(bad));
+				bad.code = it->err.code;
+				bad.err = it->err;
+			} else {
+				r = &res[k++];
 			}
-			print_result(it, &res[i], json);
-			int code = !strcmp(status_of(it, &res[i]), "sent") ? 0
-			           : it->err.code                           ? EX_DATAERR
-			                                                    : cli_exit_code(&res[i].err);
-			if (!code && res[i].accepted < res[i].nrcpt)
+			print_result(it, r, json);
+			int code = !strcmp(status_of(it, r), "sent") ? 0
+			           : it->err.code                     ? EX_DATAERR
+			                                              : cli_exit_code(&r->err);
+			if (!code && r->accepted < r->nrcpt)
 				code = EX_TEMPFAIL;
 			if (code) {
 				failed++;
@@ -286,20 +275,18 @@ int cli_send_batch(const msv_client_options *route, const char *path, unsigned c
 			} else {
 				sent++;
 			}
-			msv_pool_result_free(&res[i]);
+			msv_pool_result_free(r);
 			item_free(it);
 		}
-		msv_free(sres);
 	}
 	cli_progress_done(&pg);
-	if (!json)
+	if (!json && pool)
 		fprintf(stderr, "missive: %zu sent, %zu failed\n", sent, failed);
 	msv_buf_free(&line);
 	msv_pool_free(pool);
 	msv_free(items);
 	msv_free(msgs);
 	msv_free(res);
-	msv_free(slot);
 	if (f != stdin)
 		fclose(f);
 	return worst;

@@ -44,7 +44,7 @@ msv_result msv_base64_encode(msv_buf *out, const void *data, size_t n)
 	return MSV_OK;
 }
 
-static int b64val(unsigned char c)
+int msv_base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -79,7 +79,7 @@ msv_result msv_base64_decode(msv_buf *out, const char *s, size_t n)
 			}
 			if (pad) /* data after '=' */
 				goto bad;
-			v[k] = b64val(c);
+			v[k] = msv_base64_value(c);
 			if (v[k] < 0)
 				goto bad;
 		}

@@ -131,6 +131,23 @@ typedef struct vctx {
 } vctx;
 
 /* Returns -1 only for out-of-memory; everything else is a result. */
+
+static int hname_sep(char c)
+{
+	return c == ':' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The next field name of an h= list: [*s, *i).  0 at the end. */
+static int next_hname(const char *v, size_t n, size_t *i, size_t *s)
+{
+	while (*i < n && hname_sep(v[*i]))
+		(*i)++;
+	*s = *i;
+	while (*i < n && !hname_sep(v[*i]))
+		(*i)++;
+	return *i > *s;
+}
+
 static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 {
 	const char *colon = memchr(f->p, ':', f->len);
@@ -192,15 +209,8 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 		return set(res, MSV_DKIM_PERMERROR, "x= is earlier than t=");
 	/* h= must cover From (RFC 6376 6.1.1). */
 	int has_from = 0;
-	for (size_t i = 0; i < th->value_len;) {
-		while (i < th->value_len && (th->value[i] == ':' || th->value[i] == ' ' || th->value[i] == '\t' ||
-		                             th->value[i] == '\r' || th->value[i] == '\n'))
-			i++;
-		size_t s = i;
-		while (i < th->value_len && th->value[i] != ':' && th->value[i] != ' ' && th->value[i] != '\t' &&
-		       th->value[i] != '\r' && th->value[i] != '\n')
-			i++;
-		if (i > s && dkim_name_eq(th->value + s, i - s, "from"))
+	for (size_t i = 0, s; next_hname(th->value, th->value_len, &i, &s);) {
+		if (dkim_name_eq(th->value + s, i - s, "from"))
 			has_from = 1;
 	}
 	if (!has_from)
@@ -259,16 +269,7 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 	 * not yet used (RFC 6376 5.4.2); absent ones contribute nothing. */
 	msv_buf_reset(&v->canon);
 	memset(v->used, 0, v->nf);
-	for (size_t i = 0; i < th->value_len;) {
-		while (i < th->value_len && (th->value[i] == ':' || th->value[i] == ' ' || th->value[i] == '\t' ||
-		                             th->value[i] == '\r' || th->value[i] == '\n'))
-			i++;
-		size_t s = i;
-		while (i < th->value_len && th->value[i] != ':' && th->value[i] != ' ' && th->value[i] != '\t' &&
-		       th->value[i] != '\r' && th->value[i] != '\n')
-			i++;
-		if (i == s)
-			continue;
+	for (size_t i = 0, s; next_hname(th->value, th->value_len, &i, &s);) {
 		char name[256];
 		if (i - s >= sizeof(name))
 			continue;

@@ -1915,7 +1915,11 @@ long msv_mime_read(void *msg, char *buf, size_t cap)
 	return (long)got;
 }
 
-msv_result msv_mime_write_fd(msv_mime_msg *m, int fd)
+/* Produces the whole output into put(), which takes what it can of the
+ * window and reports how much (0 with an error set on failure). */
+typedef size_t (*put_fn)(msv_mime_msg *m, void *to, const char *p, size_t n);
+
+static msv_result drain(msv_mime_msg *m, put_fn put, void *to)
 {
 	if (!m->prepared)
 		return fail(m, MSV_E_STATE, "the message is not prepared (call msv_mime_prepare)");
@@ -1929,38 +1933,44 @@ msv_result msv_mime_write_fd(msv_mime_msg *m, int fd)
 			if (!m->winlen)
 				return MSV_OK;
 		}
-		ssize_t n = write(fd, m->win, m->winlen);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
+		size_t n = put(m, to, m->win, m->winlen);
+		if (!n) {
 			m->failed = 1;
-			return fail(m, MSV_E_SYSTEM, "cannot write the message: %s",
-			            n < 0 ? strerror(errno) : "nothing written");
+			return m->err.code;
 		}
 		m->win += n;
-		m->winlen -= (size_t)n;
+		m->winlen -= n;
 	}
+}
+
+static size_t put_fd(msv_mime_msg *m, void *to, const char *p, size_t n)
+{
+	for (;;) {
+		ssize_t w = write(*(int *)to, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w > 0)
+			return (size_t)w;
+		fail(m, MSV_E_SYSTEM, "cannot write the message: %s", w < 0 ? strerror(errno) : "nothing written");
+		return 0;
+	}
+}
+
+static size_t put_buf(msv_mime_msg *m, void *to, const char *p, size_t n)
+{
+	msv_result r = msv_buf_add(to, p, n);
+	if (!r)
+		return n;
+	fail(m, r, "the message does not fit the buffer: %s", msv_strerror(r));
+	return 0;
+}
+
+msv_result msv_mime_write_fd(msv_mime_msg *m, int fd)
+{
+	return drain(m, put_fd, &fd);
 }
 
 msv_result msv_mime_write_buf(msv_mime_msg *m, msv_buf *out)
 {
-	if (!m->prepared)
-		return fail(m, MSV_E_STATE, "the message is not prepared (call msv_mime_prepare)");
-	for (;;) {
-		if (!m->winlen) {
-			msv_result r = produce(m);
-			if (r) {
-				m->failed = 1;
-				return r;
-			}
-			if (!m->winlen)
-				return MSV_OK;
-		}
-		msv_result r = msv_buf_add(out, m->win, m->winlen);
-		if (r) {
-			m->failed = 1;
-			return fail(m, r, "the message does not fit the buffer: %s", msv_strerror(r));
-		}
-		m->winlen = 0;
-	}
+	return drain(m, put_buf, out);
 }

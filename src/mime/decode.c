@@ -155,20 +155,10 @@ static size_t encoded_word(const char *s, size_t n, msv_buf *out, msv_result *r)
 	} else {
 		unsigned acc = 0, bits = 0;
 		for (size_t k = t0; k < t && !*r; k++) {
-			int c = (unsigned char)s[k], v;
-			if (c >= 'A' && c <= 'Z')
-				v = c - 'A';
-			else if (c >= 'a' && c <= 'z')
-				v = c - 'a' + 26;
-			else if (c >= '0' && c <= '9')
-				v = c - '0' + 52;
-			else if (c == '+')
-				v = 62;
-			else if (c == '/')
-				v = 63;
-			else if (c == '=')
+			int v = msv_base64_value((unsigned char)s[k]);
+			if (s[k] == '=')
 				break;
-			else {
+			if (v < 0) {
 				msv_buf_free(&raw);
 				return 0; /* not base64: leave the word as written */
 			}
@@ -530,18 +520,8 @@ static msv_result b64_lenient(msv_buf *out, const char *s, size_t n)
 	char tmp[4096];
 	size_t t = 0;
 	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i], v;
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else
+		int v = msv_base64_value((unsigned char)s[i]);
+		if (v < 0)
 			continue; /* RFC 2045 6.8: ignore what is not in the alphabet */
 		acc = (acc << 6 | (unsigned)v) & 0xffffff;
 		bits += 6;
