@@ -8,7 +8,7 @@
 # up; the tests run private instances (tests/peers/postfix.sh).
 set -eu
 
-BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libidn2-dev libcjson-dev libcmocka-dev python3 openssl"
+BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libidn2-dev libcjson-dev libcmocka-dev libsqlite3-dev libinih-dev libmicrohttpd-dev python3 openssl"
 PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd python3-dkim opendkim-tools openssl"
 case "${1:-all}" in
     build) PKGS=$BUILD ;;

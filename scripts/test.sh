@@ -24,15 +24,17 @@ CC=gcc cmake -S . -B "$BUILD-gcc" -DCMAKE_BUILD_TYPE=Release -DMSV_WERROR=ON >/d
 cmake --build "$BUILD-gcc" -j"$JOBS" >/dev/null
 
 # ThreadSanitizer build of the concurrency tests (the pool's threads, the
-# driver's cancellation from another thread).
+# driver's cancellation from another thread, the queue's group commit).
 CC=clang cmake -S . -B "$BUILD-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSV_TSAN=ON \
     -DMSV_WERROR=ON >/dev/null
-cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_smtp_test_client missive_cli >/dev/null
+cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_smtp_test_client \
+    unit_queue_test_queue missive_cli missived >/dev/null
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1
-(cd "$BUILD-tsan" && ctest --output-on-failure -R 'pool/test_pool|smtp/test_client')
+(cd "$BUILD-tsan" && ctest --output-on-failure -R 'pool/test_pool|smtp/test_client|queue/test_queue')
 tests/tsan/pool_tls.sh "$BUILD-tsan/src/cli/missive"
+tests/tsan/daemon.sh "$BUILD-tsan"
 cd "$BUILD"
 ctest --output-on-failure -j"$JOBS"

@@ -174,8 +174,11 @@ MSV_EXTERN MSV_WUR msv_result msv_base64_decode(msv_buf *out, const char *s, siz
  * ('=' included): for decoders with their own leniency rules. */
 MSV_EXTERN int msv_base64_value(unsigned char c);
 
-/* ---- time and deadlines (CLOCK_MONOTONIC milliseconds) ---- */
+/* ---- time and deadlines (milliseconds) ---- */
+/* CLOCK_MONOTONIC, for timeouts. */
 MSV_EXTERN int64_t msv_now_ms(void);
+/* Wall-clock time: milliseconds since the Unix epoch (queue times). */
+MSV_EXTERN int64_t msv_wall_ms(void);
 /* A deadline is an absolute monotonic time; 0 means none. */
 typedef int64_t msv_deadline;
 MSV_EXTERN msv_deadline msv_deadline_in(int64_t ms);

@@ -319,6 +319,15 @@ MSV_EXTERN MSV_WUR msv_result msv_mime_decode_header(msv_buf *out, const char *v
  */
 MSV_EXTERN MSV_WUR msv_result msv_mime_param(msv_buf *out, int *found, const char *value,
                                              size_t len, const char *name, msv_error *err);
+/*
+ * The addresses of an RFC 5322 address list (a To, Cc, Bcc or From
+ * value), each appended to out NUL-terminated; *n counts them.  Display
+ * names, comments, groups and obsolete routes are dropped.  An unterminated
+ * quote, comment or angle bracket, or an address that is not local@domain,
+ * fails with MSV_E_BAD_ADDRESS naming it.
+ */
+MSV_EXTERN MSV_WUR msv_result msv_mime_address_list(msv_buf *out, size_t *n, const char *value,
+                                                    size_t len, msv_error *err);
 /* Undoes the node's transfer encoding, appending the octets to out.
  * Lenient as RFC 2045 asks (6.7 and 6.8): base64 ignores characters
  * outside its alphabet, quoted-printable keeps malformed escapes. */

@@ -148,15 +148,16 @@ static int read_body(const char *path, const char *what, char **data, size_t *le
 }
 
 /* FILE[:TYPE]: the part after the last ':' is a type when it looks like
- * one and the whole argument is not itself an existing file. */
+ * one and the whole argument is not itself an existing file (asked only
+ * then: a system call less for the usual plain path). */
 static void split_attach(const char *arg, char *path, size_t pathsz, const char **type)
 {
 	*type = NULL;
 	snprintf(path, pathsz, "%s", arg);
-	if (access(arg, F_OK) == 0)
-		return;
 	char *colon = strrchr(path, ':');
 	if (!colon || colon == path || !strchr(colon + 1, '/'))
+		return;
+	if (access(arg, F_OK) == 0)
 		return;
 	*colon = '\0';
 	*type = arg + (colon - path) + 1;

@@ -73,5 +73,10 @@ int cli_content_build(const cli_content *c, const char *from, msv_mime_msg **out
 /* msv_mime_prepare() with errors printed and mapped to EX_* codes. */
 int cli_content_prepare(msv_mime_msg *m, unsigned transport, int for_send);
 int cmd_dkim(int argc, char **argv);
+int cmd_dsn(int argc, char **argv);
+int cmd_sendmail(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+int cmd_bounce(int argc, char **argv);
+int cmd_suppression(int argc, char **argv);
 
 #endif

@@ -12,6 +12,11 @@ static void usage(FILE *f)
 	      "  send      send one message over SMTP now (TLS verified by default)\n"
 	      "  build     build a MIME message from flags and write it to stdout\n"
 	      "  dkim      DKIM keys, signing and verification (keygen, sign, verify, record)\n"
+	      "  sendmail  queue a message from stdin for missived (sendmail(8) interface)\n"
+	      "  queue     inspect and operate the delivery queue (ls, show, retry, dlq, purge, stats)\n"
+	      "  dsn       parse and classify a bounce (delivery status notification)\n"
+	      "  bounce    apply a bounce read on stdin to the queue and suppression list\n"
+	      "  suppression  the suppression list (ls, add, rm)\n"
 	      "  bench     benchmarks: 'bench smtp' sends generated mail through the pool\n"
 	      "\n"
 	      "Options:\n"
@@ -26,6 +31,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* Installed as a sendmail link, missive speaks sendmail(8). */
+	const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	if (argc > 0 && !strcmp(self ? self + 1 : argv[0], "sendmail"))
+		return cmd_sendmail(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return EX_USAGE;
@@ -45,6 +54,16 @@ int main(int argc, char **argv)
 		return cmd_build(argc - 1, argv + 1);
 	if (!strcmp(cmd, "dkim"))
 		return cmd_dkim(argc - 1, argv + 1);
+	if (!strcmp(cmd, "sendmail"))
+		return cmd_sendmail(argc - 1, argv + 1);
+	if (!strcmp(cmd, "queue"))
+		return cmd_queue(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dsn"))
+		return cmd_dsn(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bounce"))
+		return cmd_bounce(argc - 1, argv + 1);
+	if (!strcmp(cmd, "suppression"))
+		return cmd_suppression(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bench"))
 		return cmd_bench(argc - 1, argv + 1);
 	cli_err("unknown command '%s' (see 'missive --help')", cmd);

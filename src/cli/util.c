@@ -71,9 +71,13 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
 		msv_buf_free(&b);
 		return rc;
 	}
-	if (!b.data && msv_buf_reserve(&b, 1)) {
-		cli_err("out of memory");
-		return EX_OSERR;
+	if (!b.data) {
+		/* An empty file: reserve allocates but does not terminate. */
+		if (msv_buf_reserve(&b, 1)) {
+			cli_err("out of memory");
+			return EX_OSERR;
+		}
+		b.data[0] = '\0';
 	}
 	*out = b.data;
 	*len = b.len;

@@ -57,8 +57,14 @@ msv_result msv__addr_domain_ascii(msv_buf *out, const char *addr, msv_error *err
 /* Base64 with 76-character lines (RFC 2045 6.8).  Encodes n octets
  * (n a multiple of 57 unless last) into out; each line but the very
  * first of the part is preceded by CRLF (*started says whether one was
- * written).  Returns the octets written: at most msv__b64_lines_len(n)+2. */
+ * written).  Returns the octets written: at most 78 per started line.
+ * in may lie after out in the same buffer (encoding in place) when
+ * in >= out + 21 * lines + 57, lines = (n + 56) / 57: then no line's
+ * output reaches its own input.  Reads no octet outside in[0, n). */
 size_t msv__b64_lines(char *out, const unsigned char *in, size_t n, int *started);
+/* The same in portable C (what msv__b64_lines uses without AVX2, and for
+ * a part's last partial line); tests compare both to a reference. */
+size_t msv__b64_lines_scalar(char *out, const unsigned char *in, size_t n, int *started);
 uint64_t msv__b64_size(uint64_t n);
 
 /* Streaming quoted-printable and line-end normalization (stream.c). */

@@ -8,7 +8,9 @@ BUILD=$1 SRC=$2 CC=$3 FLAGS=${4:-}
 PREFIX=$(mktemp -d)
 trap 'rm -rf "$PREFIX"' EXIT
 cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
-for f in include/missive/core.h include/missive/smtp.h bin/missive share/man/man1/missive-send.1; do
+for f in include/missive/core.h include/missive/smtp.h include/missive/queue.h bin/missive \
+         sbin/missived sbin/sendmail share/man/man1/missive-send.1 share/man/man8/missived.8 \
+         lib/systemd/system/missived.service; do
     [ -e "$PREFIX/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
 done
 PC=$(find "$PREFIX" -name missive.pc | head -n 1)
@@ -19,4 +21,6 @@ export PKG_CONFIG_PATH=$(dirname "$PC")
 $CC $FLAGS "$SRC/examples/send.c" $(pkg-config --define-prefix --cflags --libs missive) -o "$PREFIX/send"
 LD_LIBRARY_PATH=$(pkg-config --define-prefix --variable=libdir missive) "$PREFIX/send" 2>&1 | grep -q usage
 "$PREFIX/bin/missive" --version | grep -q '^missive '
+"$PREFIX/sbin/sendmail" --help | grep -q 'usage: missive sendmail'
+"$PREFIX/sbin/missived" --version | grep -q '^missived '
 echo "install: ok ($(pkg-config --modversion missive))"

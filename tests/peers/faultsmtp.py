@@ -85,6 +85,30 @@ SCENARIOS = {
     "long-reply": {"ehlo_raw": ("250-%s\r\n250-%s\r\n250 PIPELINING\r\n"
                                 % (HOST, "X" * 102400)).encode()},
 }
+
+
+class TriesPerAddress:
+    """A rcpt_addr function whose reply depends on how often the address was
+    offered to this server process, across all its sessions: replies[k] for
+    the (k+1)-th RCPT of that address, None (250) once they are used up."""
+
+    def __init__(self, replies):
+        self.replies, self.tries, self.lock = list(replies), {}, threading.Lock()
+
+    def __call__(self, address):
+        with self.lock:
+            k = self.tries.get(address.lower(), 0)
+            self.tries[address.lower()] = k + 1
+        return self.replies[k] if k < len(self.replies) else None
+
+
+# Scenarios with state across sessions (daemon retry tests).  Key:
+#   rcpt_addr  f(address) -> reply for a RCPT of that address, None = as "rcpt"
+SCENARIOS["rcpt451twice"] = {
+    "rcpt_addr": TriesPerAddress(["451 4.3.0 temporary failure, try later (1)",
+                                  "451 4.3.0 temporary failure, try later (2)"])}
+SCENARIOS["data451"] = {"after_data": "451 4.3.0 message not accepted now, try later"}
+
 TLS_SCENARIOS = {n for n, s in SCENARIOS.items() if s.get("starttls") in ("ok", "inject")}
 
 
@@ -416,7 +440,8 @@ class Session:
         if err:
             return self.c.reply(err)
         self.nrcpt += 1
-        r = self.sc.get("rcpt", lambda n: None)(self.nrcpt) or OK_RCPT
+        r = (self.sc.get("rcpt_addr", lambda a: None)(m.group(1))
+             or self.sc.get("rcpt", lambda n: None)(self.nrcpt) or OK_RCPT)
         if r.startswith("2"):
             self.rcpts.append(m.group(1))
         self.c.reply(r)

@@ -1,0 +1,21 @@
+/* Applying a bounce to the queue: shared by `missive bounce` and
+ * POST /v1/bounces. */
+#ifndef MSV_APP_BOUNCE_H
+#define MSV_APP_BOUNCE_H
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "missive/queue.h"
+
+/* Parses msg (docs/dsn.md); for each failed recipient marks the queued
+ * recipient bounced (matched by the queue ID from the envelope ID or the
+ * route's VERP return path) and, for hard failures when [suppression]
+ * hard-bounces is on, adds the address to the suppression list.
+ * *out gets {"kind", "queue_id", "original_message_id", "recipients":
+ * [{"address", "action", "status", "reason", "hard", "matched",
+ * "suppressed"}]}.  Returns 0, or an EX_* code with err set. */
+int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len, cJSON **out,
+                     msv_error *err);
+
+#endif

@@ -1,0 +1,499 @@
+/* The INI configuration file (libinih): parsing, checks, routes, example. */
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+#include "config.h"
+
+const char *app_config_path(const char *flag)
+{
+	if (flag && *flag)
+		return flag;
+	const char *env = getenv("MISSIVE_CONFIG");
+	return env && *env ? env : APP_CONFIG_DEFAULT;
+}
+
+int app_parse_duration(const char *s, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !(v >= 0))
+		return -1;
+	double unit = 1000;
+	if (!strcmp(end, "ms"))
+		unit = 1;
+	else if (!*end || !strcmp(end, "s"))
+		unit = 1000;
+	else if (!strcmp(end, "m"))
+		unit = 60000;
+	else if (!strcmp(end, "h"))
+		unit = 3600000;
+	else if (!strcmp(end, "d"))
+		unit = 86400000;
+	else
+		return -1;
+	if (v * unit > 9e15)
+		return -1;
+	*ms = (int64_t)(v * unit + 0.5);
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v > max || *s == '-')
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "on"))
+		*out = 1;
+	else if (!strcasecmp(s, "no") || !strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "off"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* Sizes: "25000000", "512k", "25M". */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || errno || *s == '-')
+		return -1;
+	if (!strcasecmp(end, "k"))
+		v <<= 10;
+	else if (!strcasecmp(end, "m"))
+		v <<= 20;
+	else if (*end)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+typedef struct parse_ctx {
+	app_config *c;
+	const char *path;
+	int rc;           /* first EX_* error */
+	char msg[512];    /* and what it was; inih gives its line */
+} parse_ctx;
+
+static int fail(parse_ctx *p, int rc, const char *section, const char *name, const char *why,
+                const char *value)
+{
+	if (!p->rc) {
+		p->rc = rc;
+		snprintf(p->msg, sizeof(p->msg), "[%s] %s: %s%s%s%s", section, name, why,
+		         value ? " '" : "", value ? value : "", value ? "'" : "");
+	}
+	return 0;
+}
+
+static const char *keep(parse_ctx *p, const char *v)
+{
+	char **n = msv_realloc(p->c->strings, (p->c->nstrings + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	p->c->strings = n;
+	return n[p->c->nstrings++] = msv_strdup(v);
+}
+
+static app_route *route_new(parse_ctx *p, const char *name)
+{
+	for (size_t i = 0; i < p->c->nroutes; i++)
+		if (!strcmp(p->c->routes[i]->name, name))
+			return p->c->routes[i];
+	app_route **rs = msv_realloc(p->c->routes, (p->c->nroutes + 1) * sizeof(*rs));
+	if (!rs)
+		return NULL;
+	p->c->routes = rs;
+	/* Routes are never moved: cli_conn points into itself. */
+	app_route *r = msv_calloc(1, sizeof(*r));
+	if (!r || !(r->name = msv_strdup(name))) {
+		msv_free(r);
+		return NULL;
+	}
+	cli_conn_init(&r->conn);
+	msv_pool_options po = MSV_POOL_OPTIONS_INIT;
+	r->pool = po;
+	rs[p->c->nroutes++] = r;
+	return r;
+}
+
+static const struct option route_flags[] = {CLI_CONN_LONGOPTS, CLI_DKIM_LONGOPTS, {NULL, 0, NULL, 0}};
+
+static int route_key(parse_ctx *p, app_route *r, const char *section, const char *name,
+                     const char *value)
+{
+	int64_t ms;
+	unsigned u;
+	if (!strcmp(name, "sender-domains")) {
+		char *dup = msv_strdup(value), *save = NULL;
+		if (!dup)
+			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+		for (char *t = strtok_r(dup, " ,\t", &save); t; t = strtok_r(NULL, " ,\t", &save)) {
+			char **d = msv_realloc(r->domains, (r->ndomains + 1) * sizeof(*d));
+			if (!d)
+				break;
+			r->domains = d;
+			for (char *q = t; *q; q++)
+				*q = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
+			r->domains[r->ndomains++] = msv_strdup(t);
+		}
+		msv_free(dup);
+		return 1;
+	}
+	if (!strcmp(name, "dsn-notify") || !strcmp(name, "dsn-ret") || !strcmp(name, "return-path")) {
+		char up[64];
+		size_t n = strlen(value);
+		for (size_t i = 0; i <= n && i < sizeof(up); i++)
+			up[i] = (char)(value[i] >= 'a' && value[i] <= 'z' ? value[i] - 32 : value[i]);
+		if (name[0] == 'd') {
+			/* Checked here, not at the first send, so a typo stops missived at start. */
+			char tmp[64], *save = NULL;
+			int ok = n > 0 && n < sizeof(up);
+			snprintf(tmp, sizeof(tmp), "%s", ok ? up : "");
+			for (char *t = strtok_r(tmp, ",", &save); ok && t; t = strtok_r(NULL, ",", &save))
+				ok = name[4] == 'r' ? !strcmp(up, "FULL") || !strcmp(up, "HDRS")
+				                    : !strcmp(t, "SUCCESS") || !strcmp(t, "FAILURE") ||
+				                      !strcmp(t, "DELAY") || !strcmp(up, "NEVER");
+			if (!ok)
+				return fail(p, EX_CONFIG, section, name,
+				            name[4] == 'r' ? "expected FULL or HDRS, got"
+				                           : "expected NEVER or a list of SUCCESS, FAILURE, DELAY, got",
+				            value);
+			value = up;
+		}
+		const char *v = keep(p, value);
+		if (!strcmp(name, "dsn-notify"))
+			r->dsn_notify = v;
+		else if (!strcmp(name, "dsn-ret"))
+			r->dsn_ret = v;
+		else
+			r->return_path = v;
+		return 1;
+	}
+	if (!strcmp(name, "max-connections") || !strcmp(name, "max-idle") ||
+	    !strcmp(name, "max-messages")) {
+		if (parse_uint(value, 100000, &u))
+			return fail(p, EX_CONFIG, section, name, "expected a whole number, got", value);
+		*(name[4] == 'c' ? &r->pool.max_connections
+		  : name[4] == 'i' ? &r->pool.max_idle : &r->pool.max_messages) = u;
+		return 1;
+	}
+	if (!strcmp(name, "idle-timeout") || !strcmp(name, "noop-after") ||
+	    !strcmp(name, "connection-max-age")) {
+		if (app_parse_duration(value, &ms) || ms > INT32_MAX)
+			return fail(p, EX_CONFIG, section, name, "expected a duration (30s, 5m), got", value);
+		if (name[0] == 'i')
+			r->pool.idle_timeout_ms = (int)ms;
+		else if (name[0] == 'n')
+			r->pool.noop_after_ms = (int)ms;
+		else
+			r->pool.max_age_ms = ms;
+		return 1;
+	}
+	for (const struct option *o = route_flags; o->name; o++) {
+		if (strcmp(o->name, name))
+			continue;
+		const char *arg = NULL;
+		if (o->has_arg == no_argument) {
+			int on;
+			if (parse_bool(value, &on))
+				return fail(p, EX_CONFIG, section, name, "expected yes or no, got", value);
+			if (!on)
+				return 1;
+		} else if (!(arg = keep(p, value))) {
+			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+		}
+		int rc = cli_conn_opt(&r->conn, o->val, arg, "send");
+		if (!rc)
+			rc = cli_dkim_opt(&r->dkim, o->val, arg);
+		if (rc > 1)
+			return fail(p, EX_CONFIG, section, name, "invalid value (see above)", NULL);
+		return 1;
+	}
+	return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	parse_ctx *p = user;
+	app_config *c = p->c;
+	int64_t ms;
+	unsigned u;
+	if (!name) /* a section header alone */
+		return 1;
+	if (!strncmp(section, "route", 5) && (!section[5] || section[5] == ' ')) {
+		const char *rn = section[5] ? section + 6 : "default";
+		while (*rn == ' ')
+			rn++;
+		app_route *r = route_new(p, *rn ? rn : "default");
+		if (!r)
+			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+		return route_key(p, r, section, name, value);
+	}
+	if (!strcmp(section, "queue")) {
+		if (!strcmp(name, "path")) {
+			c->queue_path = keep(p, value);
+			return 1;
+		}
+		if (!strcmp(name, "lease")) {
+			if (app_parse_duration(value, &ms) || ms < 1000)
+				return fail(p, EX_CONFIG, section, name, "expected a duration of 1s or more, got", value);
+			c->lease_ms = ms;
+			return 1;
+		}
+	} else if (!strcmp(section, "http")) {
+		if (!strcmp(name, "listen")) {
+			c->http_listen = keep(p, value);
+			return 1;
+		}
+		if (!strcmp(name, "token-file")) {
+			c->http_token_file = keep(p, value);
+			return 1;
+		}
+		if (!strcmp(name, "max-body")) {
+			size_t sz;
+			if (parse_size(value, &sz) || sz < 1024)
+				return fail(p, EX_CONFIG, section, name, "expected a size (25M), got", value);
+			c->http_max_body = sz;
+			return 1;
+		}
+	} else if (!strcmp(section, "daemon")) {
+		if (!strcmp(name, "workers") || !strcmp(name, "batch")) {
+			if (parse_uint(value, 1024, &u) || !u)
+				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 1024, got", value);
+			*(name[0] == 'w' ? &c->workers : &c->batch) = u;
+			return 1;
+		}
+		if (!strcmp(name, "grace") || !strcmp(name, "poll-interval")) {
+			if (app_parse_duration(value, &ms))
+				return fail(p, EX_CONFIG, section, name, "expected a duration, got", value);
+			*(name[0] == 'g' ? &c->grace_ms : &c->poll_ms) = ms;
+			return 1;
+		}
+		if (!strcmp(name, "log-file")) {
+			c->log_file = keep(p, value);
+			return 1;
+		}
+	} else if (!strcmp(section, "retry")) {
+		if (!strcmp(name, "factor")) {
+			char *end;
+			double f = strtod(value, &end);
+			if (*end || !(f >= 1.0 && f <= 100))
+				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 100, got", value);
+			c->retry.factor = f;
+			return 1;
+		}
+		int64_t *slot = !strcmp(name, "base") ? &c->retry.base_ms
+		                : !strcmp(name, "cap") ? &c->retry.cap_ms
+		                : !strcmp(name, "max-age") ? &c->retry.max_age_ms : NULL;
+		if (slot) {
+			if (app_parse_duration(value, slot))
+				return fail(p, EX_CONFIG, section, name, "expected a duration, got", value);
+			return 1;
+		}
+	} else if (!strcmp(section, "suppression")) {
+		if (!strcmp(name, "hard-bounces")) {
+			if (parse_bool(value, &c->suppress_hard_bounces))
+				return fail(p, EX_CONFIG, section, name, "expected yes or no, got", value);
+			return 1;
+		}
+	} else {
+		return fail(p, EX_CONFIG, section, name, "unknown section", NULL);
+	}
+	return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+}
+
+int app_config_load(app_config *c, const char *path)
+{
+	memset(c, 0, sizeof(*c));
+	msv_retry_policy rp = MSV_RETRY_POLICY_INIT;
+	c->retry = rp;
+	c->lease_ms = 300000;
+	c->http_max_body = 25u << 20;
+	c->workers = 4;
+	c->batch = 64;
+	c->grace_ms = 30000;
+	c->poll_ms = 1000;
+	c->suppress_hard_bounces = 1;
+	if (!(c->path = msv_strdup(path)))
+		return EX_OSERR;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		cli_err("cannot read the configuration file %s: %s (give --config FILE or set MISSIVE_CONFIG)",
+		        path, strerror(errno));
+		return EX_CONFIG;
+	}
+	parse_ctx p = {c, path, 0, ""};
+	int line = ini_parse_file(f, handler, &p);
+	fclose(f);
+	if (line) {
+		if (p.rc)
+			cli_err("%s:%d: %s", path, line, p.msg);
+		else
+			cli_err("%s:%d: syntax error (expected [section] or key = value)", path, line);
+		return p.rc ? p.rc : EX_CONFIG;
+	}
+	if (!c->queue_path)
+		c->queue_path = keep(&p, "/var/lib/missive/queue.db");
+	if (!c->http_listen)
+		c->http_listen = keep(&p, "127.0.0.1:8025");
+	if (c->retry.cap_ms < c->retry.base_ms) {
+		cli_err("%s: [retry] cap is smaller than base", path);
+		return EX_CONFIG;
+	}
+	return c->queue_path && c->http_listen ? 0 : EX_OSERR;
+}
+
+static void route_free(app_route *r)
+{
+	for (size_t i = 0; i < r->ndomains; i++)
+		msv_free(r->domains[i]);
+	msv_free(r->domains);
+	cli_conn_free(&r->conn);
+	cli_dkim_free(&r->dkim);
+	msv_free(r->name);
+	msv_free(r);
+}
+
+void app_config_free(app_config *c)
+{
+	for (size_t i = 0; i < c->nroutes; i++)
+		route_free(c->routes[i]);
+	msv_free(c->routes);
+	for (size_t i = 0; i < c->nstrings; i++)
+		if (c->strings[i])
+			msv_free_secret(c->strings[i]);
+	msv_free(c->strings);
+	msv_free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+app_route *app_route_for(const app_config *c, const char *sender)
+{
+	const char *at = sender ? strrchr(sender, '@') : NULL;
+	app_route *def = NULL;
+	for (size_t i = 0; i < c->nroutes; i++) {
+		app_route *r = c->routes[i];
+		if (!strcmp(r->name, "default"))
+			def = r;
+		for (size_t j = 0; at && j < r->ndomains; j++)
+			if (!strcasecmp(r->domains[j], at + 1))
+				return r;
+	}
+	return def;
+}
+
+int app_route_finish(app_route *r, const char *cfgpath, int what)
+{
+	int rc = 0;
+	if ((what & 1) && !(r->finished & 1)) {
+		if ((rc = cli_dkim_load(&r->dkim)))
+			cli_err("%s: in [route %s]", cfgpath, r->name);
+		else
+			r->finished |= 1;
+	}
+	if (!rc && (what & 2) && !(r->finished & 2)) {
+		if ((rc = cli_conn_finish(&r->conn, "send")))
+			cli_err("%s: in [route %s]", cfgpath, r->name);
+		else
+			r->finished |= 2;
+	}
+	return rc == EX_USAGE ? EX_CONFIG : rc;
+}
+
+void app_config_example(FILE *f)
+{
+	fputs("# missive configuration: read by missived and by the missive subcommands\n"
+	      "# that touch the queue (sendmail, queue, bounce, suppression).\n"
+	      "# Give it with --config FILE or MISSIVE_CONFIG; default " APP_CONFIG_DEFAULT ".\n"
+	      "# Durations: 500ms, 30s, 5m, 2h, 7d (a bare number is seconds).\n"
+	      "\n"
+	      "[queue]\n"
+	      "# The SQLite queue (WAL, synchronous=FULL); its directory must exist.\n"
+	      "path = /var/lib/missive/queue.db\n"
+	      "# How long a worker holds claimed recipients before others may take them.\n"
+	      "lease = 5m\n"
+	      "\n"
+	      "[http]\n"
+	      "# The submission and status API; empty to disable.  Anything but a\n"
+	      "# loopback address requires token-file.\n"
+	      "listen = 127.0.0.1:8025\n"
+	      "# A file whose first line is the bearer token clients must send.\n"
+	      "# token-file = /etc/missive/http-token\n"
+	      "# Largest accepted request body.\n"
+	      "max-body = 25M\n"
+	      "\n"
+	      "[daemon]\n"
+	      "# Delivery threads, and recipients each claims at once.\n"
+	      "workers = 4\n"
+	      "batch = 64\n"
+	      "# On SIGTERM, how long in-flight sends may take to finish.\n"
+	      "grace = 30s\n"
+	      "# How often to look for due work when idle (submissions wake workers at once).\n"
+	      "poll-interval = 1s\n"
+	      "# Log here instead of stderr; reopened on SIGHUP.\n"
+	      "# log-file = /var/log/missive.log\n"
+	      "\n"
+	      "[retry]\n"
+	      "# After the n-th temporary failure, wait a random time in\n"
+	      "# [0, min(cap, base * factor^(n-1))] (full jitter); give up at max-age.\n"
+	      "base = 1m\n"
+	      "factor = 2\n"
+	      "cap = 1h\n"
+	      "max-age = 5d\n"
+	      "\n"
+	      "[suppression]\n"
+	      "# Put hard-bounced addresses on the suppression list.\n"
+	      "hard-bounces = yes\n"
+	      "\n"
+	      "# Routes: where mail goes, chosen by the envelope sender's domain; [route\n"
+	      "# default] takes the rest.  Keys are the long flags of 'missive send'.\n"
+	      "[route default]\n"
+	      "# sender-domains = example.com example.org   (other routes only)\n"
+	      "server = smtp.example.com:587\n"
+	      "tls = starttls\n"
+	      "# ca-file = /etc/ssl/certs/my-ca.pem\n"
+	      "# insecure = no\n"
+	      "# client-cert = /etc/missive/client.pem\n"
+	      "# client-key = /etc/missive/client.key\n"
+	      "# helo = mail.example.com\n"
+	      "# timeout = 60\n"
+	      "# deadline = 600\n"
+	      "# user = mailer@example.com\n"
+	      "# password-file = /etc/missive/smtp-password\n"
+	      "# password-env = SMTP_PASSWORD\n"
+	      "# oauth-token-file = /etc/missive/token\n"
+	      "# auth = plain\n"
+	      "# allow-plaintext-auth = no\n"
+	      "# Messages are DKIM-signed at submission (repeat the three keys to dual-sign).\n"
+	      "# dkim-key = /etc/missive/dkim.key\n"
+	      "# dkim-selector = mail\n"
+	      "# dkim-domain = example.com\n"
+	      "# DSN requested for every message; the ENVID is the queue ID.\n"
+	      "# dsn-notify = FAILURE,DELAY\n"
+	      "# dsn-ret = HDRS\n"
+	      "# VERP return path: {id} becomes the queue ID, e.g. bounces+{id}@example.com\n"
+	      "# return-path = bounces+{id}@example.com\n"
+	      "# Connection pool per route.\n"
+	      "max-connections = 8\n"
+	      "# max-idle = 8\n"
+	      "idle-timeout = 60s\n"
+	      "noop-after = 10s\n"
+	      "max-messages = 1000\n"
+	      "connection-max-age = 10m\n",
+	      f);
+}

@@ -1,0 +1,73 @@
+/* The configuration file shared by missived and the missive subcommands
+ * that touch the queue (sendmail, queue, bounce, suppression).  One INI
+ * file; route keys are the long flag names of `missive send`, so nothing
+ * has two names.  See docs/config.md. */
+#ifndef MSV_APP_CONFIG_H
+#define MSV_APP_CONFIG_H
+
+#include <stdio.h>
+
+#include "connopts.h"
+#include "dkimopts.h"
+#include "missive/policy.h"
+#include "missive/pool.h"
+
+#define APP_CONFIG_DEFAULT "/etc/missive/missive.conf"
+
+typedef struct app_route {
+	char *name;         /* "default", or the NAME of [route NAME] */
+	char **domains;     /* sender-domains: lowercase */
+	size_t ndomains;
+	cli_conn conn;      /* server, tls, ca-file, user, password-file, ... */
+	cli_dkim dkim;      /* dkim-key, dkim-selector, dkim-domain */
+	msv_pool_options pool; /* max-connections, max-idle, idle-timeout, max-messages */
+	const char *dsn_notify, *dsn_ret; /* notify, ret */
+	const char *return_path;          /* VERP envelope sender template, or NULL */
+	int finished;       /* app_route_finish() done */
+} app_route;
+
+typedef struct app_config {
+	char *path;
+	/* [queue] */
+	const char *queue_path;
+	int64_t lease_ms;
+	/* [http] */
+	const char *http_listen; /* "" disables the API */
+	const char *http_token_file; /* read by missived only */
+	size_t http_max_body;
+	/* [daemon] */
+	unsigned workers, batch;
+	int64_t grace_ms, poll_ms;
+	const char *log_file;    /* NULL: stderr */
+	/* [retry] */
+	msv_retry_policy retry;
+	/* [route ...] */
+	app_route **routes;
+	size_t nroutes;
+	/* [suppression] */
+	int suppress_hard_bounces;
+	char **strings;          /* every value kept, freed together */
+	size_t nstrings;
+} app_config;
+
+/* The path to use: the --config flag, else $MISSIVE_CONFIG, else the default. */
+const char *app_config_path(const char *flag);
+/* Loads and checks the file.  0, or an EX_* code after printing one line
+ * naming the file, line and key. */
+int app_config_load(app_config *c, const char *path);
+void app_config_free(app_config *c);
+/* Writes a commented config with every key and its default. */
+void app_config_example(FILE *f);
+
+/* The route for an envelope sender: the route listing its domain, else
+ * "default", else NULL. */
+app_route *app_route_for(const app_config *c, const char *sender);
+/* Fills the connection defaults and loads the route's DKIM keys (what=1)
+ * and its password or token (what=2); both: 3.  Idempotent per part.
+ * 0 or an EX_* code after printing why. */
+int app_route_finish(app_route *r, const char *cfgpath, int what);
+
+/* Durations as in the file: "30", "30s", "500ms", "5m", "2h", "7d". */
+int app_parse_duration(const char *s, int64_t *ms);
+
+#endif

@@ -1,0 +1,17 @@
+/* Queue records as JSON, one shape for `missive queue --json` and the
+ * HTTP API (docs/http-api.md). */
+#ifndef MSV_APP_QJSON_H
+#define MSV_APP_QJSON_H
+
+#include <cjson/cJSON.h>
+
+#include "missive/queue.h"
+
+/* {"id", "created", "sender", "message_id", "route", "size", "recipients":
+ * [{"address", "state", "attempts", "next_attempt", "updated", "last_reply"}],
+ * "attempts": [...]} ("attempts" only when info has them). */
+cJSON *app_info_json(const msv_queue_info *info);
+/* ISO 8601 UTC with milliseconds, or null for ms <= 0. */
+void app_json_time(cJSON *o, const char *key, int64_t ms);
+
+#endif

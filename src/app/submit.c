@@ -1,0 +1,496 @@
+/* Submission: check and complete a raw message, sign it, queue it. */
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "missive/mime.h"
+#include "missive/smtp.h"
+#include "submit.h"
+
+#define LINE_MAX_OCTETS 998
+
+int app_exit_code(const msv_error *e)
+{
+	return cli_exit_code(e);
+}
+
+static int nomem(msv_error *err)
+{
+	msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	return EX_OSERR;
+}
+
+/* "line N <what>" as the error. */
+static int bad(msv_error *err, size_t line, const char *what)
+{
+	msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "line %zu %s", line, what);
+	return EX_DATAERR;
+}
+
+/* Copies raw to out with every line ended by CRLF (LF, CR and CRLF in),
+ * refusing NUL octets and over-long lines, and telling where the header
+ * block ends (the offset of the empty line, or out->len if none). */
+static int normalize(msv_buf *out, const char *raw, size_t len, size_t *hdr_end, msv_error *err)
+{
+	if (msv_buf_reserve(out, len + len / 32 + 2))
+		return nomem(err);
+	size_t line = 1, col = 0;
+	*hdr_end = SIZE_MAX;
+	for (size_t i = 0; i < len; i++) {
+		char c = raw[i];
+		if (c == '\r' || c == '\n') {
+			if (c == '\r' && i + 1 < len && raw[i + 1] == '\n')
+				i++;
+			if (*hdr_end == SIZE_MAX && col == 0)
+				*hdr_end = out->len;
+			if (msv_buf_add(out, "\r\n", 2))
+				return nomem(err);
+			line++;
+			col = 0;
+			continue;
+		}
+		if (!c)
+			return bad(err, line, "holds a NUL octet");
+		if (++col > LINE_MAX_OCTETS)
+			return bad(err, line, "is longer than 998 octets (RFC 5322 2.1.1)");
+		if (msv_buf_addc(out, c))
+			return nomem(err);
+	}
+	if (col && msv_buf_add(out, "\r\n", 2))
+		return nomem(err);
+	if (*hdr_end == SIZE_MAX)
+		*hdr_end = out->len;
+	return 0;
+}
+
+typedef struct field {
+	size_t start, end; /* the whole field with its CRLF, in the normalized message */
+	const char *value; /* after the colon */
+	size_t vlen;
+} field;
+
+/* The next header field at *pos (before hdr_end), folded lines included. */
+static int next_field(const msv_buf *m, size_t *pos, size_t hdr_end, field *f, char *name,
+                      size_t namesz, msv_error *err)
+{
+	const char *d = m->data;
+	size_t s = *pos, e = s;
+	while (e < hdr_end) {
+		const char *nl = memchr(d + e, '\n', hdr_end - e);
+		e = nl ? (size_t)(nl - d) + 1 : hdr_end;
+		if (e >= hdr_end || (d[e] != ' ' && d[e] != '\t'))
+			break;
+	}
+	const char *colon = memchr(d + s, ':', e - s);
+	size_t nl = colon ? (size_t)(colon - (d + s)) : 0;
+	int ok = colon && nl > 0 && nl < namesz;
+	for (size_t i = 0; ok && i < nl; i++)
+		ok = d[s + i] > 32 && d[s + i] < 127;
+	if (!ok) {
+		size_t line = 1;
+		for (size_t i = 0; i < s; i++)
+			line += d[i] == '\n';
+		return bad(err, line, "is not a header field (Name: value) but the header has not ended");
+	}
+	memcpy(name, d + s, nl);
+	name[nl] = '\0';
+	f->start = s;
+	f->end = e;
+	f->value = colon + 1;
+	f->vlen = e - (size_t)(colon + 1 - d);
+	*pos = e;
+	return 0;
+}
+
+static int add_addresses(app_prepared *p, const char *v, size_t len, const char *field_name,
+                         msv_error *err)
+{
+	msv_buf list;
+	msv_buf_init(&list, 1 << 20);
+	size_t n = 0;
+	if (msv_mime_address_list(&list, &n, v, len, err)) {
+		msv_buf_free(&list);
+		char why[MSV_TEXT_MAX];
+		snprintf(why, sizeof(why), "%s", err->message);
+		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "%s: %s", field_name, why);
+		return EX_DATAERR;
+	}
+	char **r = msv_realloc(p->rcpt, (p->nrcpt + n + 1) * sizeof(*r));
+	if (!r) {
+		msv_buf_free(&list);
+		return nomem(err);
+	}
+	p->rcpt = r;
+	for (size_t off = 0; off < list.len; off += strlen(list.data + off) + 1)
+		if (!(p->rcpt[p->nrcpt++] = msv_strdup(list.data + off))) {
+			p->nrcpt--;
+			msv_buf_free(&list);
+			return nomem(err);
+		}
+	msv_buf_free(&list);
+	return 0;
+}
+
+/* The login name @ host name, for a message with neither -f nor From. */
+static void default_sender(char *out, size_t n)
+{
+	char host[256] = "localhost";
+	struct passwd pw, *res = NULL;
+	char pwbuf[1024];
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	const char *user = getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res
+	                   ? res->pw_name : "root";
+	snprintf(out, n, "%s@%s", user, strchr(host, '.') ? host : "localhost.localdomain");
+}
+
+/* One address named twice (To and Cc, -t and an argument) would be one
+ * queue recipient each and get the message that many times.  The same
+ * address: equal local parts, domains equal but for case (RFC 5321 2.4). */
+static void drop_duplicates(app_prepared *p)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < p->nrcpt; i++) {
+		const char *a = p->rcpt[i], *at = strrchr(a, '@');
+		size_t ll = at ? (size_t)(at - a) : strlen(a);
+		int dup = 0;
+		for (size_t j = 0; j < k && !dup; j++) {
+			const char *b = p->rcpt[j], *bt = strrchr(b, '@');
+			dup = (bt ? (size_t)(bt - b) : strlen(b)) == ll && !memcmp(a, b, ll) &&
+			      !!at == !!bt && (!at || !strcasecmp(at, bt));
+		}
+		if (dup)
+			msv_free(p->rcpt[i]);
+		else
+			p->rcpt[k++] = p->rcpt[i];
+	}
+	p->nrcpt = k;
+}
+
+static int has_8bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* DSN parameters (RFC 3461), upper-cased into the prepared message. */
+static int dsn_params(app_prepared *p, const app_submit_opts *o, msv_error *err)
+{
+	if (o->dsn_notify) {
+		size_t n = strlen(o->dsn_notify);
+		int ok = n && n < sizeof(p->dsn_notify);
+		for (size_t i = 0; ok && i < n; i++)
+			p->dsn_notify[i] = (char)(o->dsn_notify[i] >= 'a' && o->dsn_notify[i] <= 'z'
+			                          ? o->dsn_notify[i] - 32 : o->dsn_notify[i]);
+		p->dsn_notify[ok ? n : 0] = '\0';
+		char tmp[40], *save = NULL;
+		snprintf(tmp, sizeof(tmp), "%s", p->dsn_notify);
+		for (char *t = strtok_r(tmp, ",", &save); ok && t; t = strtok_r(NULL, ",", &save))
+			ok = !strcmp(t, "SUCCESS") || !strcmp(t, "FAILURE") || !strcmp(t, "DELAY") ||
+			     (!strcmp(t, "NEVER") && !strcmp(p->dsn_notify, "NEVER"));
+		if (!ok) {
+			msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			              "DSN NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+			return EX_USAGE;
+		}
+	}
+	if (o->dsn_ret) {
+		if (strcasecmp(o->dsn_ret, "FULL") && strcasecmp(o->dsn_ret, "HDRS")) {
+			msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "DSN RET must be FULL or HDRS");
+			return EX_USAGE;
+		}
+		snprintf(p->dsn_ret, sizeof(p->dsn_ret), "%c%c%c%c", o->dsn_ret[0] & ~32,
+		         o->dsn_ret[1] & ~32, o->dsn_ret[2] & ~32, o->dsn_ret[3] & ~32);
+	}
+	if (o->envid) {
+		size_t n = strlen(o->envid);
+		int ok = n && n <= 100;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = o->envid[i] > 32 && o->envid[i] < 127;
+		if (!ok) {
+			msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			              "DSN ENVID must be 1 to 100 printable ASCII characters");
+			return EX_USAGE;
+		}
+		if (!(p->envid = msv_strdup(o->envid)))
+			return nomem(err);
+	}
+	return 0;
+}
+
+int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
+                app_prepared *p, msv_error *err)
+{
+	memset(p, 0, sizeof(*p));
+	msv_error_clear(err);
+	msv_buf m;
+	msv_buf_init(&m, SIZE_MAX / 2);
+	size_t hdr_end;
+	int rc = dsn_params(p, o, err);
+	if (!rc)
+		rc = normalize(&m, raw, len, &hdr_end, err);
+	if (rc) {
+		app_prepared_free(p);
+		msv_buf_free(&m);
+		return rc;
+	}
+	/* Walk the header: find From, Date, Message-ID; with -t collect the
+	 * recipients and cut the Bcc fields out. */
+	msv_buf head; /* the header as stored, without Bcc under -t */
+	msv_buf_init(&head, SIZE_MAX / 2);
+	char from[512] = "", name[128];
+	int have_date = 0, have_from = 0;
+	for (size_t pos = 0; pos < hdr_end && !rc;) {
+		field f;
+		if ((rc = next_field(&m, &pos, hdr_end, &f, name, sizeof(name), err)))
+			break;
+		int is_bcc = !strcasecmp(name, "Bcc");
+		if (o->extract && (is_bcc || !strcasecmp(name, "To") || !strcasecmp(name, "Cc")))
+			rc = add_addresses(p, f.value, f.vlen, name, err);
+		if (!strcasecmp(name, "Date"))
+			have_date = 1;
+		else if (!strcasecmp(name, "Message-ID") && !p->message_id) {
+			size_t a = 0, b = f.vlen;
+			while (a < b && strchr(" \t\r\n", f.value[a]))
+				a++;
+			while (b > a && strchr(" \t\r\n", f.value[b - 1]))
+				b--;
+			if (!(p->message_id = msv_malloc(b - a + 1)))
+				rc = nomem(err);
+			else {
+				memcpy(p->message_id, f.value + a, b - a);
+				p->message_id[b - a] = '\0';
+			}
+		} else if (!strcasecmp(name, "From") && !have_from) {
+			msv_buf list;
+			msv_buf_init(&list, 1 << 16);
+			size_t n;
+			have_from = 1;
+			/* Without -f the From address is the envelope sender: an
+			 * unreadable one is an error, not a silent user@host. */
+			if (msv_mime_address_list(&list, &n, f.value, f.vlen, err) == MSV_OK && n)
+				snprintf(from, sizeof(from), "%s", list.data);
+			else if (!o->sender) {
+				char why[MSV_TEXT_MAX];
+				snprintf(why, sizeof(why), "%s", n ? err->message : "no address in it");
+				msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "From: %s", why);
+				rc = EX_DATAERR;
+			}
+			msv_buf_free(&list);
+		}
+		/* Bcc is never sent, with or without -t (as Postfix's cleanup). */
+		if (!rc && !is_bcc && msv_buf_add(&head, m.data + f.start, f.end - f.start))
+			rc = nomem(err);
+	}
+	/* A recipient or sender argument is one line: the address parser would
+	 * read a CR or LF in it as folding, so "a@x\r\nRCPT TO:<b@y>" became
+	 * the recipient b@y.  Refuse line breaks in arguments outright. */
+	for (size_t i = 0; !rc && i <= o->nrcpt; i++) {
+		const char *a = i < o->nrcpt ? o->rcpt[i] : o->sender;
+		if (i == o->nrcpt && a && strlen(a) > 254 + 2) { /* + "<>" */
+			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "sender: longer than 254 octets");
+			rc = EX_DATAERR;
+		} else if (a && strpbrk(a, "\r\n")) {
+			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+			              "%s: a line break (CR or LF) in an address is not allowed",
+			              i < o->nrcpt ? "recipient" : "sender");
+			rc = EX_DATAERR;
+		}
+	}
+	for (size_t i = 0; !rc && i < o->nrcpt; i++)
+		rc = add_addresses(p, o->rcpt[i], strlen(o->rcpt[i]), "recipient", err);
+	if (!rc)
+		drop_duplicates(p);
+	if (!rc && !p->nrcpt) {
+		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+		              o->extract ? "no recipients: the message has no To, Cc or Bcc address"
+		                         : "no recipients given (name them, or use -t)");
+		rc = EX_USAGE;
+	}
+	/* The envelope sender: -f ("" or "<>": the null sender), else the
+	 * From address, else user@host. */
+	char sender[512];
+	if (!rc) {
+		if (o->sender)
+			snprintf(sender, sizeof(sender), "%s", strcmp(o->sender, "<>") ? o->sender : "");
+		else if (*from)
+			snprintf(sender, sizeof(sender), "%s", from);
+		else
+			default_sender(sender, sizeof(sender));
+		if (*sender) {
+			msv_buf one;
+			msv_buf_init(&one, 4096);
+			size_t n = 0;
+			if (msv_mime_address_list(&one, &n, sender, strlen(sender), err) || n != 1) {
+				if (n > 1)
+					msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+					              "sender: one address expected, got %zu", n);
+				rc = EX_DATAERR;
+			} else {
+				snprintf(sender, sizeof(sender), "%s", one.data);
+			}
+			msv_buf_free(&one);
+		}
+	}
+	if (!rc && !(p->sender = msv_strdup(sender)))
+		rc = nomem(err);
+	if (!rc && !(p->route = app_route_for(c, p->sender))) {
+		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		              "no route for sender %s: add [route default] to %s", p->sender, c->path);
+		rc = EX_CONFIG;
+	}
+	/* Fields a message must have (RFC 5322 3.6), added in front. */
+	msv_buf full;
+	msv_buf_init(&full, SIZE_MAX / 2);
+	if (!rc && !have_from) {
+		if (o->from_name && strpbrk(o->from_name, "\r\n")) {
+			msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "-F: the name holds a line break");
+			rc = EX_DATAERR;
+		} else if (o->from_name && *o->from_name) {
+			/* ASCII: a quoted string; else RFC 2047 words. */
+			msv_buf enc;
+			msv_buf_init(&enc, 4096);
+			const char *n = o->from_name;
+			if (!has_8bit(n, strlen(n))) {
+				int e = msv_buf_addc(&enc, '"');
+				for (; *n && !e; n++)
+					e = (*n == '"' || *n == '\\' ? msv_buf_addc(&enc, '\\') : 0) || msv_buf_addc(&enc, *n);
+				if (e || msv_buf_addc(&enc, '"'))
+					rc = nomem(err);
+			} else if (msv_mime_encode_unstructured(&enc, n, strlen(n), 6, 0, err)) {
+				rc = EX_DATAERR;
+			}
+			if (!rc && msv_buf_addf(&full, "From: %.*s <%s>\r\n", (int)enc.len, enc.data, p->sender))
+				rc = nomem(err);
+			msv_buf_free(&enc);
+		} else if (msv_buf_addf(&full, "From: %s\r\n", p->sender)) {
+			rc = nomem(err);
+		}
+	}
+	if (!rc && !have_date) {
+		time_t t = time(NULL);
+		struct tm tm;
+		char date[64];
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		if (msv_buf_addf(&full, "Date: %s\r\n", date))
+			rc = nomem(err);
+	}
+	if (!rc && !p->message_id) {
+		unsigned char rnd[12];
+		char id[300];
+		const char *at = strrchr(p->sender, '@');
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			memset(rnd, 0, sizeof(rnd));
+		int k = snprintf(id, sizeof(id), "<%lld.", (long long)time(NULL));
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			k += snprintf(id + k, sizeof(id) - (size_t)k, "%02x", rnd[i]);
+		snprintf(id + k, sizeof(id) - (size_t)k, "@%s>", at && at[1] ? at + 1 : "localhost");
+		if (!(p->message_id = msv_strdup(id)) || msv_buf_addf(&full, "Message-ID: %s\r\n", id))
+			rc = nomem(err);
+	}
+	if (!rc && (msv_buf_add(&full, head.data, head.len) ||
+	            msv_buf_add(&full, m.data + hdr_end, m.len - hdr_end)))
+		rc = nomem(err);
+	msv_buf_free(&head);
+	msv_buf_free(&m);
+	if (!rc && (rc = app_route_finish(p->route, c->path, 1)))
+		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "route %s: cannot load its DKIM keys",
+		              p->route->name);
+	msv_buf_init(&p->body, SIZE_MAX / 2);
+	if (!rc) {
+		if (p->route->dkim.n)
+			rc = cli_dkim_sign(&p->route->dkim, full.data, full.len, &p->body, err);
+		else if (msv_buf_add(&p->body, full.data, full.len))
+			rc = nomem(err);
+	}
+	msv_buf_free(&full);
+	if (!rc) {
+		p->body_8bit = has_8bit(p->body.data, p->body.len);
+		p->smtputf8 = has_8bit(p->sender, strlen(p->sender));
+		for (size_t i = 0; i < p->nrcpt; i++)
+			p->smtputf8 |= has_8bit(p->rcpt[i], strlen(p->rcpt[i]));
+	}
+	if (rc)
+		app_prepared_free(p);
+	return rc;
+}
+
+void app_prepared_free(app_prepared *p)
+{
+	msv_buf_free(&p->body);
+	for (size_t i = 0; i < p->nrcpt; i++)
+		msv_free(p->rcpt[i]);
+	msv_free(p->rcpt);
+	msv_free(p->sender);
+	msv_free(p->message_id);
+	msv_free(p->envid);
+	memset(p, 0, sizeof(*p));
+}
+
+int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err)
+{
+	for (size_t i = 0; i < p->nrcpt; i++) {
+		int found = 0;
+		char *why = NULL;
+		if (msv_queue_suppress_check(q, p->rcpt[i], &found, &why, err))
+			return app_exit_code(err);
+		if (found) {
+			msv_error_set(err, MSV_E_REFUSED, MSV_CLASS_PERMANENT,
+			              "%s is on the suppression list (%s); remove it with "
+			              "'missive suppression rm' or override", p->rcpt[i],
+			              why && *why ? why : "no reason recorded");
+			msv_free(why);
+			return EX_NOPERM;
+		}
+		msv_free(why);
+	}
+	return 0;
+}
+
+int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_QID_LEN + 1],
+                msv_error *err)
+{
+	msv_queue_message *qm = msv_calloc(n ? n : 1, sizeof(*qm));
+	if (!qm)
+		return nomem(err);
+	for (size_t i = 0; i < n; i++) {
+		const app_route *r = p[i]->route;
+		qm[i].sender = p[i]->sender;
+		qm[i].rcpt = (const char *const *)p[i]->rcpt;
+		qm[i].nrcpt = p[i]->nrcpt;
+		qm[i].body = p[i]->body.data;
+		qm[i].len = p[i]->body.len;
+		qm[i].message_id = p[i]->message_id;
+		qm[i].route = r->name;
+		qm[i].dsn_notify = p[i]->dsn_notify[0] ? p[i]->dsn_notify : r->dsn_notify;
+		qm[i].dsn_ret = p[i]->dsn_ret[0] ? p[i]->dsn_ret : r->dsn_ret;
+		qm[i].envid = p[i]->envid;
+		qm[i].body_8bit = p[i]->body_8bit;
+		qm[i].smtputf8 = p[i]->smtputf8;
+	}
+	msv_result res = msv_queue_submit(q, qm, n, msv_wall_ms(), ids, err);
+	msv_free(qm);
+	return res ? app_exit_code(err) : 0;
+}
+
+int app_queue_open(const app_config *c, int read_only, msv_queue **q)
+{
+	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
+	o.path = c->queue_path;
+	o.read_only = read_only;
+	msv_error err;
+	if (msv_queue_open(q, &o, &err)) {
+		cli_err("queue %s: %s", c->queue_path, err.message);
+		int rc = app_exit_code(&err);
+		return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
+	}
+	return 0;
+}

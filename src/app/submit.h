@@ -1,0 +1,56 @@
+/* Submission: from a raw message and an envelope to a queued message.
+ * Shared by `missive sendmail` and missived's HTTP API so both accept the
+ * same messages the same way. */
+#ifndef MSV_APP_SUBMIT_H
+#define MSV_APP_SUBMIT_H
+
+#include "config.h"
+#include "missive/queue.h"
+
+typedef struct app_submit_opts {
+	const char *sender;       /* envelope sender (-f); NULL: the From address */
+	const char *const *rcpt;  /* envelope recipients given explicitly */
+	size_t nrcpt;
+	int extract;              /* -t: recipients from To, Cc, Bcc; Bcc removed */
+	const char *from_name;    /* -F: display name when a From field is added */
+	int allow_suppressed;     /* queue even to suppressed addresses */
+	const char *dsn_notify;   /* -N: NEVER or SUCCESS,FAILURE,DELAY; NULL: the route's */
+	const char *dsn_ret;      /* -R: FULL or HDRS; NULL: the route's */
+	const char *envid;        /* -V: DSN envelope ID; NULL: the queue ID */
+} app_submit_opts;
+
+/* What is stored: the message as it will be sent. */
+typedef struct app_prepared {
+	msv_buf body;             /* CRLF, missing fields added, DKIM-signed */
+	char *sender;
+	char **rcpt;
+	size_t nrcpt;
+	char *message_id;         /* without angle brackets' surroundings: "<...>" */
+	app_route *route;
+	int body_8bit, smtputf8;
+	char dsn_notify[40], dsn_ret[8]; /* "" : the route's */
+	char *envid;
+} app_prepared;
+
+/* Checks and completes a message: line ends to CRLF, Date, Message-ID
+ * and From added when missing, -t recipients, route chosen, DKIM-signed
+ * with the route's keys.  Returns 0, or an EX_* code with err saying
+ * what was wrong (nothing printed). */
+int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
+                app_prepared *out, msv_error *err);
+void app_prepared_free(app_prepared *p);
+
+/* Refuses (EX_NOPERM, err naming it) a recipient on the suppression list. */
+int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err);
+
+/* Stores n prepared messages durably; ids[i] gets message i's queue ID. */
+int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_QID_LEN + 1],
+                msv_error *err);
+
+/* Opens the configured queue.  0 or an EX_* code after printing why. */
+int app_queue_open(const app_config *c, int read_only, msv_queue **q);
+
+/* A sysexits code for a library error. */
+int app_exit_code(const msv_error *e);
+
+#endif

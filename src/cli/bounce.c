@@ -1,0 +1,93 @@
+/* missive bounce: a bounce on stdin (a Postfix or Exim pipe alias) marks
+ * the queued recipient bounced and suppresses hard-bounced addresses. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bounce.h"
+#include "cli.h"
+#include "submit.h"
+
+#define BOUNCE_MAX (64u << 20)
+
+static void usage(FILE *f)
+{
+	fputs("usage: missive bounce [--config FILE] [--json] [FILE|-]\n"
+	      "\n"
+	      "Reads a bounce (delivery status notification, or a provider's plain-text\n"
+	      "report) from FILE or stdin, as a pipe alias would deliver it:\n"
+	      "    bounces: \"|/usr/local/bin/missive bounce --config /etc/missive/missive.conf\"\n"
+	      "Each failed recipient of a message still in the queue (found by the DSN\n"
+	      "envelope ID or the route's VERP return-path) is marked bounced with its\n"
+	      "reason; hard bounces go on the suppression list ([suppression] hard-bounces).\n"
+	      "\n"
+	      "  --config FILE  configuration (default $MISSIVE_CONFIG, else " APP_CONFIG_DEFAULT ")\n"
+	      "  --json         print what was found and done\n"
+	      "Exit codes: 0 applied (also for auto-replies and unmatched bounces), 65 not a\n"
+	      "message, 66 unreadable file, 73 queue not writable, 78 configuration error.\n",
+	      f);
+}
+
+int cmd_bounce(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *cfgflag = NULL;
+	int json = 0, c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cfgflag = optarg; break;
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *path = optind < argc ? argv[optind] : "-";
+	app_config cfg;
+	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	char *msg = NULL;
+	size_t len = 0;
+	if (!rc)
+		rc = cli_read_file(path, BOUNCE_MAX, &msg, &len, "bounce");
+	msv_queue *q = NULL;
+	if (!rc)
+		rc = app_queue_open(&cfg, 0, &q);
+	if (!rc) {
+		cJSON *res = NULL;
+		msv_error err;
+		rc = app_apply_bounce(&cfg, q, msg, len, &res, &err);
+		if (rc) {
+			cli_err("bounce: %s", err.message);
+		} else if (json) {
+			char *s = cJSON_Print(res);
+			if (s)
+				puts(s);
+			cJSON_free(s);
+		} else {
+			const cJSON *r, *qid = cJSON_GetObjectItem(res, "queue_id");
+			printf("%s, queue ID %s\n", cJSON_GetObjectItem(res, "kind")->valuestring,
+			       cJSON_IsString(qid) ? qid->valuestring : "not found");
+			cJSON_ArrayForEach(r, cJSON_GetObjectItem(res, "recipients"))
+				printf("  %s %s %s %s%s%s\n", cJSON_GetObjectItem(r, "address")->valuestring,
+				       cJSON_GetObjectItem(r, "action")->valuestring,
+				       cJSON_GetObjectItem(r, "status")->valuestring,
+				       cJSON_GetObjectItem(r, "reason")->valuestring,
+				       cJSON_IsTrue(cJSON_GetObjectItem(r, "matched")) ? ", marked bounced" : "",
+				       cJSON_IsTrue(cJSON_GetObjectItem(r, "suppressed")) ? ", suppressed" : "");
+		}
+		cJSON_Delete(res);
+		msv_queue_close(q);
+	}
+	msv_free(msg);
+	app_config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,300 @@
+/* missive queue: inspect and operate missived's queue.
+ *   ls [--state S[,S]] [--limit N]   show ID         stats
+ *   retry ID | --all-deferred        dlq ls          dlq requeue ID
+ *   purge --state S --older-than DURATION
+ * Every subcommand takes --config FILE and --json. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "qjson.h"
+#include "submit.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: missive queue COMMAND [--config FILE] [--json]\n"
+	      "\n"
+	      "  ls [--state S[,S...]] [--limit N]  messages with recipients in those states\n"
+	      "                                     (default queued,deferred; 'all' for every one)\n"
+	      "  show ID                            a message: recipients, states, every attempt\n"
+	      "  retry ID | --all-deferred          make pending recipients due now\n"
+	      "  dlq ls                             the dead-letter queue (bounced, dead)\n"
+	      "  dlq requeue ID                     move a message's dead letters back to queued\n"
+	      "  purge --state S --older-than AGE   delete messages whose recipients are all in\n"
+	      "                                     state S (e.g. dead, sent) and untouched for\n"
+	      "                                     AGE (30d, 12h)\n"
+	      "  stats                              recipients by state, messages, oldest pending\n"
+	      "\n"
+	      "States: queued deferred sent bounced dead suppressed.\n"
+	      "  --config FILE  configuration (default $MISSIVE_CONFIG, else " APP_CONFIG_DEFAULT ")\n"
+	      "  --json         machine-readable output\n"
+	      "Exit codes: 0 ok, 64 usage, 65 no such message, 78 configuration error.\n",
+	      f);
+}
+
+static int parse_states(const char *s, unsigned *mask)
+{
+	*mask = 0;
+	if (!strcmp(s, "all")) {
+		*mask = (1u << MSV_RCPT__COUNT) - 1;
+		return 0;
+	}
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", s);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		msv_rcpt_state st;
+		if (msv_rcpt_state_parse(t, &st)) {
+			cli_err("queue: unknown state '%s' (queued, deferred, sent, bounced, dead, "
+			        "suppressed, all)", t);
+			return EX_USAGE;
+		}
+		*mask |= 1u << st;
+	}
+	return *mask ? 0 : EX_USAGE;
+}
+
+static void print_time(int64_t ms, char *out, size_t n)
+{
+	if (ms <= 0) {
+		snprintf(out, n, "-");
+		return;
+	}
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+static void print_info(const msv_queue_info *m)
+{
+	char created[40];
+	print_time(m->created_ms, created, sizeof(created));
+	printf("%s  %s  %zu bytes  from <%s>  route %s\n", m->qid, created, m->size,
+	       m->sender ? m->sender : "", m->route ? m->route : "-");
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		const msv_queue_rcpt_info *r = &m->rcpt[i];
+		char next[40];
+		print_time(r->state <= MSV_RCPT_DEFERRED ? r->next_attempt_ms : 0, next, sizeof(next));
+		printf("    %-10s %s  attempts %u  next %s", msv_rcpt_state_name(r->state), r->address,
+		       r->attempts, next);
+		if (r->last_code || (r->last_text && *r->last_text))
+			printf("  last: %d %s %s", r->last_code, r->last_enhanced ? r->last_enhanced : "",
+			       r->last_text ? r->last_text : "");
+		putchar('\n');
+	}
+	for (size_t i = 0; i < m->nattempts; i++) {
+		const msv_queue_attempt *a = &m->attempts[i];
+		char at[40];
+		print_time(a->at_ms, at, sizeof(at));
+		const char *addr = "?";
+		for (size_t k = 0; k < m->nrcpt; k++)
+			if (m->rcpt[k].id == a->rcpt_id)
+				addr = m->rcpt[k].address;
+		printf("    attempt %s %s via %s: %d %s %s (%lld ms)\n", at, addr,
+		       a->server ? a->server : "-", a->reply_code, a->enhanced ? a->enhanced : "",
+		       a->text ? a->text : "", (long long)a->latency_ms);
+	}
+}
+
+static void print_json(cJSON *j)
+{
+	char *s = cJSON_Print(j);
+	if (s)
+		puts(s);
+	cJSON_free(s);
+	cJSON_Delete(j);
+}
+
+static int fail(const msv_error *err)
+{
+	cli_err("queue: %s", err->message);
+	return err->code == MSV_E_INVALID ? EX_DATAERR : app_exit_code(err);
+}
+
+static int do_ls(msv_queue *q, unsigned mask, size_t limit, int json)
+{
+	msv_queue_info *infos = NULL;
+	size_t n = 0;
+	msv_error err;
+	if (msv_queue_list(q, mask, limit, &infos, &n, &err))
+		return fail(&err);
+	if (json) {
+		cJSON *a = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++)
+			cJSON_AddItemToArray(a, app_info_json(&infos[i]));
+		print_json(a);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			print_info(&infos[i]);
+		if (!n)
+			puts("queue is empty (for these states)");
+	}
+	msv_queue_infos_free(infos, n);
+	return EX_OK;
+}
+
+static int do_show(msv_queue *q, const char *id, int json)
+{
+	msv_queue_info info;
+	msv_error err;
+	if (msv_queue_show(q, id, &info, &err))
+		return fail(&err);
+	if (json)
+		print_json(app_info_json(&info));
+	else
+		print_info(&info);
+	msv_queue_info_free(&info);
+	return EX_OK;
+}
+
+static int print_changed(const char *what, size_t n, int json)
+{
+	if (json)
+		printf("{\"%s\": %zu}\n", what, n);
+	else
+		printf("%s: %zu\n", what, n);
+	return EX_OK;
+}
+
+static int do_stats(msv_queue *q, int json)
+{
+	msv_queue_stats st;
+	msv_error err;
+	int64_t now = msv_wall_ms();
+	if (msv_queue_stats_get(q, now, &st, &err))
+		return fail(&err);
+	double age = st.oldest_pending_ms < 0 ? 0 : (double)(now - st.oldest_pending_ms) / 1000.0;
+	if (json) {
+		cJSON *j = cJSON_CreateObject(), *r = cJSON_AddObjectToObject(j, "recipients");
+		for (int s = 0; s < MSV_RCPT__COUNT; s++)
+			cJSON_AddNumberToObject(r, msv_rcpt_state_name((msv_rcpt_state)s), (double)st.rcpt[s]);
+		cJSON_AddNumberToObject(j, "messages", (double)st.messages);
+		cJSON_AddNumberToObject(j, "leased", (double)st.leased);
+		if (st.oldest_pending_ms < 0)
+			cJSON_AddNullToObject(j, "oldest_pending_age_s");
+		else
+			cJSON_AddNumberToObject(j, "oldest_pending_age_s", age);
+		print_json(j);
+		return EX_OK;
+	}
+	printf("messages %llu, recipients:", (unsigned long long)st.messages);
+	for (int s = 0; s < MSV_RCPT__COUNT; s++)
+		printf(" %s %llu", msv_rcpt_state_name((msv_rcpt_state)s), (unsigned long long)st.rcpt[s]);
+	printf("; leased %llu", (unsigned long long)st.leased);
+	if (st.oldest_pending_ms >= 0)
+		printf("; oldest pending %.0f s", age);
+	putchar('\n');
+	return EX_OK;
+}
+
+int cmd_queue(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"state", required_argument, NULL, 's'},
+		{"limit", required_argument, NULL, 'l'},
+		{"older-than", required_argument, NULL, 'o'},
+		{"all-deferred", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *cfgflag = NULL, *state = NULL, *older = NULL;
+	int json = 0, all_deferred = 0, c;
+	long limit = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cfgflag = optarg; break;
+		case 'j': json = 1; break;
+		case 's': state = optarg; break;
+		case 'l': {
+			char *end;
+			limit = strtol(optarg, &end, 10);
+			if (*end || limit < 0) {
+				cli_err("queue: --limit wants a number");
+				return EX_USAGE;
+			}
+			break;
+		}
+		case 'o': older = optarg; break;
+		case 'a': all_deferred = 1; break;
+		case 'h': usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	char **args = argv + optind;
+	int nargs = argc - optind;
+	if (nargs < 1) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	const char *sub = args[0];
+	int dlq = !strcmp(sub, "dlq");
+	if (dlq && nargs < 2) {
+		cli_err("queue dlq: give ls or requeue ID");
+		return EX_USAGE;
+	}
+	const char *op = dlq ? args[1] : sub;
+	int want = dlq ? 2 : 1; /* index of the ID argument */
+	int needs_id = !strcmp(op, "show") || (dlq && !strcmp(op, "requeue")) ||
+	               (!strcmp(op, "retry") && !all_deferred);
+	int known = !strcmp(op, "ls") || !strcmp(op, "stats") || !strcmp(op, "purge") || needs_id ||
+	            !strcmp(op, "retry");
+	if (!known || (dlq && strcmp(op, "ls") && strcmp(op, "requeue"))) {
+		cli_err("queue: unknown command '%s%s%s' (see 'missive queue --help')", dlq ? "dlq " : "",
+		        op, "");
+		return EX_USAGE;
+	}
+	if (nargs != want + needs_id) {
+		cli_err("queue %s%s: %s", dlq ? "dlq " : "", op,
+		        needs_id ? "give exactly one queue ID (or --all-deferred for retry)"
+		                 : "takes no arguments");
+		return EX_USAGE;
+	}
+	unsigned mask = (1u << MSV_RCPT_QUEUED) | (1u << MSV_RCPT_DEFERRED);
+	if (dlq)
+		mask = (1u << MSV_RCPT_BOUNCED) | (1u << MSV_RCPT_DEAD);
+	if (state && parse_states(state, &mask))
+		return EX_USAGE;
+	int64_t age = 0;
+	if (!strcmp(op, "purge") && (!state || !older || app_parse_duration(older, &age))) {
+		cli_err("queue purge: needs --state S and --older-than AGE (30d, 12h, 90m)");
+		return EX_USAGE;
+	}
+
+	app_config cfg;
+	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	msv_queue *q = NULL;
+	int ro = !strcmp(op, "ls") || !strcmp(op, "show") || !strcmp(op, "stats");
+	if (!rc)
+		rc = app_queue_open(&cfg, ro, &q);
+	if (rc) {
+		app_config_free(&cfg);
+		return rc;
+	}
+	msv_error err;
+	size_t n = 0;
+	int64_t now = msv_wall_ms();
+	const char *id = needs_id ? args[want] : NULL;
+	if (!strcmp(op, "ls"))
+		rc = do_ls(q, mask, (size_t)limit, json);
+	else if (!strcmp(op, "show"))
+		rc = do_show(q, id, json);
+	else if (!strcmp(op, "stats"))
+		rc = do_stats(q, json);
+	else if (!strcmp(op, "retry"))
+		rc = msv_queue_retry(q, id, now, &n, &err) ? fail(&err) : print_changed("retried", n, json);
+	else if (!strcmp(op, "requeue"))
+		rc = msv_queue_requeue(q, id, now, &n, &err) ? fail(&err) : print_changed("requeued", n, json);
+	else
+		rc = msv_queue_purge(q, mask, now - age, &n, &err) ? fail(&err)
+		                                                   : print_changed("purged", n, json);
+	msv_queue_close(q);
+	app_config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,182 @@
+/* missive sendmail: the sendmail(8) command line that PHP, cron, git
+ * send-email and mail(1) call.  The message on stdin goes into the queue
+ * directly (no daemon needed); exit 0 means it is durable there. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "submit.h"
+
+#define SENDMAIL_MAX (100u << 20)
+
+static void usage(FILE *f)
+{
+	fputs("usage: missive sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [--config FILE] [--] [RCPT...]\n"
+	      "\n"
+	      "Reads a message on stdin and puts it in missived's queue.  Exits 0 only once\n"
+	      "the message is durable there, whether or not missived is running.\n"
+	      "\n"
+	      "  -t             recipients from the To, Cc and Bcc fields (added to RCPT...);\n"
+	      "                 Bcc fields are removed from the message\n"
+	      "  -i, -oi        a line with a single dot does not end the message\n"
+	      "  -f ADDR        envelope sender (default: the From address); -f '<>' for none\n"
+	      "  -F NAME        display name for the From field when the message has none\n"
+	      "  -N DSN         DSN NOTIFY: never, or success,failure,delay (default: the route's)\n"
+	      "  -R RET         DSN RET: full or hdrs\n"
+	      "  -V ENVID       DSN envelope ID (default: the queue ID when a DSN is asked for)\n"
+	      "  --config FILE  configuration (default $MISSIVE_CONFIG, else " APP_CONFIG_DEFAULT ")\n"
+	      "  --allow-suppressed  queue even to addresses on the suppression list\n"
+	      "  -v             print the queue ID\n"
+	      "  --json         print {\"id\": QUEUE-ID, \"recipients\": N} on success\n"
+	      "  -h, --help     this text\n"
+	      "Accepted and ignored for compatibility: -odi -odb -oem -oee -om -B TYPE -bm -U\n"
+	      "-G -L TAG -X FILE and other -oX.\n"
+	      "\n"
+	      "Missing Date, Message-ID and From fields are added; line ends become CRLF; the\n"
+	      "route's DKIM keys sign the message.\n"
+	      "Exit codes: 0 queued, 64 usage, 65 bad message or address, 73 queue not\n"
+	      "writable, 75 try again, 77 a recipient is suppressed, 78 configuration error.\n",
+	      f);
+}
+
+/* Reads stdin; without -i a line holding only "." ends the message.  Octet
+ * by octet, not fgets() + strlen(): that cut a line at a NUL octet and
+ * queued the rest of the message without it, instead of refusing it. */
+static int read_message(int dot_ends, msv_buf *out)
+{
+	char line[65536];
+	size_t n = 0;
+	int c, at_start = 1; /* line[] begins at the start of a line */
+	for (;;) {
+		c = getc_unlocked(stdin);
+		if (c != EOF)
+			line[n++] = (char)c;
+		if (c != EOF && c != '\n' && n < sizeof(line))
+			continue;
+		if (dot_ends && at_start && n && line[0] == '.' &&
+		    (n == 1 || (n == 2 && line[1] == '\n') || (n == 3 && !memcmp(line + 1, "\r\n", 2))))
+			break;
+		if (n && msv_buf_add(out, line, n)) {
+			cli_err("sendmail: the message is larger than %u bytes", SENDMAIL_MAX);
+			return EX_DATAERR;
+		}
+		at_start = !n || line[n - 1] == '\n';
+		n = 0;
+		if (c == EOF)
+			break;
+	}
+	if (ferror(stdin)) {
+		cli_err("sendmail: cannot read the message from stdin");
+		return EX_IOERR;
+	}
+	return 0;
+}
+
+int cmd_sendmail(int argc, char **argv)
+{
+	app_submit_opts o = {0};
+	const char *cfgflag = NULL;
+	int dot_ends = 1, verbose = 0, json = 0, i;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] != '-' || !strcmp(a, "-"))
+			break;
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		/* Flags that take a value: "-f ADDR" or "-fADDR". */
+		const char *val = NULL;
+		char f = a[1];
+		if (a[1] && a[1] != '-' && strchr("fFrBLNRVX", f)) {
+			val = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!val) {
+				cli_err("sendmail: -%c needs a value (see 'missive sendmail --help')", f);
+				return EX_USAGE;
+			}
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return EX_OK;
+		} else if (!strcmp(a, "--config") || !strncmp(a, "--config=", 9)) {
+			cfgflag = a[8] ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!cfgflag) {
+				cli_err("sendmail: --config needs a file");
+				return EX_USAGE;
+			}
+		} else if (!strcmp(a, "--allow-suppressed")) {
+			o.allow_suppressed = 1;
+		} else if (!strcmp(a, "--json")) {
+			json = 1;
+		} else if (!strcmp(a, "-t")) {
+			o.extract = 1;
+		} else if (!strcmp(a, "-i") || !strcmp(a, "-oi")) {
+			dot_ends = 0;
+		} else if (!strcmp(a, "-v")) {
+			verbose = 1;
+		} else if (f == 'f' || f == 'r') {
+			o.sender = val;
+		} else if (f == 'F') {
+			o.from_name = val;
+		} else if (f == 'N') {
+			o.dsn_notify = val;
+		} else if (f == 'R') {
+			o.dsn_ret = val;
+		} else if (f == 'V') {
+			o.envid = val;
+		} else if (val || !strcmp(a, "-bm") || !strcmp(a, "-U") || !strcmp(a, "-G") ||
+		           !strncmp(a, "-o", 2) || !strncmp(a, "-A", 2)) {
+			continue; /* accepted for compatibility */
+		} else if (!strncmp(a, "-b", 2)) {
+			cli_err("sendmail: mode %s is not supported (only -bm, delivering mail); "
+			        "use 'missive queue' to inspect the queue", a);
+			return EX_USAGE;
+		} else {
+			cli_err("sendmail: unknown option %s (see 'missive sendmail --help')", a);
+			return EX_USAGE;
+		}
+	}
+	o.rcpt = (const char *const *)argv + i;
+	o.nrcpt = (size_t)(argc - i);
+
+	app_config cfg;
+	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	if (rc) {
+		app_config_free(&cfg);
+		return rc;
+	}
+	msv_buf raw;
+	msv_buf_init(&raw, SENDMAIL_MAX);
+	app_prepared p;
+	memset(&p, 0, sizeof(p));
+	msv_error err;
+	msv_queue *q = NULL;
+	char id[1][MSV_QID_LEN + 1];
+	if (!(rc = read_message(dot_ends, &raw))) {
+		rc = app_prepare(&cfg, raw.data ? raw.data : "", raw.len, &o, &p, &err);
+		if (rc)
+			cli_err("sendmail: %s", err.message);
+	}
+	msv_buf_free(&raw);
+	if (!rc && !(rc = app_queue_open(&cfg, 0, &q))) {
+		if (!o.allow_suppressed)
+			rc = app_check_suppressed(q, &p, &err);
+		if (!rc) {
+			app_prepared *one = &p;
+			rc = app_enqueue(q, &one, 1, id, &err);
+		}
+		if (rc) {
+			cli_err("sendmail: %s", err.message);
+			if (rc == EX_SOFTWARE)
+				rc = EX_TEMPFAIL; /* the queue was busy or full: the caller may retry */
+		} else if (json) {
+			printf("{\"id\": \"%s\", \"recipients\": %zu}\n", id[0], p.nrcpt);
+		} else if (verbose) {
+			printf("queued as %s for %zu recipient%s\n", id[0], p.nrcpt, p.nrcpt == 1 ? "" : "s");
+		}
+		msv_queue_close(q);
+	}
+	app_prepared_free(&p);
+	app_config_free(&cfg);
+	return rc;
+}

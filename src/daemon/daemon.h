@@ -1,0 +1,65 @@
+/* missived's shared state: the queue, the pool, the workers, the HTTP
+ * API and the metrics, owned by main() (missived.c). */
+#ifndef MSV_DAEMON_H
+#define MSV_DAEMON_H
+
+#include <pthread.h>
+
+#include "config.h"
+#include "missive/pool.h"
+#include "missive/queue.h"
+
+/* Attempt latency histogram bounds, in seconds (Prometheus le=). */
+#define METRIC_BUCKETS 12
+
+typedef struct metrics {
+	pthread_mutex_t mu;
+	uint64_t submitted, delivered, deferred, bounced, dead, attempts;
+	uint64_t bucket[METRIC_BUCKETS + 1]; /* last one: +Inf */
+	double latency_sum;
+	uint64_t http[6]; /* responses by class 1xx..5xx (index 1..5) */
+} metrics;
+
+typedef struct daemon_ctx {
+	app_config *cfg;
+	msv_queue *q;
+	msv_pool **pools;       /* one per route, as cfg->routes */
+	char owner[300];        /* lease owner: "missived:HOST:PID" */
+	const char *http_token; /* NULL: no token required */
+	metrics m;
+	/* Workers sleep on wake until work may be due or a submission arrives. */
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	int stopping;
+	unsigned running;       /* workers still running */
+	pthread_cond_t exited;
+	uint64_t wake_seq;      /* bumped by each submission */
+} daemon_ctx;
+
+/* worker.c */
+void *worker_main(void *arg);
+/* Wakes the workers: a message was queued. */
+void daemon_wake(daemon_ctx *d);
+
+/* http.c: starts the API on cfg->http_listen; NULL handle on failure
+ * after logging why. */
+struct MHD_Daemon;
+/* The [http] settings: 0, or EX_CONFIG after printing why. */
+int http_check(const app_config *c, int have_token);
+struct MHD_Daemon *http_start(daemon_ctx *d);
+void http_stop(struct MHD_Daemon *h);
+
+/* metrics.c */
+void metrics_init(metrics *m);
+void metrics_attempt(metrics *m, int64_t latency_ms);
+void metrics_outcomes(metrics *m, unsigned delivered, unsigned deferred, unsigned bounced,
+                      unsigned dead);
+void metrics_submitted(metrics *m, unsigned n);
+void metrics_http(metrics *m, unsigned status);
+/* The Prometheus text exposition, appended to out. */
+int metrics_render(daemon_ctx *d, msv_buf *out);
+
+/* missived.c: one log line with a UTC timestamp, to stderr or the log file. */
+void dlog(const char *fmt, ...) MSV_PRINTF(1, 2);
+
+#endif

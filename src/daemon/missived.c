@@ -1,0 +1,276 @@
+/* missived: the delivery daemon.  Foreground, logs to stderr (or a log
+ * file reopened on SIGHUP); SIGTERM/SIGINT drain: stop claiming, let
+ * in-flight sends finish within the grace period, release leases, exit 0. */
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "submit.h"
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void dlog(const char *fmt, ...)
+{
+	char ts[40];
+	struct timespec now;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&log_mu);
+	fprintf(stderr, "%s missived: ", ts);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_mu);
+	va_end(ap);
+}
+
+static int reopen_log(const char *path)
+{
+	if (!path)
+		return 0;
+	pthread_mutex_lock(&log_mu);
+	FILE *f = freopen(path, "a", stderr);
+	pthread_mutex_unlock(&log_mu);
+	if (!f) {
+		/* stderr is gone; nothing left to say it on. */
+		return -1;
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: missived [--config FILE] [--example-config] [--check]\n"
+	      "\n"
+	      "The missive delivery daemon: delivers what 'missive sendmail' and the HTTP API\n"
+	      "queue, retries temporary failures with backoff, parks permanent ones in the\n"
+	      "dead-letter queue.  Stays in the foreground and logs to stderr.\n"
+	      "\n"
+	      "  --config FILE     configuration (default $MISSIVE_CONFIG, else " APP_CONFIG_DEFAULT ")\n"
+	      "  --example-config  print a commented configuration with every key and exit\n"
+	      "  --check           load the configuration, keys and queue, then exit\n"
+	      "  -h, --help        this text\n"
+	      "  -V, --version     print the version\n"
+	      "\n"
+	      "Signals: SIGTERM or SIGINT drain and exit 0; SIGHUP reopens the log file.\n"
+	      "Exit codes: 0 stopped cleanly, 64 usage, 69 cannot listen (address in use),\n"
+	      "73 queue or log not writable, 78 configuration error.  See missived(8).\n",
+	      f);
+}
+
+/* Leases of a missived on this host that no longer runs come back now
+ * instead of at their expiry. */
+static void release_orphans(daemon_ctx *d, const char *host)
+{
+	char **owners = NULL;
+	size_t n = 0;
+	msv_error err;
+	if (msv_queue_lease_owners(d->q, &owners, &n, &err)) {
+		dlog("cannot list leases: %s", err.message);
+		return;
+	}
+	size_t hl = strlen(host);
+	for (size_t i = 0; i < n; i++) {
+		const char *o = owners[i];
+		if (strncmp(o, "missived:", 9) || strncmp(o + 9, host, hl) || o[9 + hl] != ':')
+			continue;
+		char *end;
+		long pid = strtol(o + 10 + hl, &end, 10);
+		if (*end || pid <= 0 || (pid != getpid() && !(kill((pid_t)pid, 0) && errno == ESRCH)))
+			continue;
+		size_t released = 0;
+		if (!msv_queue_release(d->q, o, &released, &err))
+			dlog("released %zu leases of %s, which is no longer running", released, o);
+	}
+	msv_queue_strings_free(owners, n);
+}
+
+static int load_token(daemon_ctx *d, char **token)
+{
+	*token = NULL;
+	if (!d->cfg->http_token_file)
+		return 0;
+	int rc = cli_read_secret_file(d->cfg->http_token_file, token, "[http] token-file");
+	if (!rc && !**token) {
+		cli_err("[http] token-file %s is empty", d->cfg->http_token_file);
+		rc = EX_CONFIG;
+	}
+	d->http_token = *token;
+	return rc == EX_NOINPUT ? EX_CONFIG : rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"example-config", no_argument, NULL, 'e'},
+		{"check", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *cfgflag = NULL;
+	int check = 0, c;
+	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cfgflag = optarg; break;
+		case 'e': app_config_example(stdout); return EX_OK;
+		case 'k': check = 1; break;
+		case 'h': usage(stdout); return EX_OK;
+		case 'V': printf("missived %s\n", MSV_VERSION); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_err("missived takes no arguments (see 'missived --help')");
+		return EX_USAGE;
+	}
+	app_config cfg;
+	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	for (size_t i = 0; !rc && i < cfg.nroutes; i++)
+		rc = app_route_finish(cfg.routes[i], cfg.path, 3);
+	if (!rc && !app_route_for(&cfg, "")) {
+		cli_err("%s: no [route default]: mail from senders of no listed domain would have "
+		        "nowhere to go", cfg.path);
+		rc = EX_CONFIG;
+	}
+	daemon_ctx d;
+	memset(&d, 0, sizeof(d));
+	d.cfg = &cfg;
+	char *token = NULL;
+	if (!rc)
+		rc = load_token(&d, &token);
+	if (!rc && *cfg.http_listen)
+		rc = http_check(&cfg, token != NULL);
+	if (!rc && !check && reopen_log(cfg.log_file))
+		rc = EX_CANTCREAT;
+	if (!rc)
+		rc = app_queue_open(&cfg, 0, &d.q);
+	if (!rc && !(d.pools = msv_calloc(cfg.nroutes, sizeof(*d.pools))))
+		rc = EX_OSERR;
+	for (size_t i = 0; !rc && i < cfg.nroutes; i++) {
+		msv_error err;
+		if (msv_pool_new(&d.pools[i], &cfg.routes[i]->pool, &err)) {
+			cli_err("route %s: %s", cfg.routes[i]->name, err.message);
+			rc = EX_CONFIG;
+		}
+	}
+	if (rc || check) {
+		if (!rc)
+			printf("%s: ok (%zu route%s, queue %s)\n", cfg.path, cfg.nroutes,
+			       cfg.nroutes == 1 ? "" : "s", cfg.queue_path);
+		goto out;
+	}
+
+	/* Signals are taken by this thread alone, with sigwait. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char host[256] = "localhost";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(d.owner, sizeof(d.owner), "missived:%s:%ld", host, (long)getpid());
+	metrics_init(&d.m);
+	pthread_mutex_init(&d.mu, NULL);
+	pthread_cond_init(&d.wake, NULL);
+	pthread_cond_init(&d.exited, NULL);
+	release_orphans(&d, host);
+
+	struct MHD_Daemon *http = NULL;
+	if (*cfg.http_listen && !(http = http_start(&d))) {
+		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	pthread_t *th = msv_calloc(cfg.workers, sizeof(*th));
+	if (!th) {
+		rc = EX_OSERR;
+		http_stop(http);
+		goto out;
+	}
+	for (unsigned i = 0; i < cfg.workers; i++) {
+		if (pthread_create(&th[i], NULL, worker_main, &d))
+			break;
+		d.running++;
+	}
+	unsigned started = d.running;
+	dlog("started: %u workers, queue %s, %s%s", started, cfg.queue_path,
+	     http ? "HTTP API on " : "no HTTP API", http ? cfg.http_listen : "");
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&set, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			if (reopen_log(cfg.log_file))
+				break;
+			dlog("SIGHUP: log reopened");
+			continue;
+		}
+		dlog("%s: draining (grace %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		     (long long)cfg.grace_ms);
+		break;
+	}
+	/* Stop taking submissions first, then let the workers finish. */
+	http_stop(http);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(cfg.grace_ms / 1000);
+	until.tv_nsec += (long)(cfg.grace_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&d.mu);
+	d.stopping = 1;
+	pthread_cond_broadcast(&d.wake);
+	while (d.running)
+		if (pthread_cond_timedwait(&d.exited, &d.mu, &until) == ETIMEDOUT)
+			break;
+	unsigned left = d.running;
+	pthread_mutex_unlock(&d.mu);
+	if (!left)
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+	msv_free(th);
+	size_t released = 0;
+	msv_error err;
+	if (msv_queue_release(d.q, d.owner, &released, &err))
+		dlog("cannot release leases: %s (they expire after [queue] lease)", err.message);
+	if (left) {
+		/* Sends still running past the grace period: their recipients'
+		 * leases are released, so they will be tried again (at least once). */
+		dlog("grace period over with %u workers busy; released %zu leases; exiting", left,
+		     released);
+		fflush(stderr);
+		_exit(0);
+	}
+	dlog("stopped; released %zu leases", released);
+out:
+	for (size_t i = 0; d.pools && i < cfg.nroutes; i++)
+		msv_pool_free(d.pools[i]);
+	msv_free(d.pools);
+	if (d.q)
+		msv_queue_close(d.q);
+	msv_free_secret(token);
+	app_config_free(&cfg);
+	return rc;
+}

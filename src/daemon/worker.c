@@ -1,0 +1,303 @@
+/* Delivery workers: claim due recipients with a lease, send them through
+ * the route's pool, record each recipient's outcome in one transaction. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "daemon.h"
+#include "missive/dsn.h"
+#include "missive/policy.h"
+
+void daemon_wake(daemon_ctx *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->wake_seq++;
+	/* One worker is enough for one message; a busy one leaves it to the next. */
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* How long a worker lets submissions accumulate before claiming. */
+#define GATHER_MS 10
+
+static uint64_t random64(void)
+{
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (uint64_t)msv_wall_ms() * 6364136223846793005ULL;
+	return r;
+}
+
+static size_t route_index(const app_config *c, const msv_queue_job *j)
+{
+	for (size_t i = 0; i < c->nroutes; i++)
+		if (j->route && !strcmp(c->routes[i]->name, j->route))
+			return i;
+	/* The route was renamed or removed since submission: choose again. */
+	app_route *r = app_route_for(c, j->sender);
+	for (size_t i = 0; r && i < c->nroutes; i++)
+		if (c->routes[i] == r)
+			return i;
+	return SIZE_MAX;
+}
+
+/* The envelope sender: the route's VERP template with {id} replaced by
+ * the queue ID, else the stored sender. */
+static void envelope_sender(const app_route *r, const msv_queue_job *j, char *out, size_t n)
+{
+	const char *t = r->return_path, *at;
+	if (!t || !*j->sender || !(at = strstr(t, "{id}"))) {
+		snprintf(out, n, "%s", j->sender);
+		return;
+	}
+	snprintf(out, n, "%.*s%s%s", (int)(at - t), t, j->qid, at + 4);
+}
+
+typedef struct tally {
+	unsigned sent, deferred, bounced, dead;
+} tally;
+
+/* One recipient's outcome from the message's result. */
+static void decide(daemon_ctx *d, const msv_queue_job *j, size_t i, const msv_pool_result *res,
+                   const char *server, int64_t started, int64_t now, msv_queue_outcome *o,
+                   tally *t)
+{
+	const msv_rcpt_result *rr = res && i < res->nrcpt ? &res->rcpt[i] : NULL;
+	memset(o, 0, sizeof(*o));
+	o->rcpt_id = j->rcpt[i].id;
+	o->attempted = 1;
+	o->at_ms = started;
+	o->latency_ms = res ? res->latency_ms : 0;
+	o->server = server;
+	const msv_smtp_reply *rep = NULL;
+	msv_class cls;
+	/* rcpt[i].accepted and a 2xx RCPT reply mean "delivered" only when the
+	 * transaction ended (MSV_OK, or MSV_E_REFUSED for some recipients):
+	 * after a session error (connection lost in DATA, timeout waiting for
+	 * the final reply) they still show RCPT's 250 although the server never
+	 * took the message, and calling that sent would lose it. */
+	int ended = res && (res->code == MSV_OK || res->code == MSV_E_REFUSED);
+	if (rr && rr->accepted && ended) {
+		rep = res->data.code ? &res->data : &rr->reply;
+		cls = MSV_CLASS_NONE;
+	} else if (rr && rr->reply.code && (ended || rr->reply.code >= 400)) {
+		rep = &rr->reply;
+		cls = msv_class_of_reply(rep->code);
+	} else {
+		cls = res ? res->err.cls : MSV_CLASS_CONFIG;
+	}
+	if (rep) {
+		o->reply_code = rep->code;
+		o->enhanced = rep->enhanced;
+		o->text = rep->text;
+	} else if (res) {
+		o->reply_code = res->err.reply_code;
+		o->enhanced = res->err.enhanced;
+		o->text = res->err.server_text[0] ? res->err.server_text : res->err.message;
+	} else {
+		o->enhanced = "";
+		o->text = "no route for this message in the configuration";
+	}
+	if (cls == MSV_CLASS_NONE) {
+		o->state = MSV_RCPT_SENT;
+		t->sent++;
+	} else if (cls == MSV_CLASS_PERMANENT) {
+		o->state = MSV_RCPT_BOUNCED;
+		t->bounced++;
+	} else if (msv_retry_expired(&d->cfg->retry, j->created_ms, now)) {
+		o->state = MSV_RCPT_DEAD;
+		t->dead++;
+	} else {
+		o->state = MSV_RCPT_DEFERRED;
+		o->next_attempt_ms =
+		    now + msv_retry_delay_ms(&d->cfg->retry, j->rcpt[i].attempts + 1, random64());
+		t->deferred++;
+	}
+}
+
+/* Sends the jobs of one route (route index ri, or SIZE_MAX: none). */
+static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, size_t ri)
+{
+	app_route *r = ri == SIZE_MAX ? NULL : d->cfg->routes[ri];
+	msv_envelope *env = msv_calloc(n, sizeof(*env));
+	msv_pool_message *msgs = msv_calloc(n, sizeof(*msgs));
+	msv_pool_result *res = msv_calloc(n, sizeof(*res));
+	char (*senders)[512] = msv_calloc(n, sizeof(*senders));
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += jobs[i]->nrcpt;
+	msv_queue_outcome *out = msv_calloc(total ? total : 1, sizeof(*out));
+	const char **rcpts = msv_calloc(total ? total : 1, sizeof(*rcpts));
+	if (!env || !msgs || !res || !senders || !out || !rcpts) {
+		dlog("out of memory delivering %zu messages; leases expire and they will be retried", n);
+		goto done;
+	}
+	int64_t started = msv_wall_ms();
+	if (r) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			const msv_queue_job *j = jobs[i];
+			envelope_sender(r, j, senders[i], sizeof(senders[i]));
+			for (size_t x = 0; x < j->nrcpt; x++)
+				rcpts[k + x] = j->rcpt[x].address;
+			env[i].from = senders[i];
+			env[i].rcpt = rcpts + k;
+			env[i].nrcpt = j->nrcpt;
+			env[i].size = j->len;
+			env[i].body_8bit = j->body_8bit;
+			env[i].smtputf8 = j->smtputf8;
+			env[i].dsn_notify = j->dsn_notify;
+			env[i].dsn_ret = j->dsn_ret;
+			env[i].envid = j->envid ? j->envid : j->dsn_notify ? j->qid : NULL;
+			msgs[i].env = &env[i];
+			msgs[i].msg = j->body;
+			msgs[i].len = j->len;
+			k += j->nrcpt;
+		}
+		msv_pool_send_batch(d->pools[ri], &r->conn.co, msgs, n, 1, res, NULL, NULL);
+	}
+	int64_t now = msv_wall_ms();
+	size_t k = 0;
+	tally all = {0, 0, 0, 0};
+	for (size_t i = 0; i < n; i++) {
+		const msv_queue_job *j = jobs[i];
+		tally t = {0, 0, 0, 0};
+		for (size_t x = 0; x < j->nrcpt; x++)
+			decide(d, j, x, r ? &res[i] : NULL, r ? r->conn.peer : NULL, started, now,
+			       &out[k++], &t);
+		if (r)
+			metrics_attempt(&d->m, res[i].latency_ms);
+		const msv_queue_outcome *first = &out[k - j->nrcpt];
+		dlog("%s: %u sent, %u deferred, %u bounced, %u dead via %s (%d %s)", j->qid, t.sent,
+		     t.deferred, t.bounced, t.dead, r ? r->conn.peer : "no route", first->reply_code,
+		     first->enhanced && *first->enhanced ? first->enhanced : "-");
+		all.sent += t.sent;
+		all.deferred += t.deferred;
+		all.bounced += t.bounced;
+		all.dead += t.dead;
+	}
+	msv_error err;
+	/* A refusal that says the address is bad (550 5.1.1 user unknown) is a
+	 * hard bounce now, as it would be in a DSN later: suppress it. */
+	for (size_t i = 0, x = 0; d->cfg->suppress_hard_bounces && i < n; i++)
+		for (size_t y = 0; y < jobs[i]->nrcpt; y++, x++) {
+			if (out[x].state != MSV_RCPT_BOUNCED || !out[x].reply_code)
+				continue;
+			msv_dsn_verdict v;
+			msv_dsn_classify(&v, out[x].enhanced, out[x].reply_code, out[x].text, "RCPT");
+			char why[160];
+			snprintf(why, sizeof(why), "%s %s", msv_dsn_reason_name(v.reason), v.status);
+			if (v.hard && msv_queue_suppress_add(d->q, jobs[i]->rcpt[y].address, why, "smtp",
+			                                     now, &err))
+				dlog("%s: cannot update the suppression list: %s", jobs[i]->qid, err.message);
+		}
+	if (msv_queue_record(d->q, out, total, now, &err))
+		dlog("cannot record %zu outcomes: %s; the leases expire and they will be retried", total,
+		     err.message);
+	else
+		metrics_outcomes(&d->m, all.sent, all.deferred, all.bounced, all.dead);
+done:
+	for (size_t i = 0; res && i < n; i++)
+		msv_pool_result_free(&res[i]);
+	msv_free(env);
+	msv_free(msgs);
+	msv_free(res);
+	msv_free(senders);
+	msv_free(out);
+	msv_free(rcpts);
+}
+
+static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n)
+{
+	msv_queue_job **group = msv_calloc(n, sizeof(*group));
+	size_t *ri = msv_calloc(n, sizeof(*ri));
+	char *done = msv_calloc(n, 1);
+	if (!group || !ri || !done) {
+		dlog("out of memory; %zu claimed messages wait for their leases to expire", n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			ri[i] = route_index(d->cfg, &jobs[i]);
+		for (size_t i = 0; i < n; i++) {
+			if (done[i])
+				continue;
+			size_t g = 0;
+			for (size_t x = i; x < n; x++)
+				if (!done[x] && ri[x] == ri[i]) {
+					group[g++] = &jobs[x];
+					done[x] = 1;
+				}
+			deliver_route(d, group, g, ri[i]);
+		}
+	}
+	msv_free(group);
+	msv_free(ri);
+	msv_free(done);
+}
+
+/* Sleeps up to ms, or until a stop; with wakeable, also until a
+ * submission bumps wake_seq past seq.  Returns 1 when woken by one. */
+static int nap(daemon_ctx *d, int64_t ms, uint64_t seq, int wakeable)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	int woken = 0;
+	pthread_mutex_lock(&d->mu);
+	while (!d->stopping && !(woken = wakeable && d->wake_seq != seq))
+		if (pthread_cond_timedwait(&d->wake, &d->mu, &ts))
+			break;
+	pthread_mutex_unlock(&d->mu);
+	return woken;
+}
+
+void *worker_main(void *arg)
+{
+	daemon_ctx *d = arg;
+	int gather = 0;
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		int stop = d->stopping;
+		uint64_t seq = d->wake_seq;
+		pthread_mutex_unlock(&d->mu);
+		if (stop)
+			break;
+		/* Claims are write transactions competing with submissions: after
+		 * a wake-up or a partial batch, let a few more messages arrive
+		 * rather than claim them one by one. */
+		if (gather) {
+			nap(d, GATHER_MS, seq, 0);
+			gather = 0;
+		}
+		msv_queue_job *jobs = NULL;
+		size_t n = 0;
+		msv_error err;
+		int64_t now = msv_wall_ms(), wait_ms = d->cfg->poll_ms;
+		if (msv_queue_claim(d->q, d->owner, now, d->cfg->lease_ms, d->cfg->batch, &jobs, &n, &err)) {
+			dlog("cannot claim work: %s", err.message);
+		} else if (n) {
+			size_t rcpts = 0;
+			for (size_t i = 0; i < n; i++)
+				rcpts += jobs[i].nrcpt;
+			deliver(d, jobs, n);
+			msv_queue_jobs_free(jobs, n);
+			gather = rcpts < d->cfg->batch;
+			continue;
+		} else {
+			int64_t due = -1;
+			if (!msv_queue_next_due(d->q, &due, &err) && due >= 0 && due - now < wait_ms)
+				wait_ms = due > now ? due - now : 1;
+		}
+		/* Nothing due: sleep until then, a submission, or a stop. */
+		gather = nap(d, wait_ms, seq, 1);
+	}
+	pthread_mutex_lock(&d->mu);
+	d->running--;
+	pthread_cond_broadcast(&d->exited);
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
+}

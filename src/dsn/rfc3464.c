@@ -1,0 +1,542 @@
+/*
+ * The message/delivery-status body (RFC 3464 2.1-2.4) and its RFC 6533
+ * global form: one group of per-message fields, then one group per
+ * recipient, groups separated by empty lines; fields folded as in RFC
+ * 5322; comments allowed in structured fields (RFC 3464 2.1.1 uses RFC
+ * 822 lexical rules); unknown fields ignored (2.4 extension fields and
+ * X- fields).
+ *
+ * Leniency, all of it for reports seen in the wild: a recipient group
+ * not separated from the per-message group (a Final-Recipient starts a
+ * recipient wherever it is), a second Final-Recipient in one group
+ * (starts the next recipient), an address without its type, field
+ * names in any case, blank lines inside a group (a field continues
+ * only on a line that starts with white space).
+ */
+#include <string.h>
+
+#include "dsn/dsn_int.h"
+
+static int wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+msv_result dsn_xtext_decode(msv_buf *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '+' && i + 2 < n) {
+			int hi = -1, lo = -1;
+			char a = s[i + 1], b = s[i + 2];
+			if (a >= '0' && a <= '9')
+				hi = a - '0';
+			else if (a >= 'A' && a <= 'F')
+				hi = a - 'A' + 10;
+			else if (a >= 'a' && a <= 'f')
+				hi = a - 'a' + 10;
+			if (b >= '0' && b <= '9')
+				lo = b - '0';
+			else if (b >= 'A' && b <= 'F')
+				lo = b - 'A' + 10;
+			else if (b >= 'a' && b <= 'f')
+				lo = b - 'a' + 10;
+			if (hi >= 0 && lo >= 0) {
+				msv_result r = msv_buf_addc(out, (char)(hi * 16 + lo));
+				if (r)
+					return r;
+				i += 2;
+				continue;
+			}
+		}
+		msv_result r = msv_buf_addc(out, ch);
+		if (r)
+			return r;
+	}
+	return MSV_OK;
+}
+
+/* Removes (comments) from a structured value into out (quoted strings
+ * kept as they are). */
+static msv_result uncomment(msv_buf *out, const char *s, size_t n)
+{
+	int depth = 0, q = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '\\' && i + 1 < n && (q || depth)) {
+			if (!depth) {
+				msv_result r = msv_buf_add(out, s + i, 2);
+				if (r)
+					return r;
+			}
+			i++;
+			continue;
+		}
+		if (!depth && ch == '"')
+			q = !q;
+		if (!q) {
+			if (ch == '(') {
+				depth++;
+				continue;
+			}
+			if (ch == ')' && depth) {
+				depth--;
+				continue;
+			}
+		}
+		if (depth)
+			continue;
+		msv_result r = msv_buf_addc(out, ch == '\n' || ch == '\r' || ch == '\t' ? ' ' : ch);
+		if (r)
+			return r;
+	}
+	return MSV_OK;
+}
+
+int dsn_typed_addr(const char *s, size_t n, size_t *a0, size_t *a1)
+{
+	size_t i = 0;
+	/* "addr-type ;" : an atom then ';' */
+	const char *semi = memchr(s, ';', n);
+	if (semi) {
+		size_t k = 0;
+		while (k < (size_t)(semi - s) && s[k] != '@' && s[k] != '<')
+			k++;
+		if (k == (size_t)(semi - s))
+			i = k + 1;
+	}
+	while (i < n && (wsp(s[i]) || s[i] == '<' || s[i] == '"'))
+		i++;
+	/* A program or a file (Exim, Sendmail: "|/usr/bin/procmail",
+	 * "/var/mail/box"): the whole value. */
+	if (i < n && (s[i] == '|' || s[i] == '/')) {
+		size_t e = n;
+		while (e > i && (wsp(s[e - 1]) || s[e - 1] == '\n' || s[e - 1] == '\r'))
+			e--;
+		*a0 = i;
+		*a1 = e;
+		return 1;
+	}
+	size_t e = n;
+	while (e > i && (wsp(s[e - 1]) || s[e - 1] == '>' || s[e - 1] == '"' || s[e - 1] == '\n' ||
+	                 s[e - 1] == '\r' || s[e - 1] == ';' || s[e - 1] == ','))
+		e--;
+	/* "Name <addr>" (seen from some gateways): take the bracketed part. */
+	for (size_t k = i; k < e; k++) {
+		if (s[k] == '<') {
+			size_t m = k + 1;
+			while (m < e && s[m] != '>')
+				m++;
+			i = k + 1;
+			e = m;
+			break;
+		}
+	}
+	/* A space inside: keep the first word holding an '@'. */
+	for (size_t k = i; k < e; k++) {
+		if (wsp(s[k])) {
+			const char *at = memchr(s + i, '@', k - i);
+			if (at) {
+				e = k;
+				break;
+			}
+			i = k + 1;
+		}
+	}
+	if (i >= e)
+		return 0;
+	*a0 = i;
+	*a1 = e;
+	return 1;
+}
+
+/* Decodes RFC 6533 3 unitext/xtext escapes "\x{HHHH}" into UTF-8. */
+static msv_result add_utf8_escapes(msv_buf *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x' && s[i + 2] == '{') {
+			size_t k = i + 3;
+			unsigned long cp = 0;
+			while (k < n && k - i < 10 && s[k] != '}') {
+				char h = s[k];
+				int v = h >= '0' && h <= '9' ? h - '0'
+				        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+				        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+				                               : -1;
+				if (v < 0)
+					break;
+				cp = cp * 16 + (unsigned long)v;
+				k++;
+			}
+			if (k < n && s[k] == '}' && k > i + 3 && cp && cp <= 0x10FFFF &&
+			    !(cp >= 0xD800 && cp <= 0xDFFF)) {
+				char u[4];
+				size_t ul;
+				if (cp < 0x80) {
+					u[0] = (char)cp;
+					ul = 1;
+				} else if (cp < 0x800) {
+					u[0] = (char)(0xC0 | (cp >> 6));
+					u[1] = (char)(0x80 | (cp & 0x3F));
+					ul = 2;
+				} else if (cp < 0x10000) {
+					u[0] = (char)(0xE0 | (cp >> 12));
+					u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+					u[2] = (char)(0x80 | (cp & 0x3F));
+					ul = 3;
+				} else {
+					u[0] = (char)(0xF0 | (cp >> 18));
+					u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+					u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+					u[3] = (char)(0x80 | (cp & 0x3F));
+					ul = 4;
+				}
+				msv_result r = msv_buf_add(out, u, ul);
+				if (r)
+					return r;
+				i = k;
+				continue;
+			}
+		}
+		msv_result r = msv_buf_addc(out, s[i]);
+		if (r)
+			return r;
+	}
+	return MSV_OK;
+}
+
+/* Field names. */
+enum {
+	F_OTHER = 0,
+	/* per message */
+	F_ENVID, F_REPORTING_MTA, F_ARRIVAL_DATE, F_DSN_GATEWAY, F_RECEIVED_FROM,
+	/* per recipient */
+	F_ORIGINAL_RCPT, F_FINAL_RCPT, F_ACTUAL_RCPT, F_ACTION, F_STATUS, F_REMOTE_MTA,
+	F_DIAGNOSTIC, F_LAST_ATTEMPT, F_WILL_RETRY, F_FINAL_LOG_ID,
+};
+
+static const struct {
+	const char *name;
+	int id;
+} field_names[] = {
+	{"original-envelope-id", F_ENVID},
+	{"reporting-mta", F_REPORTING_MTA},
+	{"arrival-date", F_ARRIVAL_DATE},
+	{"dsn-gateway", F_DSN_GATEWAY},
+	{"received-from-mta", F_RECEIVED_FROM},
+	{"original-recipient", F_ORIGINAL_RCPT},
+	{"final-recipient", F_FINAL_RCPT},
+	{"x-actual-recipient", F_ACTUAL_RCPT},
+	{"action", F_ACTION},
+	{"status", F_STATUS},
+	{"remote-mta", F_REMOTE_MTA},
+	{"diagnostic-code", F_DIAGNOSTIC},
+	{"last-attempt-date", F_LAST_ATTEMPT},
+	{"will-retry-until", F_WILL_RETRY},
+	{"final-log-id", F_FINAL_LOG_ID},
+};
+
+typedef struct ds_state {
+	dsn_ctx *c;
+	int utf8;
+	msv_dsn_recipient *cur; /* recipient of the current group, or NULL */
+	size_t added;
+	int have_final, have_orig, have_action, have_status, have_diag;
+	msv_buf tmp;
+	int skip_group; /* the group's recipient was dropped (limit) */
+} ds_state;
+
+static void new_group(ds_state *st)
+{
+	st->cur = NULL;
+	st->have_final = st->have_orig = st->have_action = st->have_status = st->have_diag = 0;
+	st->skip_group = 0;
+}
+
+static msv_dsn_recipient *cur_rcpt(ds_state *st)
+{
+	if (!st->cur && !st->skip_group) {
+		st->cur = dsn_rcpt_new(st->c);
+		if (!st->cur)
+			st->skip_group = 1;
+		else
+			st->added++;
+	}
+	return st->cur;
+}
+
+/* Value without its "type;" prefix (Remote-MTA: dns; host, Diagnostic-Code:
+ * smtp; 550 ...). */
+static void strip_type(const char **v, size_t *n)
+{
+	const char *s = *v;
+	size_t len = *n;
+	const char *semi = memchr(s, ';', len);
+	if (!semi)
+		return;
+	size_t k = (size_t)(semi - s);
+	for (size_t i = 0; i < k; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_' || wsp((char)ch)))
+			return;
+	}
+	*v = semi + 1;
+	*n = len - k - 1;
+	while (*n && (wsp(**v) || **v == '\n')) {
+		(*v)++;
+		(*n)--;
+	}
+}
+
+static void set_addr(ds_state *st, char **field, const char *v, size_t n)
+{
+	dsn_ctx *c = st->c;
+	msv_buf_reset(&st->tmp);
+	if (uncomment(&st->tmp, v, n)) {
+		c->oom = 1;
+		return;
+	}
+	const char *s = st->tmp.data ? st->tmp.data : "";
+	size_t a0, a1;
+	if (!dsn_typed_addr(s, st->tmp.len, &a0, &a1))
+		return;
+	if (st->utf8 || memchr(s + a0, '\\', a1 - a0)) {
+		msv_buf dec;
+		msv_buf_init(&dec, DSN_FIELD_MAX * 4);
+		if (add_utf8_escapes(&dec, s + a0, a1 - a0)) {
+			msv_buf_free(&dec);
+			c->oom = 1;
+			return;
+		}
+		dsn_set(c, field, dec.data, dec.len);
+		msv_buf_free(&dec);
+		return;
+	}
+	dsn_set(c, field, s + a0, a1 - a0);
+}
+
+static void field(ds_state *st, const char *name, size_t nl, const char *v, size_t n)
+{
+	dsn_ctx *c = st->c;
+	msv_dsn_report *rep = c->rep;
+	int id = F_OTHER;
+	for (size_t i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
+		if (dsn_ci_eq(name, nl, field_names[i].name)) {
+			id = field_names[i].id;
+			break;
+		}
+	/* Trim the value. */
+	while (n && (wsp(*v) || *v == '\n')) {
+		v++;
+		n--;
+	}
+	while (n && (wsp(v[n - 1]) || v[n - 1] == '\n'))
+		n--;
+	switch (id) {
+	case F_ENVID: {
+		msv_buf_reset(&st->tmp);
+		if (dsn_xtext_decode(&st->tmp, v, n)) {
+			c->oom = 1;
+			return;
+		}
+		dsn_set_once(c, &rep->envelope_id, st->tmp.data, st->tmp.len);
+		return;
+	}
+	case F_REPORTING_MTA:
+		strip_type(&v, &n);
+		msv_buf_reset(&st->tmp);
+		if (uncomment(&st->tmp, v, n)) {
+			c->oom = 1;
+			return;
+		}
+		dsn_set_once(c, &rep->reporting_mta, st->tmp.data, st->tmp.len);
+		return;
+	case F_ARRIVAL_DATE:
+		dsn_set_once(c, &rep->arrival_date, v, n);
+		return;
+	case F_FINAL_RCPT:
+	case F_ACTUAL_RCPT:
+		if (id == F_FINAL_RCPT) {
+			if (st->have_final)
+				new_group(st);
+			st->have_final = 1;
+		}
+		if (!cur_rcpt(st))
+			return;
+		if (id == F_FINAL_RCPT || !st->cur->address)
+			set_addr(st, &st->cur->address, v, n);
+		return;
+	case F_ORIGINAL_RCPT:
+		if (st->have_orig)
+			new_group(st);
+		st->have_orig = 1;
+		if (cur_rcpt(st))
+			set_addr(st, &st->cur->original_recipient, v, n);
+		return;
+	case F_ACTION: {
+		if (st->have_action && st->have_final)
+			new_group(st);
+		st->have_action = 1;
+		if (!cur_rcpt(st))
+			return;
+		msv_buf_reset(&st->tmp);
+		if (uncomment(&st->tmp, v, n)) {
+			c->oom = 1;
+			return;
+		}
+		const char *a = st->tmp.data ? st->tmp.data : "";
+		size_t al = st->tmp.len, k = 0;
+		while (k < al && wsp(a[k]))
+			k++;
+		a += k;
+		al -= k;
+		static const struct {
+			const char *w;
+			msv_dsn_action a;
+		} acts[] = {{"failed", MSV_DSN_ACTION_FAILED},     {"failure", MSV_DSN_ACTION_FAILED},
+		            {"delayed", MSV_DSN_ACTION_DELAYED},   {"delivered", MSV_DSN_ACTION_DELIVERED},
+		            {"relayed", MSV_DSN_ACTION_RELAYED},   {"expanded", MSV_DSN_ACTION_EXPANDED},
+		            {"deliverable", MSV_DSN_ACTION_DELIVERED}};
+		for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
+			if (dsn_ci_prefix(a, al, acts[i].w)) {
+				st->cur->action = acts[i].a;
+				break;
+			}
+		return;
+	}
+	case F_STATUS: {
+		if (st->have_status && st->have_final)
+			new_group(st);
+		st->have_status = 1;
+		if (!cur_rcpt(st))
+			return;
+		msv_buf_reset(&st->tmp);
+		if (uncomment(&st->tmp, v, n)) {
+			c->oom = 1;
+			return;
+		}
+		char status[MSV_DSN_STATUS_MAX];
+		if (st->tmp.len && dsn_status_norm(st->tmp.data, st->tmp.len, status)) {
+			memcpy(st->cur->status, status, sizeof(status));
+			st->cur->status_source = MSV_DSN_SRC_FIELD;
+		}
+		return;
+	}
+	case F_REMOTE_MTA:
+		if (!cur_rcpt(st))
+			return;
+		strip_type(&v, &n);
+		{
+			msv_buf_reset(&st->tmp);
+			if (uncomment(&st->tmp, v, n)) {
+				c->oom = 1;
+				return;
+			}
+			dsn_set_once(c, &st->cur->remote_mta, st->tmp.data, st->tmp.len);
+		}
+		return;
+	case F_DIAGNOSTIC:
+		if (st->have_diag && st->have_final)
+			new_group(st);
+		st->have_diag = 1;
+		if (!cur_rcpt(st))
+			return;
+		{
+			const char *v0 = v;
+			strip_type(&v, &n);
+			if (v != v0 && !st->cur->diagnostic_type) {
+				size_t tl = 0;
+				while (v0 + tl < v && v0[tl] != ';')
+					tl++;
+				char *ty = dsn_str(c, v0, tl);
+				for (char *q = ty; q && *q; q++)
+					*q = (char)dsn_lower((unsigned char)*q);
+				st->cur->diagnostic_type = ty;
+			}
+		}
+		dsn_set_once(c, &st->cur->diagnostic, v, n);
+		return;
+	case F_LAST_ATTEMPT:
+		if (cur_rcpt(st))
+			dsn_set_once(c, &st->cur->last_attempt_date, v, n);
+		return;
+	case F_WILL_RETRY:
+		if (cur_rcpt(st))
+			dsn_set_once(c, &st->cur->will_retry_until, v, n);
+		return;
+	default:
+		return;
+	}
+}
+
+size_t dsn_ds_read(dsn_ctx *c, const char *s, size_t n, int utf8)
+{
+	ds_state st;
+	memset(&st, 0, sizeof(st));
+	st.c = c;
+	st.utf8 = utf8;
+	msv_buf_init(&st.tmp, DSN_FIELD_MAX * 2);
+	size_t first = c->rep->nrecipients;
+	new_group(&st);
+	size_t i = 0;
+	const char *name = NULL, *val = NULL;
+	size_t nl = 0, vl = 0;
+	while (i < n) {
+		const char *nlp = memchr(s + i, '\n', n - i);
+		size_t le = nlp ? (size_t)(nlp - s) : n;
+		size_t next = nlp ? le + 1 : n;
+		size_t k = i;
+		while (k < le && wsp(s[k]))
+			k++;
+		if (k == le) { /* empty line: end of a group */
+			if (name)
+				field(&st, name, nl, val, vl);
+			name = NULL;
+			new_group(&st);
+			i = next;
+			continue;
+		}
+		if (k > i && name) { /* continuation */
+			vl = le - (size_t)(val - s);
+			i = next;
+			continue;
+		}
+		if (name)
+			field(&st, name, nl, val, vl);
+		name = NULL;
+		const char *colon = memchr(s + k, ':', le - k);
+		if (colon) {
+			size_t ne = (size_t)(colon - s);
+			while (ne > k && wsp(s[ne - 1]))
+				ne--;
+			int ok = ne > k;
+			for (size_t j = k; ok && j < ne; j++)
+				if ((unsigned char)s[j] <= 32 || (unsigned char)s[j] >= 127)
+					ok = 0;
+			if (ok) {
+				name = s + k;
+				nl = ne - k;
+				val = colon + 1;
+				vl = le - (size_t)(val - s);
+			}
+		}
+		i = next;
+	}
+	if (name)
+		field(&st, name, nl, val, vl);
+	msv_buf_free(&st.tmp);
+	/* Groups without an address: take the original recipient, else drop. */
+	size_t j = first;
+	while (j < c->rep->nrecipients) {
+		msv_dsn_recipient *r = &c->rep->recipients[j];
+		if (!r->address && r->original_recipient)
+			r->address = dsn_str(c, r->original_recipient, strlen(r->original_recipient));
+		if (!r->address) {
+			dsn_rcpt_remove(c, j);
+			continue;
+		}
+		j++;
+	}
+	return c->rep->nrecipients - first;
+}

@@ -1,0 +1,732 @@
+/*
+ * The plain-text reader: bounces written as prose (Exim, qmail, Sendmail
+ * without MIME, Gmail, Yahoo, DragonFly, Exchange 2003, mail gateways,
+ * and the prose part of RFC 3464 reports).
+ *
+ * No MTA writes the same layout, but nearly all follow one shape: some
+ * introduction, then for each failed recipient its address on a line of
+ * its own (or at the start of a line, followed by ':'), then the error
+ * in the lines below; then a marker line and the returned message.  So:
+ *
+ *   1. cut the prose at the marker (dsn_text_cut);
+ *   2. find anchor lines: an address alone, "<addr>:", "addr: text",
+ *      or a phrase that introduces one ("delivering your mail to <a>");
+ *   3. each recipient's block runs from its anchor to the next anchor;
+ *      the error text, status code, reply code, remote host and SMTP
+ *      command are read from the block;
+ *   4. no anchors: X-Failed-Recipients (Exim) names the recipients, or,
+ *      last, every address mentioned that is not the sender's.
+ *
+ * The introduction before the first anchor is kept as context: some
+ * MTAs say why only there ("This is a permanent error", "delivery
+ * time expired").
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "dsn/dsn_int.h"
+
+typedef struct span {
+	size_t s, e;
+} span;
+
+static int wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Trims blanks and the separator characters marker lines are drawn with. */
+static span trim_line(const char *t, size_t s, size_t e)
+{
+	while (s < e && (wsp(t[s]) || t[s] == '\r'))
+		s++;
+	while (e > s && (wsp(t[e - 1]) || t[e - 1] == '\r'))
+		e--;
+	return (span){s, e};
+}
+
+/* Marker lines that start the returned message. */
+static int is_marker(const char *t, size_t s, size_t e)
+{
+	span l = trim_line(t, s, e);
+	const char *p = t + l.s;
+	size_t n = l.e - l.s;
+	if (!n)
+		return 0;
+	size_t deco = 0;
+	while (deco < n && strchr("-=_*#[<>|+~", p[deco]))
+		deco++;
+	/* A marker is a short line. */
+	if (n > 200)
+		return 0;
+	static const char *const decorated[] = {
+		"original message", "copy of the message", "copy of your message", "returned mail",
+		"returned message", "message follows", "headers follow", "original mail",
+		"undelivered message", "unsent message", "message header", "the message, including",
+		"body of the message", "message text", "included message", "original header",
+		"copy of the original", "original email", "message attached", "returned content",
+		"message as sent", "original text", "header of original", "headers of the original",
+		"元のメッセージ", "原文", "исходное сообщение", "original-message"};
+	static const char *const plain[] = {
+		"message headers follow", "below this line is a copy of the message",
+		"original message headers", "original message follows", "unsent message below",
+		"the original message headers", "your message reads (in part)",
+		"your original message headers", "the text you sent follows",
+		"here is a copy of the first part of the message", "original message header:",
+		"a copy of the original message below", "headers of your message follow",
+		"--- the header of the original message is following. ---",
+		"content-type: message/rfc822", "the headers of your message were",
+		"original message:"};
+	if (deco >= 2) {
+		for (size_t i = 0; i < sizeof(decorated) / sizeof(decorated[0]); i++)
+			if (dsn_ci_find(p, n, decorated[i]) >= 0)
+				return 1;
+	}
+	/* Undecorated markers start the line (after at most 8 octets of
+	 * punctuation): only that much of a long line is searched. */
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		size_t pl = strlen(plain[i]);
+		if (dsn_ci_find(p, n < pl + 8 ? n : pl + 8, plain[i]) >= 0)
+			return 1;
+	}
+	return 0;
+}
+
+size_t dsn_text_cut(const char *text, size_t len, size_t *orig_start)
+{
+	size_t i = 0;
+	while (i < len) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t le = nl ? (size_t)(nl - text) : len;
+		if (is_marker(text, i, le)) {
+			*orig_start = nl ? le + 1 : len;
+			return i;
+		}
+		i = nl ? le + 1 : len;
+	}
+	*orig_start = len;
+	return len;
+}
+
+/* ---- anchors ---- */
+
+typedef struct anchor {
+	size_t line;       /* index into lines */
+	size_t a0, a1;     /* the address */
+	size_t o0, o1;     /* "(expanded from <x>)": the original recipient, or 0,0 */
+	size_t rest;       /* where the error text on the anchor line starts */
+	int own_line;      /* the error is on the anchor line only (Sendmail transcripts:
+	                      the lines around it belong to other recipients) */
+} anchor;
+
+#define MAX_LINES 20000
+#define MAX_ANCHORS 1000
+
+typedef struct tctx {
+	dsn_ctx *c;
+	const dsn_text_in *in;
+	const char *t;
+	size_t n;
+	span *lines;
+	size_t nlines, maxlines;
+	anchor *anchors;
+	size_t nanchors, maxanchors;
+	/* Addresses seen after "MAIL FROM:": the sender's. */
+	char dyn_skip[8][256];
+	size_t ndyn;
+	/* Second pass: a recipient may be the sender's own address (a
+	 * message to oneself): when no other anchor exists, only the
+	 * transcript's MAIL FROM is excluded. */
+	int lenient;
+} tctx;
+
+static int skipped_local(const char *a, size_t n)
+{
+	static const char *const locals[] = {"postmaster@", "mailer-daemon@", "mailerdaemon@",
+	                                     "noreply@", "no-reply@", "abuse@", "hostmaster@",
+	                                     "double-bounce@", "root@", "daemon@"};
+	for (size_t i = 0; i < sizeof(locals) / sizeof(locals[0]); i++)
+		if (dsn_ci_prefix(a, n, locals[i]))
+			return 1;
+	return 0;
+}
+
+/* The sender's addresses (the bounce's To, the returned message's From
+ * and Return-Path, "MAIL FROM:<...>" in a transcript). */
+static int is_sender(tctx *x, const char *a, size_t n)
+{
+	for (size_t i = 0; i < x->in->nskip && !x->lenient; i++)
+		if (dsn_ci_eq(a, n, x->in->skip[i]))
+			return 1;
+	for (size_t i = 0; i < x->ndyn; i++)
+		if (dsn_ci_eq(a, n, x->dyn_skip[i]))
+			return 1;
+	return dsn_ci_prefix(a, n, "mailer-daemon@");
+}
+
+static int is_skip(tctx *x, const char *a, size_t n)
+{
+	for (size_t i = 0; i < x->in->nskip; i++)
+		if (dsn_ci_eq(a, n, x->in->skip[i]))
+			return 1;
+	for (size_t i = 0; i < x->ndyn; i++)
+		if (dsn_ci_eq(a, n, x->dyn_skip[i]))
+			return 1;
+	return skipped_local(a, n);
+}
+
+/* Lines that quote headers or name the sender: their addresses are not
+ * recipients. */
+static int header_line(const char *p, size_t n)
+{
+	static const char *const h[] = {"message-id:", "in-reply-to:", "references:", "return-path:",
+	                                "from:", "reply-to:", "sender:", "x-", "received:",
+	                                "envelope-from", "dkim-", "list-", "errors-to:", "cc:",
+	                                "date:", "subject:", "mime-version:", "content-", "to:"};
+	for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+		if (dsn_ci_prefix(p, n, h[i]))
+			return 1;
+	return 0;
+}
+
+/* Notes addresses after "MAIL FROM:" (and "sender") as the sender's. */
+static void note_sender(tctx *x, const char *p, size_t n)
+{
+	static const char *const ctx[] = {"mail from:", "mail from: ", "envelope-from <",
+	                                  "sender address <", "return-path: <", "from:<"};
+	for (size_t k = 0; k < sizeof(ctx) / sizeof(ctx[0]); k++) {
+		long f = dsn_ci_find(p, n, ctx[k]);
+		if (f < 0)
+			continue;
+		size_t a0, a1;
+		size_t from = (size_t)f + strlen(ctx[k]);
+		if (dsn_find_addr(p, n, from, &a0, &a1) && a0 - from <= 2 && a1 - a0 < 256 &&
+		    x->ndyn < 8) {
+			memcpy(x->dyn_skip[x->ndyn], p + a0, a1 - a0);
+			x->dyn_skip[x->ndyn][a1 - a0] = '\0';
+			x->ndyn++;
+		}
+	}
+}
+
+/* Phrases after which the address on the same line is a recipient. */
+static const char *const lead_phrases[] = {
+	"delivering your mail to ", "delivery to the following recipient",
+	"wasn't delivered to ", "deliver message to ",
+	"could not be delivered to", "failed recipient:", "recipient address:", "recipient:",
+	"original recipient:", "unknown recipient:", "invalid recipient:", "your message to ",
+	"unable to deliver message to ", "was not delivered to", "could not deliver to",
+	"delivery to ", "message to ", "addressed to ", "for the recipient ", "rcpt to:",
+	"undeliverable to ", "bad recipient", "address:", "mailbox "};
+
+/* Is line i an anchor?  Fills a. */
+static int anchor_line(tctx *x, size_t i, anchor *a)
+{
+	const char *t = x->t;
+	span l = trim_line(t, x->lines[i].s, x->lines[i].e);
+	const char *p = t + l.s;
+	size_t n = l.e - l.s;
+	if (!n)
+		return 0;
+	size_t a0, a1;
+	memset(a, 0, sizeof(*a));
+	a->line = i;
+	/* Exim's deliveries to a file or a program: "save to /path",
+	 * "pipe to |command" (the report's Final-Recipient says the same). */
+	if (dsn_ci_prefix(p, n, "save to /") || dsn_ci_prefix(p, n, "pipe to |")) {
+		a->a0 = l.s + 8;
+		a->a1 = l.e;
+		a->rest = l.e;
+		return 1;
+	}
+	if (!memchr(p, '@', n) || header_line(p, n))
+		return 0;
+	/* An address alone. */
+	if (dsn_is_addr(p, n, &a0, &a1)) {
+		a->a0 = l.s + a0;
+		a->a1 = l.s + a1;
+		a->rest = l.e;
+		return !is_sender(x, t + a->a0, a->a1 - a->a0);
+	}
+	/* An address first, then ':' or "(expanded from ...)" or "...";
+	 * Sendmail's transcript puts the reply code first ("550 <a>... User
+	 * unknown"). */
+	size_t k = 0;
+	if (n > 4 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+	    p[2] <= '9' && p[3] == ' ' && p[4] == '<')
+		k = 4;
+	int coded = k > 0;
+	while (k < n && (p[k] == '<' || p[k] == '"'))
+		k++;
+	if (dsn_find_addr(p, n, k, &a0, &a1) && a0 == k) {
+		size_t e = a1;
+		if (e < n && (p[e] == '>' || p[e] == '"'))
+			e++;
+		while (e < n && wsp(p[e]))
+			e++;
+		int ok = 0;
+		if (e < n && p[e] == ':')
+			ok = 1;
+		else if (e < n && p[e] == '(') {
+			long f = dsn_ci_find(p + e, n - e, "from ");
+			if (f >= 0) {
+				size_t o0, o1;
+				if (dsn_find_addr(p, n, e + (size_t)f, &o0, &o1)) {
+					a->o0 = l.s + o0;
+					a->o1 = l.s + o1;
+				}
+			}
+			const char *close = memchr(p + e, ')', n - e);
+			if (close) {
+				size_t c2 = (size_t)(close - p) + 1;
+				while (c2 < n && wsp(p[c2]))
+					c2++;
+				ok = c2 >= n || p[c2] == ':';
+				e = c2;
+			}
+		} else if (e + 3 <= n && !memcmp(p + e, "...", 3))
+			ok = 1;
+		else if (e < n && (p[e] == ',' || p[e] == ';'))
+			ok = 1;
+		else if (!coded && e > a1 && e < n)
+			ok = 1; /* "addr Invalid Address, ...", "addr on <date>", "addr [User unknown]" */
+		if (ok) {
+			a->a0 = l.s + a0;
+			a->a1 = l.s + a1;
+			if (e < n && (p[e] == ':' || p[e] == ',' || p[e] == ';'))
+				e++;
+			a->rest = l.s + e;
+			a->own_line = coded;
+			return !is_sender(x, t + a->a0, a->a1 - a->a0);
+		}
+	}
+	/* A phrase that introduces one. */
+	for (size_t q = 0; q < sizeof(lead_phrases) / sizeof(lead_phrases[0]); q++) {
+		long f = dsn_ci_find(p, n, lead_phrases[q]);
+		if (f < 0)
+			continue;
+		size_t from = (size_t)f + strlen(lead_phrases[q]);
+		if (!dsn_find_addr(p, n, from, &a0, &a1))
+			continue;
+		/* Close to the phrase: at most a few words between. */
+		if (a0 - from > 12)
+			continue;
+		if (is_sender(x, p + a0, a1 - a0))
+			continue;
+		a->a0 = l.s + a0;
+		a->a1 = l.s + a1;
+		/* The whole line: "User's mailbox is full: <a>" says why
+		 * before the address. */
+		a->rest = l.s;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- reading a block ---- */
+
+static void block_host(const char *s, size_t n, size_t *h0, size_t *h1)
+{
+	static const char *const pre[] = {"while talking to ", "remote host ", "host ", "server ",
+	                                  "by ", "mta "};
+	*h0 = *h1 = 0;
+	for (size_t q = 0; q < sizeof(pre) / sizeof(pre[0]); q++) {
+		size_t from = 0;
+		for (;;) {
+			long f = dsn_ci_find(s + from, n - from, pre[q]);
+			if (f < 0)
+				break;
+			size_t i = from + (size_t)f + strlen(pre[q]);
+			from = i;
+			/* The word before must not be a letter ("ghost "). */
+			size_t w0 = from - strlen(pre[q]);
+			if (w0 && ((s[w0 - 1] >= 'a' && s[w0 - 1] <= 'z') || (s[w0 - 1] >= 'A' && s[w0 - 1] <= 'Z')))
+				continue;
+			size_t e = i;
+			while (e < n && (((s[e] | 32) >= 'a' && (s[e] | 32) <= 'z') ||
+			                 (s[e] >= '0' && s[e] <= '9') || s[e] == '.' || s[e] == '-' ||
+			                 s[e] == '_'))
+				e++;
+			size_t ee = e;
+			while (ee > i && s[ee - 1] == '.')
+				ee--;
+			/* A host name has a dot and a letter. */
+			const char *dot = memchr(s + i, '.', ee - i);
+			int letter = 0, digit_only = 1;
+			for (size_t k = i; k < ee; k++) {
+				if (((s[k] | 32) >= 'a' && (s[k] | 32) <= 'z'))
+					letter = 1;
+				if (!((s[k] >= '0' && s[k] <= '9') || s[k] == '.'))
+					digit_only = 0;
+			}
+			if (dot && (letter || digit_only) && ee - i >= 4) {
+				*h0 = i;
+				*h1 = ee;
+				return;
+			}
+		}
+	}
+}
+
+static const char *block_command(const char *raw, size_t rn)
+{
+	/* Folded: "SMTP command\nDATA" and "in reply to RCPT TO\n command". */
+	char s[DSN_FIELD_MAX];
+	size_t n = 0;
+	int sp = 0;
+	for (size_t i = 0; i < rn && n + 1 < sizeof(s); i++) {
+		char ch = raw[i];
+		if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+			sp = 1;
+			continue;
+		}
+		if (sp && n)
+			s[n++] = ' ';
+		sp = 0;
+		if (n + 1 < sizeof(s))
+			s[n++] = ch;
+	}
+	static const struct {
+		const char *w, *cmd;
+	} cmds[] = {
+		{"after rcpt to", "RCPT"},          {"rcpt to:", "RCPT"},
+		{"in reply to rcpt", "RCPT"},       {"[rcpt_to]", "RCPT"},
+		{"rcpt to response", "RCPT"},       {"after mail from", "MAIL"},
+		{"in reply to mail from", "MAIL"},  {"mail from:", "MAIL"},
+		{"[mail_from]", "MAIL"},            {"after end of data", "DATA"},
+		{"after data", "DATA"},             {"final data", "DATA"},
+		{"end of data", "DATA"},            {"in reply to data", "DATA"},
+		{"in reply to end of data", "DATA"}, {"after sending message", "DATA"},
+		{"after the end of data", "DATA"},  {"after helo", "HELO"},
+		{"after ehlo", "EHLO"},             {"in reply to ehlo", "EHLO"},
+		{"after initial connection", "CONN"}, {"after starttls", "STARTTLS"},
+		{"after auth", "AUTH"},             {"after bdat", "DATA"},
+		{">>> data", "DATA"},               {">>> rcpt to", "RCPT"},
+		{">>> mail from", "MAIL"},          {"smtp command data", "DATA"},
+		{"command: data", "DATA"},          {"[data]", "DATA"},
+		{"does not like recipient", "RCPT"}, {"after rcpt", "RCPT"},
+	};
+	long best = -1;
+	const char *bc = NULL;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		long f = dsn_ci_find(s, n, cmds[i].w);
+		if (f >= 0 && (best < 0 || f < best)) {
+			best = f;
+			bc = cmds[i].cmd;
+		}
+	}
+	return bc;
+}
+
+/* Fills a recipient from block text s[0..n) (LF lines). */
+static void fill_from_block(dsn_ctx *c, msv_dsn_recipient *r, const char *s, size_t n,
+                            int diag_only_if_empty)
+{
+	if (!n)
+		return;
+	if (!r->diagnostic || !diag_only_if_empty)
+		dsn_set(c, &r->diagnostic, s, n);
+	if (!r->status[0]) {
+		/* The first failure code: a transcript shows "250 2.1.5 Ok"
+		 * before the "451 4.3.0" that matters. */
+		char st[MSV_DSN_STATUS_MAX];
+		size_t from = 0;
+		long k;
+		while ((k = dsn_find_status(s + from, n - from, st)) >= 0) {
+			if (st[0] != '2') {
+				memcpy(r->status, st, sizeof(st));
+				r->status_source = MSV_DSN_SRC_TEXT;
+				break;
+			}
+			from += (size_t)k + strlen(st);
+		}
+	}
+	if (!r->reply_code)
+		r->reply_code = dsn_find_reply_code(s, n);
+	if (!r->remote_mta) {
+		size_t h0, h1;
+		block_host(s, n, &h0, &h1);
+		if (h1 > h0)
+			r->remote_mta = dsn_str(c, s + h0, h1 - h0);
+	}
+	if (!r->command) {
+		const char *cmd = block_command(s, n);
+		if (cmd)
+			r->command = dsn_str(c, cmd, strlen(cmd));
+	}
+}
+
+static void split_lines(tctx *x)
+{
+	size_t i = 0;
+	while (i < x->n && x->nlines < x->maxlines) {
+		const char *nl = memchr(x->t + i, '\n', x->n - i);
+		size_t le = nl ? (size_t)(nl - x->t) : x->n;
+		x->lines[x->nlines++] = (span){i, le};
+		i = nl ? le + 1 : x->n;
+	}
+}
+
+/* Does line i start a returned message's header block (no marker line
+ * before it)?  "Received:" or "Return-Path:", quoted or not. */
+static int returned_start(const tctx *x, size_t i)
+{
+	const char *p = x->t + x->lines[i].s;
+	size_t n = x->lines[i].e - x->lines[i].s;
+	while (n && (*p == '>' || *p == ' ')) {
+		p++;
+		n--;
+	}
+	return dsn_ci_prefix(p, n, "received: ") || dsn_ci_prefix(p, n, "return-path:") ||
+	       dsn_ci_prefix(p, n, "received:from ");
+}
+
+/* Text of a block: lines [l0, l1), starting at offset from on line l0,
+ * ending early where a returned message starts. */
+static span block_span(tctx *x, size_t l0, size_t from, size_t l1)
+{
+	for (size_t i = l0 + 1; i < l1 && i < x->nlines; i++)
+		if (returned_start(x, i)) {
+			l1 = i;
+			break;
+		}
+	size_t s = from ? from : x->lines[l0].s;
+	size_t e = l1 < x->nlines ? x->lines[l1].s : x->n;
+	if (e < s)
+		e = s;
+	return (span){s, e};
+}
+
+/* A line of a Sendmail transcript: ">>> command", "<<< reply", or
+ * Sendmail's own "421 host (smtp)... Deferred: ..." note. */
+static int transcript_line(const tctx *x, size_t i)
+{
+	const char *p = x->t + x->lines[i].s;
+	size_t n = x->lines[i].e - x->lines[i].s;
+	if (dsn_ci_prefix(p, n, ">>> ") || dsn_ci_prefix(p, n, "<<< "))
+		return 1;
+	return n > 4 && p[0] >= '2' && p[0] <= '5' && p[3] == ' ' && dsn_ci_find(p, n, " (smtp)... ") > 0;
+}
+
+/* Index of the first anchor after j naming another address: lines
+ * that repeat the same address ("<a>: host said: 550 <a>... unknown")
+ * belong to one block. */
+static size_t next_other(const tctx *x, size_t j)
+{
+	const anchor *a = &x->anchors[j];
+	size_t k = j + 1;
+	while (k < x->nanchors && x->anchors[k].a1 - x->anchors[k].a0 == a->a1 - a->a0 &&
+	       !strncasecmp(x->t + x->anchors[k].a0, x->t + a->a0, a->a1 - a->a0))
+		k++;
+	return k;
+}
+
+static int has_rfc3464_fields(const char *t, size_t n)
+{
+	static const char *const f[] = {"\nfinal-recipient:", "\noriginal-recipient:"};
+	for (size_t i = 0; i < 2; i++) {
+		if (dsn_ci_prefix(t, n, f[i] + 1))
+			return 1;
+		if (dsn_ci_find(t, n, f[i]) >= 0)
+			return 1;
+	}
+	return 0;
+}
+
+size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, size_t *prelude)
+{
+	*format = NULL;
+	*prelude = 0;
+	size_t n = in->len; /* already cut at the returned message */
+	tctx x;
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	x.in = in;
+	x.t = in->text ? in->text : "";
+	x.n = n;
+	size_t before = c->rep->nrecipients;
+	int complement = before > 0;
+
+	/* Prose that carries RFC 3464 fields ("Technical report:" of
+	 * Amazon WorkMail, some gateways). */
+	if (!complement && has_rfc3464_fields(x.t, n)) {
+		if (dsn_ds_read(c, x.t, n, 0)) {
+			*format = "rfc3464-text";
+			complement = 1;
+		}
+	}
+
+	/* Sized to the prose: most bounces have a few dozen lines. */
+	size_t nl = 1;
+	for (const char *q = x.t; (q = memchr(q, '\n', (size_t)(x.t + n - q))) != NULL; q++)
+		if (++nl >= MAX_LINES)
+			break;
+	x.maxlines = nl;
+	x.maxanchors = nl < MAX_ANCHORS ? nl : MAX_ANCHORS;
+	x.lines = msv_calloc(x.maxlines, sizeof(span));
+	x.anchors = msv_calloc(x.maxanchors, sizeof(anchor));
+	if (!x.lines || !x.anchors) {
+		c->oom = 1;
+		goto out;
+	}
+	split_lines(&x);
+	for (size_t i = 0; i < x.nlines; i++) {
+		span l = trim_line(x.t, x.lines[i].s, x.lines[i].e);
+		note_sender(&x, x.t + l.s, l.e - l.s);
+	}
+	for (x.lenient = 0; x.lenient < 2 && !x.nanchors; x.lenient++) {
+		for (size_t i = 0; i < x.nlines && x.nanchors < x.maxanchors; i++) {
+			anchor a;
+			if (anchor_line(&x, i, &a))
+				x.anchors[x.nanchors++] = a;
+		}
+	}
+	x.lenient = 0;
+
+	if (complement) {
+		/* Fill what the report left out from the prose. */
+		for (size_t k = 0; k < c->rep->nrecipients; k++) {
+			msv_dsn_recipient *r = &c->rep->recipients[k];
+			if (r->diagnostic && r->status[0] && r->command)
+				continue;
+			for (size_t j = 0; j < x.nanchors; j++) {
+				anchor *a = &x.anchors[j];
+				int match = dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->address) ||
+				            (r->original_recipient &&
+				             dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->original_recipient));
+				if (!match)
+					continue;
+				size_t nx = next_other(&x, j);
+				size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
+				span b = block_span(&x, a->line, a->rest, l1);
+				fill_from_block(c, r, x.t + b.s, b.e - b.s, 1);
+				break;
+			}
+		}
+		goto out;
+	}
+
+	*prelude = x.nanchors ? x.lines[x.anchors[0].line].s : n;
+	size_t fa0, fa1;
+	if (in->failed_hdr && dsn_find_addr(in->failed_hdr, strlen(in->failed_hdr), 0, &fa0, &fa1)) {
+		/* X-Failed-Recipients (Exim, Gmail) names the recipients for
+		 * sure; the prose only says why.  Prose lines that start with
+		 * some other address (a greeting, a list owner) are not. */
+		const char *h = in->failed_hdr;
+		size_t hl = strlen(h), i = 0, a0, a1;
+		while (dsn_find_addr(h, hl, i, &a0, &a1)) {
+			i = a1;
+			if (dsn_rcpt_find(c, h + a0, a1 - a0))
+				continue;
+			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			if (!r)
+				break;
+			r->address = dsn_str(c, h + a0, a1 - a0);
+			size_t j;
+			for (j = 0; j < x.nanchors; j++)
+				if (x.anchors[j].a1 - x.anchors[j].a0 == a1 - a0 &&
+				    !strncasecmp(x.t + x.anchors[j].a0, h + a0, a1 - a0))
+					break;
+			if (j < x.nanchors) {
+				size_t nx = next_other(&x, j);
+				size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
+				span b = block_span(&x, x.anchors[j].line, x.anchors[j].rest, l1);
+				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
+			} else {
+				fill_from_block(c, r, x.t, n, 0);
+			}
+		}
+		*format = "text";
+	} else if (x.nanchors) {
+		/* Several anchors for one address (Sendmail names it in the
+		 * list and again in the transcript): the first block wins, the
+		 * others add to it only when it has no error text. */
+		for (size_t j = 0; j < x.nanchors; j = next_other(&x, j)) {
+			anchor *a = &x.anchors[j];
+			size_t nx = next_other(&x, j);
+			size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
+			span b = block_span(&x, a->line, a->rest, l1);
+			if (a->own_line) {
+				/* Sendmail's transcript: the server's reply ("<<< 550
+				 * ...") and our command (">>> MAIL From:") come in the
+				 * lines just above "554 <addr>... Remote protocol error". */
+				size_t l0 = a->line, floor = j ? x.anchors[j - 1].line + 1 : 0;
+				while (l0 > floor && transcript_line(&x, l0 - 1))
+					l0--;
+				b = (span){x.lines[l0].s, x.lines[a->line].e};
+			}
+			msv_dsn_recipient *r = dsn_rcpt_find(c, x.t + a->a0, a->a1 - a->a0);
+			if (!r) {
+				r = dsn_rcpt_new(c);
+				if (!r)
+					break;
+				r->address = dsn_str(c, x.t + a->a0, a->a1 - a->a0);
+				if (a->o1 > a->o0)
+					r->original_recipient = dsn_str(c, x.t + a->o0, a->o1 - a->o0);
+				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
+			} else if (!r->status[0] && b.e > b.s) {
+				char st[MSV_DSN_STATUS_MAX];
+				if (dsn_find_status(x.t + b.s, b.e - b.s, st) >= 0 || !r->diagnostic) {
+					msv_free(r->diagnostic);
+					r->diagnostic = NULL;
+					fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
+				}
+			}
+		}
+		*format = "text";
+	} else if (in->failed_hdr) {
+		/* X-Failed-Recipients (Exim): the recipients; the prose says why. */
+		const char *h = in->failed_hdr;
+		size_t hl = strlen(h), i = 0, a0, a1;
+		while (dsn_find_addr(h, hl, i, &a0, &a1)) {
+			i = a1;
+			if (dsn_rcpt_find(c, h + a0, a1 - a0))
+				continue;
+			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			if (!r)
+				break;
+			r->address = dsn_str(c, h + a0, a1 - a0);
+			fill_from_block(c, r, x.t, n, 0);
+		}
+		*format = "text";
+	} else {
+		/* Every address mentioned that is not the sender's. */
+		size_t first_line[64];
+		size_t nfound = 0;
+		for (size_t i = 0; i < x.nlines && nfound < 64; i++) {
+			span l = trim_line(x.t, x.lines[i].s, x.lines[i].e);
+			if (header_line(x.t + l.s, l.e - l.s))
+				continue;
+			size_t k = l.s, a0, a1;
+			while (dsn_find_addr(x.t, l.e, k, &a0, &a1)) {
+				k = a1;
+				if (is_skip(&x, x.t + a0, a1 - a0) || dsn_rcpt_find(c, x.t + a0, a1 - a0))
+					continue;
+				/* Not in a URL. */
+				if (a0 >= 7 && dsn_ci_find(x.t + (a0 >= 60 ? a0 - 60 : 0),
+				                           a0 - (a0 >= 60 ? a0 - 60 : 0), "://") >= 0)
+					continue;
+				msv_dsn_recipient *r = dsn_rcpt_new(c);
+				if (!r)
+					break;
+				r->address = dsn_str(c, x.t + a0, a1 - a0);
+				first_line[nfound++] = i;
+				if (nfound >= 64)
+					break;
+			}
+		}
+		for (size_t j = 0; j < nfound; j++) {
+			msv_dsn_recipient *r = &c->rep->recipients[before + j];
+			size_t l0 = first_line[j];
+			size_t l1 = j + 1 < nfound && first_line[j + 1] > l0 ? first_line[j + 1] : x.nlines;
+			span b = block_span(&x, l0, 0, l1);
+			fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
+		}
+		if (nfound)
+			*format = "text";
+	}
+out:
+	msv_free(x.lines);
+	msv_free(x.anchors);
+	return c->rep->nrecipients - before;
+}

@@ -1,0 +1,309 @@
+/* Small text helpers for the DSN readers: case-insensitive search,
+ * addresses, status and reply codes in free text, line ends, HTML. */
+#include <string.h>
+
+#include "dsn/dsn_int.h"
+
+int dsn_lower(int ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
+}
+
+int dsn_ci_eq(const char *a, size_t an, const char *b)
+{
+	size_t bn = strlen(b);
+	if (an != bn)
+		return 0;
+	for (size_t i = 0; i < an; i++)
+		if (dsn_lower((unsigned char)a[i]) != dsn_lower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+int dsn_ci_prefix(const char *a, size_t an, const char *b)
+{
+	size_t bn = strlen(b);
+	if (an < bn)
+		return 0;
+	for (size_t i = 0; i < bn; i++)
+		if (dsn_lower((unsigned char)a[i]) != dsn_lower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+long dsn_ci_find(const char *s, size_t n, const char *needle)
+{
+	size_t m = strlen(needle);
+	if (!m)
+		return 0;
+	if (m > n)
+		return -1;
+	/* memchr for the first octet in either case, then compare. */
+	int lo = dsn_lower((unsigned char)needle[0]);
+	int up = lo >= 'a' && lo <= 'z' ? lo - 32 : lo;
+	const char *p = s, *end = s + (n - m) + 1;
+	while (p < end) {
+		const char *a = memchr(p, lo, (size_t)(end - p));
+		const char *b = up != lo ? memchr(p, up, (size_t)((a ? a : end) - p)) : NULL;
+		const char *q = b ? b : a;
+		if (!q)
+			return -1;
+		size_t k = 1;
+		while (k < m && dsn_lower((unsigned char)q[k]) == dsn_lower((unsigned char)needle[k]))
+			k++;
+		if (k == m)
+			return (long)(q - s);
+		p = q + 1;
+	}
+	return -1;
+}
+
+/* Octets of a local part we accept in free text: atext (RFC 5322 3.2.3)
+ * and '.', plus UTF-8 (RFC 6531). */
+static int local_char(unsigned char ch)
+{
+	if (ch >= 0x80)
+		return 1;
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+		return 1;
+	return ch && strchr("!#$%&'*+-/=?^_`{|}~.", ch) != NULL;
+}
+
+static int domain_char(unsigned char ch)
+{
+	return ch >= 0x80 || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_';
+}
+
+int dsn_find_addr(const char *s, size_t n, size_t from, size_t *a0, size_t *a1)
+{
+	for (size_t i = from; i < n; i++) {
+		if (s[i] != '@')
+			continue;
+		size_t l = i;
+		while (l > from && local_char((unsigned char)s[l - 1]))
+			l--;
+		/* A quoted local part ("a b"@x) is rare in bounces; accept the
+		 * simple form only. */
+		while (l < i && (s[l] == '.' || s[l] == '\'' || s[l] == '`' || s[l] == '{' || s[l] == '|'))
+			l++;
+		size_t r = i + 1;
+		if (r < n && s[r] == '[') { /* address literal */
+			size_t k = r + 1;
+			while (k < n && k - r < 64 && s[k] != ']' && s[k] != '\n')
+				k++;
+			if (k < n && s[k] == ']')
+				r = k + 1;
+		} else {
+			while (r < n && domain_char((unsigned char)s[r]))
+				r++;
+			while (r > i + 1 && (s[r - 1] == '.' || s[r - 1] == '-'))
+				r--;
+		}
+		if (l == i || r <= i + 1)
+			continue;
+		/* Needs a dot in the domain, or be a literal; "user@localhost"
+		 * style names are accepted too when the domain is a word. */
+		*a0 = l;
+		*a1 = r;
+		return 1;
+	}
+	return 0;
+}
+
+int dsn_is_addr(const char *s, size_t n, size_t *a0, size_t *a1)
+{
+	size_t i = 0, e = n;
+	while (i < e && strchr(" \t<\"'(", s[i]))
+		i++;
+	while (e > i && strchr(" \t>\"':,;.)", s[e - 1]))
+		e--;
+	if (i >= e)
+		return 0;
+	size_t x0, x1;
+	if (!dsn_find_addr(s, e, i, &x0, &x1))
+		return 0;
+	if (x0 != i || x1 != e)
+		return 0;
+	/* mailto:a@b */
+	*a0 = x0;
+	*a1 = x1;
+	return 1;
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Reads "d.d{1,3}.d{1,3}" at s[i], the class in 245: returns its end or 0. */
+static size_t status_at(const char *s, size_t n, size_t i)
+{
+	if (i >= n || !(s[i] == '2' || s[i] == '4' || s[i] == '5'))
+		return 0;
+	size_t k = i + 1;
+	if (k >= n || s[k] != '.')
+		return 0;
+	k++;
+	size_t d = 0;
+	while (k < n && is_digit(s[k]) && d < 4) {
+		k++;
+		d++;
+	}
+	if (!d || d > 3 || k >= n || s[k] != '.')
+		return 0;
+	k++;
+	d = 0;
+	while (k < n && is_digit(s[k]) && d < 4) {
+		k++;
+		d++;
+	}
+	if (!d || d > 3)
+		return 0;
+	return k;
+}
+
+long dsn_find_status(const char *s, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t e = status_at(s, n, i);
+		if (!e)
+			continue;
+		/* Not part of a longer dotted number (an IP address, a version). */
+		if (e < n && (is_digit(s[e]) || (s[e] == '.' && e + 1 < n && is_digit(s[e + 1]))))
+			continue;
+		if (i && (s[i - 1] == '.' || is_digit(s[i - 1])))
+			continue;
+		size_t len = e - i;
+		if (len >= MSV_DSN_STATUS_MAX)
+			continue;
+		memcpy(out, s + i, len);
+		out[len] = '\0';
+		return (long)i;
+	}
+	return -1;
+}
+
+int dsn_find_reply_code(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 3 <= n; i++) {
+		if (!(s[i] == '2' || s[i] == '4' || s[i] == '5') || !is_digit(s[i + 1]) ||
+		    !is_digit(s[i + 2]))
+			continue;
+		if (i && (is_digit(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '-' || s[i - 1] == ':' ||
+		          s[i - 1] == '/' || s[i - 1] == '#' || (s[i - 1] >= 'A' && s[i - 1] <= 'z')))
+			continue;
+		size_t e = i + 3;
+		if (e < n && !(s[e] == ' ' || s[e] == '-' || s[e] == '\n' || s[e] == '\t' ||
+		               s[e] == ']' || s[e] == ')' || s[e] == ','))
+			continue;
+		/* RFC 5321 4.2: the second digit is 0..5. */
+		if (s[i + 1] > '5')
+			continue;
+		int code = (s[i] - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+		if (code < 200 || code > 559)
+			continue;
+		return code;
+	}
+	return 0;
+}
+
+int dsn_status_norm(const char *s, size_t n, char *out)
+{
+	size_t i = 0;
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+		i++;
+	size_t e = status_at(s, n, i);
+	if (!e || e - i >= MSV_DSN_STATUS_MAX)
+		return 0;
+	if (e < n && (is_digit(s[e]) || s[e] == '.'))
+		return 0;
+	memcpy(out, s + i, e - i);
+	out[e - i] = '\0';
+	return 1;
+}
+
+msv_result dsn_add_lf(msv_buf *out, const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		const char *cr = memchr(s + i, '\r', n - i);
+		size_t run = cr ? (size_t)(cr - (s + i)) : n - i;
+		msv_result r = msv_buf_add(out, s + i, run);
+		if (r)
+			return r;
+		i += run;
+		if (i < n) {
+			r = msv_buf_addc(out, '\n');
+			if (r)
+				return r;
+			i++;
+			if (i < n && s[i] == '\n')
+				i++;
+		}
+	}
+	return MSV_OK;
+}
+
+msv_result dsn_add_html_text(msv_buf *out, const char *s, size_t n)
+{
+	static const struct {
+		const char *ent;
+		const char *txt;
+	} ents[] = {{"&lt;", "<"},  {"&gt;", ">"},   {"&amp;", "&"},  {"&quot;", "\""},
+	            {"&#39;", "'"}, {"&nbsp;", " "}, {"&apos;", "'"}, {"&#160;", " "}};
+	size_t i = 0;
+	msv_result r = MSV_OK;
+	int skip = 0; /* inside <style> or <script> */
+	while (i < n && !r) {
+		char ch = s[i];
+		if (ch == '<') {
+			size_t k = i + 1;
+			while (k < n && s[k] != '>')
+				k++;
+			size_t tl = k - i - 1;
+			const char *tag = s + i + 1;
+			if (dsn_ci_prefix(tag, tl, "style") || dsn_ci_prefix(tag, tl, "script"))
+				skip = 1;
+			else if (dsn_ci_prefix(tag, tl, "/style") || dsn_ci_prefix(tag, tl, "/script"))
+				skip = 0;
+			else if (dsn_ci_prefix(tag, tl, "br") || dsn_ci_prefix(tag, tl, "p") ||
+			         dsn_ci_prefix(tag, tl, "/p") || dsn_ci_prefix(tag, tl, "div") ||
+			         dsn_ci_prefix(tag, tl, "/div") || dsn_ci_prefix(tag, tl, "tr") ||
+			         dsn_ci_prefix(tag, tl, "/tr") || dsn_ci_prefix(tag, tl, "li") ||
+			         dsn_ci_prefix(tag, tl, "/table") || dsn_ci_prefix(tag, tl, "h"))
+				r = msv_buf_addc(out, '\n');
+			else if (dsn_ci_prefix(tag, tl, "td") || dsn_ci_prefix(tag, tl, "/td"))
+				r = msv_buf_addc(out, ' ');
+			i = k < n ? k + 1 : n;
+			continue;
+		}
+		if (skip) {
+			i++;
+			continue;
+		}
+		if (ch == '&') {
+			size_t e;
+			for (e = 0; e < sizeof(ents) / sizeof(ents[0]); e++) {
+				size_t el = strlen(ents[e].ent);
+				if (n - i >= el && dsn_ci_prefix(s + i, n - i, ents[e].ent)) {
+					r = msv_buf_addstr(out, ents[e].txt);
+					i += el;
+					break;
+				}
+			}
+			if (e < sizeof(ents) / sizeof(ents[0]))
+				continue;
+		}
+		if (ch == '\r') {
+			r = msv_buf_addc(out, '\n');
+			i++;
+			if (i < n && s[i] == '\n')
+				i++;
+			continue;
+		}
+		r = msv_buf_addc(out, ch);
+		i++;
+	}
+	return r;
+}

@@ -1,0 +1,723 @@
+/*
+ * The queue's front (contract in missive/queue.h, design in
+ * docs/internals/queue.md): argument checks, state names, queue IDs, the
+ * group-commit machinery for msv_queue_submit(), and dispatch to the
+ * backend's ops table (queue_int.h).  Nothing here knows SQL.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "queue/queue_int.h"
+
+struct msv_queue {
+	const msv__queue_ops *ops;
+	void *be;
+	int read_only;
+	size_t max_body;
+
+	/* Group commit: gc_mu guards everything below. */
+	pthread_mutex_t gc_mu;
+	msv__queue_req *pending_head, *pending_tail; /* waiting for the next batch */
+	int committing;                              /* a leader is writing a batch */
+	msv__queue_counters counters;
+	msv__qid_fn qid_fn;
+	void *qid_payload;
+};
+
+/* ---- state names ---- */
+
+static const char *const state_names[MSV_RCPT__COUNT] = {
+	[MSV_RCPT_QUEUED] = "queued",   [MSV_RCPT_DEFERRED] = "deferred",
+	[MSV_RCPT_SENT] = "sent",       [MSV_RCPT_BOUNCED] = "bounced",
+	[MSV_RCPT_DEAD] = "dead",       [MSV_RCPT_SUPPRESSED] = "suppressed",
+};
+
+const char *msv_rcpt_state_name(msv_rcpt_state s)
+{
+	if ((unsigned)s >= MSV_RCPT__COUNT)
+		return "unknown";
+	return state_names[s];
+}
+
+int msv_rcpt_state_parse(const char *name, msv_rcpt_state *out)
+{
+	if (!name || !out)
+		return -1;
+	for (unsigned i = 0; i < MSV_RCPT__COUNT; i++) {
+		if (strcmp(name, state_names[i]) == 0) {
+			*out = (msv_rcpt_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ---- queue IDs ---- */
+
+msv_result msv__queue_random_qid(void *payload, char out[MSV_QID_LEN + 1], msv_error *err)
+{
+	(void)payload;
+	unsigned char raw[MSV_QID_LEN / 2];
+	size_t got = 0;
+	while (got < sizeof(raw)) {
+		ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+			                     "cannot make a queue ID: getrandom failed: %s",
+			                     strerror(errno));
+		}
+		got += (size_t)r;
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[MSV_QID_LEN] = '\0';
+	return MSV_OK;
+}
+
+/* Copies a caller's queue ID, lowercased, into out; -1 unless it is
+ * MSV_QID_LEN hex digits. */
+static int qid_normalize(const char *qid, char out[MSV_QID_LEN + 1])
+{
+	size_t i = 0;
+	for (; qid[i] && i < MSV_QID_LEN; i++) {
+		char c = qid[i];
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return -1;
+		out[i] = c;
+	}
+	if (i != MSV_QID_LEN || qid[i])
+		return -1;
+	out[i] = '\0';
+	return 0;
+}
+
+static msv_result bad_qid(msv_error *err, const char *qid)
+{
+	return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+	                     "no such message: \"%.40s\" is not a queue ID (%d hex digits)", qid,
+	                     MSV_QID_LEN);
+}
+
+/* ---- argument checks ---- */
+
+static int has_crlf(const char *s)
+{
+	return s && strpbrk(s, "\r\n") != NULL;
+}
+
+static msv_result usage(msv_error *err, const char *what)
+{
+	return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "queue: %s", what);
+}
+
+static msv_result writable(msv_queue *q, msv_error *err)
+{
+	if (q->read_only)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "the queue was opened read-only; this operation changes it");
+	return MSV_OK;
+}
+
+/* Addresses, owner names and suppression keys must not smuggle line
+ * breaks: they end up in SMTP commands and one-line logs. */
+static msv_result check_line(msv_error *err, const char *what, const char *s, int may_be_null)
+{
+	if (!s) {
+		if (may_be_null)
+			return MSV_OK;
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "queue: %s is missing", what);
+	}
+	if (has_crlf(s))
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "queue: %s contains a line break", what);
+	return MSV_OK;
+}
+
+static msv_result check_message(const msv_queue *q, const msv_queue_message *m, size_t i,
+                                msv_error *err)
+{
+	msv_result r;
+	if (!m->rcpt || m->nrcpt == 0)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "queue: message %zu has no recipient", i);
+	if ((r = check_line(err, "the sender", m->sender, 0)))
+		return r;
+	for (size_t j = 0; j < m->nrcpt; j++) {
+		if (!m->rcpt[j])
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: recipient %zu of message %zu is missing", j, i);
+		if (has_crlf(m->rcpt[j]))
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: recipient %zu of message %zu contains a line break",
+			                     j, i);
+		if (!m->rcpt[j][0])
+			return msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+			                     "queue: recipient %zu of message %zu is empty", j, i);
+		if (m->initial && m->initial[j] != MSV_RCPT_QUEUED &&
+		    m->initial[j] != MSV_RCPT_SUPPRESSED)
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: recipient %zu of message %zu must start queued or "
+			                     "suppressed, not %s",
+			                     j, i, msv_rcpt_state_name(m->initial[j]));
+	}
+	if (!m->body && m->len)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "queue: message %zu has a length but no body", i);
+	if (m->len > q->max_body)
+		return msv_error_set(err, MSV_E_TOO_LARGE, MSV_CLASS_PERMANENT,
+		                     "queue: message %zu is %zu bytes, more than the queue stores (%zu)",
+		                     i, m->len, q->max_body);
+	if ((r = check_line(err, "the Message-ID", m->message_id, 1)) ||
+	    (r = check_line(err, "the route", m->route, 1)) ||
+	    (r = check_line(err, "the DSN NOTIFY value", m->dsn_notify, 1)) ||
+	    (r = check_line(err, "the DSN RET value", m->dsn_ret, 1)) ||
+	    (r = check_line(err, "the ENVID", m->envid, 1)))
+		return r;
+	return MSV_OK;
+}
+
+/* ASCII lowercase copy: suppression keys.  SMTPUTF8 local parts keep their
+ * non-ASCII bytes as they are. */
+static char *lower_dup(const char *s)
+{
+	char *d = msv_strdup(s);
+	if (d) {
+		for (char *p = d; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	return d;
+}
+
+/* ---- open and close ---- */
+
+static const msv__queue_ops *pick_backend(const char *path, msv_error *err)
+{
+	/* A later PostgreSQL backend is chosen by a connection URI in path. */
+	if (strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0) {
+		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		              "queue: this libmissive has no PostgreSQL backend; use a file path");
+		return NULL;
+	}
+	return &msv__queue_sqlite_ops;
+}
+
+msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts, msv_error *err)
+{
+	if (!out || !opts)
+		return usage(err, "msv_queue_open needs out and options");
+	*out = NULL;
+	if (opts->version != MSV_QUEUE_OPTIONS_VERSION)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "queue options were built for another version of libmissive");
+	if (!opts->path || !opts->path[0])
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "queue: no database path configured");
+	if (opts->busy_timeout_ms < 0)
+		return usage(err, "busy_timeout_ms must not be negative");
+	const msv__queue_ops *ops = pick_backend(opts->path, err);
+	if (!ops)
+		return MSV_E_CONFIG;
+
+	msv_queue *q = msv_calloc(1, sizeof(*q));
+	if (!q)
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	if (pthread_mutex_init(&q->gc_mu, NULL) != 0) {
+		msv_free(q);
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+		                     "queue: cannot create a mutex");
+	}
+	q->ops = ops;
+	q->read_only = opts->read_only != 0;
+	q->qid_fn = msv__queue_random_qid;
+	msv_queue_options o = *opts;
+	if (!o.busy_timeout_ms)
+		o.busy_timeout_ms = 10000; /* the documented default: 10 s */
+	msv_result r = ops->open(&q->be, &o, &q->max_body, err);
+	if (r) {
+		pthread_mutex_destroy(&q->gc_mu);
+		msv_free(q);
+		return r;
+	}
+	*out = q;
+	return MSV_OK;
+}
+
+void msv_queue_close(msv_queue *q)
+{
+	if (!q)
+		return;
+	q->ops->close(q->be);
+	pthread_mutex_destroy(&q->gc_mu);
+	msv_free(q);
+}
+
+/* ---- submission: group commit ----
+ *
+ * Leader/follower batching.  Each caller appends its request (on its own
+ * stack) to the pending list.  If no batch is being written, the caller
+ * becomes the leader: it takes the whole pending list, writes it in one
+ * transaction with the mutex released, then marks every member done and
+ * wakes it.  Callers arriving meanwhile queue up and the first of them
+ * leads the next batch, so under load each fsync covers everything that
+ * arrived during the previous one.  A caller returns only once the batch
+ * holding its messages has committed (or failed).
+ */
+msv_result msv_queue_submit(msv_queue *q, const msv_queue_message *msgs, size_t n,
+                            int64_t now_ms, char (*ids)[MSV_QID_LEN + 1], msv_error *err)
+{
+	msv_result r;
+	if (!q || (n && (!msgs || !ids)))
+		return usage(err, "msv_queue_submit needs a queue, messages and room for their IDs");
+	if ((r = writable(q, err)))
+		return r;
+	if (n == 0)
+		return MSV_OK;
+	/* Validate before joining a batch: a bad request must not cost the
+	 * others their commit. */
+	for (size_t i = 0; i < n; i++)
+		if ((r = check_message(q, &msgs[i], i, err)))
+			return r;
+
+	msv__queue_req req;
+	memset(&req, 0, sizeof(req));
+	req.msgs = msgs;
+	req.n = n;
+	req.now_ms = now_ms;
+	req.ids = ids;
+	req.result = MSV_OK;
+	if (pthread_cond_init(&req.wake, NULL) != 0)
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+		                     "queue: cannot create a condition variable");
+
+	pthread_mutex_lock(&q->gc_mu);
+	if (q->pending_tail)
+		q->pending_tail->next = &req;
+	else
+		q->pending_head = &req;
+	q->pending_tail = &req;
+	q->counters.requests++;
+	q->counters.messages += n;
+	while (!req.done) {
+		if (q->committing) {
+			pthread_cond_wait(&req.wake, &q->gc_mu);
+			continue;
+		}
+		/* Lead: take everything pending, our own request included. */
+		msv__queue_req *batch = q->pending_head;
+		q->pending_head = q->pending_tail = NULL;
+		q->committing = 1;
+		q->counters.commits++;
+		uint64_t size = 0;
+		for (msv__queue_req *m = batch; m; m = m->next)
+			size++;
+		if (size > q->counters.max_batch)
+			q->counters.max_batch = size;
+		msv__qid_fn fn = q->qid_fn;
+		void *payload = q->qid_payload;
+		pthread_mutex_unlock(&q->gc_mu);
+
+		msv_error terr;
+		msv_error_clear(&terr);
+		msv_result tr = q->ops->submit(q->be, batch, fn, payload, &terr);
+
+		pthread_mutex_lock(&q->gc_mu);
+		for (msv__queue_req *m = batch, *next; m; m = next) {
+			/* Read next first: once done is set and the mutex dropped,
+			 * the member's owner returns and its stack frame is gone. */
+			next = m->next;
+			if (tr) {
+				m->result = tr;
+				m->err = terr;
+			}
+			m->done = 1;
+			if (m != &req)
+				pthread_cond_signal(&m->wake);
+		}
+		q->committing = 0;
+		/* Whoever queued up during this batch: its first member leads next. */
+		if (q->pending_head)
+			pthread_cond_signal(&q->pending_head->wake);
+	}
+	pthread_mutex_unlock(&q->gc_mu);
+	pthread_cond_destroy(&req.wake);
+
+	if (req.result) {
+		if (err)
+			*err = req.err;
+		memset(ids, 0, n * sizeof(*ids));
+	}
+	return req.result;
+}
+
+void msv__queue_get_counters(msv_queue *q, msv__queue_counters *out)
+{
+	pthread_mutex_lock(&q->gc_mu);
+	*out = q->counters;
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+void msv__queue_set_qid_source(msv_queue *q, msv__qid_fn fn, void *payload)
+{
+	pthread_mutex_lock(&q->gc_mu);
+	q->qid_fn = fn ? fn : msv__queue_random_qid;
+	q->qid_payload = fn ? payload : NULL;
+	pthread_mutex_unlock(&q->gc_mu);
+}
+
+/* ---- delivery ---- */
+
+msv_result msv_queue_claim(msv_queue *q, const char *owner, int64_t now_ms, int64_t lease_ms,
+                           size_t max_rcpt, msv_queue_job **jobs, size_t *njobs, msv_error *err)
+{
+	msv_result r;
+	if (!q || !jobs || !njobs)
+		return usage(err, "msv_queue_claim needs a queue and somewhere to put the jobs");
+	*jobs = NULL;
+	*njobs = 0;
+	if ((r = writable(q, err)))
+		return r;
+	if ((r = check_line(err, "the lease owner", owner, 0)))
+		return r;
+	if (!owner[0])
+		return usage(err, "the lease owner is empty");
+	int64_t expiry;
+	if (lease_ms <= 0 || __builtin_add_overflow(now_ms, lease_ms, &expiry))
+		return usage(err, "the lease length must be positive and end in range");
+	if (max_rcpt == 0)
+		return MSV_OK;
+	return q->ops->claim(q->be, owner, now_ms, expiry, max_rcpt, jobs, njobs, err);
+}
+
+void msv_queue_jobs_free(msv_queue_job *jobs, size_t n)
+{
+	if (!jobs)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		msv_queue_job *j = &jobs[i];
+		msv_free(j->sender);
+		msv_free(j->route);
+		msv_free(j->message_id);
+		msv_free(j->dsn_notify);
+		msv_free(j->dsn_ret);
+		msv_free(j->envid);
+		msv_free(j->body);
+		for (size_t k = 0; k < j->nrcpt; k++)
+			msv_free(j->rcpt[k].address);
+		msv_free(j->rcpt);
+	}
+	msv_free(jobs);
+}
+
+msv_result msv_queue_record(msv_queue *q, const msv_queue_outcome *o, size_t n, int64_t now_ms,
+                            msv_error *err)
+{
+	msv_result r;
+	if (!q || (n && !o))
+		return usage(err, "msv_queue_record needs a queue and outcomes");
+	if ((r = writable(q, err)))
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		switch (o[i].state) {
+		case MSV_RCPT_SENT:
+		case MSV_RCPT_DEFERRED:
+		case MSV_RCPT_BOUNCED:
+		case MSV_RCPT_DEAD:
+		case MSV_RCPT_SUPPRESSED:
+			break;
+		default:
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: outcome %zu has state %s, which is not an outcome", i,
+			                     msv_rcpt_state_name(o[i].state));
+		}
+		if (o[i].rcpt_id <= 0)
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: outcome %zu has no recipient id", i);
+	}
+	if (n == 0)
+		return MSV_OK;
+	return q->ops->record(q->be, o, n, now_ms, err);
+}
+
+msv_result msv_queue_release(msv_queue *q, const char *owner, size_t *released, msv_error *err)
+{
+	msv_result r;
+	size_t dummy;
+	if (!released)
+		released = &dummy;
+	*released = 0;
+	if (!q)
+		return usage(err, "msv_queue_release needs a queue");
+	if ((r = writable(q, err)))
+		return r;
+	if ((r = check_line(err, "the lease owner", owner, 0)))
+		return r;
+	return q->ops->release(q->be, owner, released, err);
+}
+
+msv_result msv_queue_lease_owners(msv_queue *q, char ***owners, size_t *n, msv_error *err)
+{
+	if (!q || !owners || !n)
+		return usage(err, "msv_queue_lease_owners needs a queue and out parameters");
+	*owners = NULL;
+	*n = 0;
+	return q->ops->lease_owners(q->be, owners, n, err);
+}
+
+void msv_queue_strings_free(char **s, size_t n)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < n; i++)
+		msv_free(s[i]);
+	msv_free(s);
+}
+
+msv_result msv_queue_next_due(msv_queue *q, int64_t *when_ms, msv_error *err)
+{
+	if (!q || !when_ms)
+		return usage(err, "msv_queue_next_due needs a queue and an out parameter");
+	*when_ms = -1;
+	return q->ops->next_due(q->be, when_ms, err);
+}
+
+/* ---- inspection and operation ---- */
+
+msv_result msv_queue_show(msv_queue *q, const char *qid, msv_queue_info *out, msv_error *err)
+{
+	if (!q || !qid || !out)
+		return usage(err, "msv_queue_show needs a queue, a queue ID and an out parameter");
+	memset(out, 0, sizeof(*out));
+	char id[MSV_QID_LEN + 1];
+	if (qid_normalize(qid, id))
+		return bad_qid(err, qid);
+	return q->ops->show(q->be, id, out, err);
+}
+
+msv_result msv_queue_list(msv_queue *q, unsigned state_mask, size_t limit, msv_queue_info **out,
+                          size_t *n, msv_error *err)
+{
+	if (!q || !out || !n)
+		return usage(err, "msv_queue_list needs a queue and out parameters");
+	*out = NULL;
+	*n = 0;
+	state_mask &= MSV__RCPT_ALL_MASK;
+	if (!state_mask)
+		return MSV_OK;
+	return q->ops->list(q->be, state_mask, limit, out, n, err);
+}
+
+void msv_queue_info_free(msv_queue_info *info)
+{
+	if (!info)
+		return;
+	msv_free(info->sender);
+	msv_free(info->route);
+	msv_free(info->message_id);
+	msv_free(info->envid);
+	for (size_t i = 0; i < info->nrcpt; i++) {
+		msv_queue_rcpt_info *r = &info->rcpt[i];
+		msv_free(r->address);
+		msv_free(r->last_enhanced);
+		msv_free(r->last_text);
+		msv_free(r->lease_owner);
+	}
+	msv_free(info->rcpt);
+	for (size_t i = 0; i < info->nattempts; i++) {
+		msv_queue_attempt *a = &info->attempts[i];
+		msv_free(a->server);
+		msv_free(a->enhanced);
+		msv_free(a->text);
+	}
+	msv_free(info->attempts);
+	memset(info, 0, sizeof(*info));
+}
+
+void msv_queue_infos_free(msv_queue_info *infos, size_t n)
+{
+	if (!infos)
+		return;
+	for (size_t i = 0; i < n; i++)
+		msv_queue_info_free(&infos[i]);
+	msv_free(infos);
+}
+
+static msv_result retry_or_requeue(msv_queue *q, const char *qid, int64_t now_ms,
+                                   size_t *changed, msv_error *err, int requeue)
+{
+	msv_result r;
+	size_t dummy;
+	if (!changed)
+		changed = &dummy;
+	*changed = 0;
+	if (!q)
+		return usage(err, "a queue handle is needed");
+	if ((r = writable(q, err)))
+		return r;
+	char id[MSV_QID_LEN + 1];
+	if (qid && qid_normalize(qid, id))
+		return bad_qid(err, qid);
+	const char *p = qid ? id : NULL;
+	return requeue ? q->ops->requeue(q->be, p, now_ms, changed, err)
+	               : q->ops->retry(q->be, p, now_ms, changed, err);
+}
+
+msv_result msv_queue_retry(msv_queue *q, const char *qid, int64_t now_ms, size_t *changed,
+                           msv_error *err)
+{
+	return retry_or_requeue(q, qid, now_ms, changed, err, 0);
+}
+
+msv_result msv_queue_requeue(msv_queue *q, const char *qid, int64_t now_ms, size_t *changed,
+                             msv_error *err)
+{
+	return retry_or_requeue(q, qid, now_ms, changed, err, 1);
+}
+
+msv_result msv_queue_purge(msv_queue *q, unsigned state_mask, int64_t before_ms,
+                           size_t *removed, msv_error *err)
+{
+	msv_result r;
+	size_t dummy;
+	if (!removed)
+		removed = &dummy;
+	*removed = 0;
+	if (!q)
+		return usage(err, "msv_queue_purge needs a queue");
+	if ((r = writable(q, err)))
+		return r;
+	state_mask &= MSV__RCPT_ALL_MASK;
+	if (!state_mask)
+		return MSV_OK;
+	return q->ops->purge(q->be, state_mask, before_ms, removed, err);
+}
+
+msv_result msv_queue_stats_get(msv_queue *q, int64_t now_ms, msv_queue_stats *out,
+                               msv_error *err)
+{
+	if (!q || !out)
+		return usage(err, "msv_queue_stats_get needs a queue and an out parameter");
+	memset(out, 0, sizeof(*out));
+	out->oldest_pending_ms = -1;
+	return q->ops->stats(q->be, now_ms, out, err);
+}
+
+/* ---- bounces and suppression ---- */
+
+msv_result msv_queue_mark_bounced(msv_queue *q, const char *qid, const char *address,
+                                  const char *status, const char *text, int64_t now_ms,
+                                  size_t *changed, msv_error *err)
+{
+	msv_result r;
+	size_t dummy;
+	if (!changed)
+		changed = &dummy;
+	*changed = 0;
+	if (!q || !qid)
+		return usage(err, "msv_queue_mark_bounced needs a queue and a queue ID");
+	if ((r = writable(q, err)))
+		return r;
+	if ((r = check_line(err, "the bounced address", address, 0)))
+		return r;
+	char id[MSV_QID_LEN + 1];
+	if (qid_normalize(qid, id))
+		return bad_qid(err, qid);
+	return q->ops->mark_bounced(q->be, id, address, status ? status : "", text ? text : "",
+	                            now_ms, changed, err);
+}
+
+/* Checks a suppression address and returns its lowercased copy in *out. */
+static msv_result suppress_key(const char *address, char **out, msv_error *err)
+{
+	msv_result r;
+	*out = NULL;
+	if ((r = check_line(err, "the suppressed address", address, 0)))
+		return r;
+	if (!address[0])
+		return msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+		                     "queue: the suppressed address is empty");
+	if (!(*out = lower_dup(address)))
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	return MSV_OK;
+}
+
+msv_result msv_queue_suppress_add(msv_queue *q, const char *address, const char *reason,
+                                  const char *source, int64_t now_ms, msv_error *err)
+{
+	msv_result r;
+	char *key;
+	if (!q)
+		return usage(err, "msv_queue_suppress_add needs a queue");
+	if ((r = writable(q, err)) || (r = suppress_key(address, &key, err)))
+		return r;
+	r = q->ops->suppress_add(q->be, key, reason ? reason : "", source ? source : "", now_ms,
+	                         err);
+	msv_free(key);
+	return r;
+}
+
+msv_result msv_queue_suppress_rm(msv_queue *q, const char *address, int *removed,
+                                 msv_error *err)
+{
+	msv_result r;
+	char *key;
+	int dummy;
+	if (!removed)
+		removed = &dummy;
+	*removed = 0;
+	if (!q)
+		return usage(err, "msv_queue_suppress_rm needs a queue");
+	if ((r = writable(q, err)) || (r = suppress_key(address, &key, err)))
+		return r;
+	r = q->ops->suppress_rm(q->be, key, removed, err);
+	msv_free(key);
+	return r;
+}
+
+msv_result msv_queue_suppress_check(msv_queue *q, const char *address, int *found,
+                                    char **reason, msv_error *err)
+{
+	msv_result r;
+	char *key;
+	if (!q || !found)
+		return usage(err, "msv_queue_suppress_check needs a queue and an out parameter");
+	*found = 0;
+	if (reason)
+		*reason = NULL;
+	if ((r = suppress_key(address, &key, err)))
+		return r;
+	r = q->ops->suppress_check(q->be, key, found, reason, err);
+	msv_free(key);
+	return r;
+}
+
+msv_result msv_queue_suppress_list(msv_queue *q, msv_suppression **out, size_t *n,
+                                   msv_error *err)
+{
+	if (!q || !out || !n)
+		return usage(err, "msv_queue_suppress_list needs a queue and out parameters");
+	*out = NULL;
+	*n = 0;
+	return q->ops->suppress_list(q->be, out, n, err);
+}
+
+void msv_suppressions_free(msv_suppression *s, size_t n)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		msv_free(s[i].address);
+		msv_free(s[i].reason);
+		msv_free(s[i].source);
+	}
+	msv_free(s);
+}

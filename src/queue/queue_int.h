@@ -1,0 +1,115 @@
+/*
+ * Internals of the durable queue (contract in missive/queue.h, design in
+ * docs/internals/queue.md).
+ *
+ * The front (queue.c) checks arguments, owns the group-commit machinery and
+ * the handle; a backend (sqlite.c today, a PostgreSQL one later) is a struct
+ * of function pointers, as OpenSMTPD's queue backends are.  Backends get
+ * arguments the front has already checked and normalized (queue IDs
+ * lowercased and well-formed, suppression addresses lowercased, masks
+ * reduced to known states), allocate results with msv_malloc, and report
+ * failure in *err with a sentence naming what failed.
+ *
+ * Unit tests may include this header (tests have src/ on the include path)
+ * to read the group-commit counters and to force queue-ID collisions.
+ */
+#ifndef MSV_QUEUE_INT_H
+#define MSV_QUEUE_INT_H
+
+#include <pthread.h>
+
+#include "missive/queue.h"
+
+/* Pending states (queued, deferred) and dead letters (bounced, dead). */
+#define MSV__RCPT_PENDING_MASK ((1u << MSV_RCPT_QUEUED) | (1u << MSV_RCPT_DEFERRED))
+#define MSV__RCPT_DEAD_MASK ((1u << MSV_RCPT_BOUNCED) | (1u << MSV_RCPT_DEAD))
+#define MSV__RCPT_ALL_MASK ((1u << MSV_RCPT__COUNT) - 1u)
+
+/*
+ * One msv_queue_submit() call waiting to be committed.  It lives on the
+ * caller's stack; the committing thread fills ids, result and err, then
+ * sets done under the handle's commit mutex and signals wake.
+ */
+typedef struct msv__queue_req {
+	const msv_queue_message *msgs;
+	size_t n;
+	int64_t now_ms;
+	char (*ids)[MSV_QID_LEN + 1];
+	msv_result result;
+	msv_error err;
+	int done;
+	pthread_cond_t wake;
+	struct msv__queue_req *next;
+} msv__queue_req;
+
+/* Writes a fresh queue ID (MSV_QID_LEN lowercase hex digits + NUL).  The
+ * backend calls it again when the ID is already taken. */
+typedef msv_result (*msv__qid_fn)(void *payload, char out[MSV_QID_LEN + 1], msv_error *err);
+
+typedef struct msv__queue_ops {
+	const char *name;
+	/* Opens (creating or migrating unless read_only) the store.  *max_body
+	 * receives the largest body the store accepts, checked by the front
+	 * before a submission joins a batch. */
+	msv_result (*open)(void **be, const msv_queue_options *o, size_t *max_body,
+	                   msv_error *err);
+	void (*close)(void *be);
+	/*
+	 * Writes every request of the list in one transaction.  A request that
+	 * fails on its own (its insert was refused) gets its result and err set
+	 * and is rolled back alone; the others still commit.  A failure of the
+	 * transaction itself is returned (with *err set), and then no request
+	 * of the list was stored.  On success every request whose result is
+	 * MSV_OK has its ids filled and is durable.
+	 */
+	msv_result (*submit)(void *be, msv__queue_req *list, msv__qid_fn qid, void *qid_payload,
+	                     msv_error *err);
+	msv_result (*claim)(void *be, const char *owner, int64_t now_ms, int64_t expiry_ms,
+	                    size_t max_rcpt, msv_queue_job **jobs, size_t *njobs, msv_error *err);
+	msv_result (*record)(void *be, const msv_queue_outcome *o, size_t n, int64_t now_ms,
+	                     msv_error *err);
+	msv_result (*release)(void *be, const char *owner, size_t *released, msv_error *err);
+	msv_result (*lease_owners)(void *be, char ***owners, size_t *n, msv_error *err);
+	msv_result (*next_due)(void *be, int64_t *when_ms, msv_error *err);
+	msv_result (*show)(void *be, const char *qid, msv_queue_info *out, msv_error *err);
+	msv_result (*list)(void *be, unsigned mask, size_t limit, msv_queue_info **out, size_t *n,
+	                   msv_error *err);
+	/* qid NULL: every message.  An unknown qid is MSV_E_INVALID. */
+	msv_result (*retry)(void *be, const char *qid, int64_t now_ms, size_t *changed,
+	                    msv_error *err);
+	msv_result (*requeue)(void *be, const char *qid, int64_t now_ms, size_t *changed,
+	                      msv_error *err);
+	msv_result (*purge)(void *be, unsigned mask, int64_t before_ms, size_t *removed,
+	                    msv_error *err);
+	msv_result (*stats)(void *be, int64_t now_ms, msv_queue_stats *out, msv_error *err);
+	msv_result (*mark_bounced)(void *be, const char *qid, const char *address,
+	                           const char *status, const char *text, int64_t now_ms,
+	                           size_t *changed, msv_error *err);
+	msv_result (*suppress_add)(void *be, const char *address, const char *reason,
+	                           const char *source, int64_t now_ms, msv_error *err);
+	msv_result (*suppress_rm)(void *be, const char *address, int *removed, msv_error *err);
+	msv_result (*suppress_check)(void *be, const char *address, int *found, char **reason,
+	                             msv_error *err);
+	msv_result (*suppress_list)(void *be, msv_suppression **out, size_t *n, msv_error *err);
+} msv__queue_ops;
+
+extern const msv__queue_ops msv__queue_sqlite_ops;
+
+/* Group-commit counters, read under the commit mutex. */
+typedef struct msv__queue_counters {
+	uint64_t commits;  /* submission transactions (batches) attempted */
+	uint64_t requests; /* msv_queue_submit() calls that joined a batch */
+	uint64_t messages; /* messages in those calls */
+	uint64_t max_batch; /* most requests ever written in one transaction */
+} msv__queue_counters;
+
+void msv__queue_get_counters(msv_queue *q, msv__queue_counters *out);
+
+/* Replaces the queue-ID source (tests force collisions with it); fn NULL
+ * restores the random one.  Call before any submission is in flight. */
+void msv__queue_set_qid_source(msv_queue *q, msv__qid_fn fn, void *payload);
+
+/* The default source: 8 bytes from getrandom(2) as 16 lowercase hex digits. */
+msv_result msv__queue_random_qid(void *payload, char out[MSV_QID_LEN + 1], msv_error *err);
+
+#endif
