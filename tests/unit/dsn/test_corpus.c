@@ -38,7 +38,7 @@
 #include "missive/dsn.h"
 
 #define BOUNCES MSV_CORPUS_DIR "/bounces"
-#define RATCHET MSV_TEST_DATA_DIR "/../unit/dsn/ratchet.txt"
+#define RATCHET MSV_TEST_UNIT_DIR "/dsn/ratchet.txt"
 
 typedef struct row {
 	char file[128];
