@@ -74,12 +74,12 @@ ID1=$("$MISSIVE" build --from sender@example.test --from-name "Demo Sender" --to
 echo "   queued as $ID1"
 
 echo "== POST http://127.0.0.1:$HTTP_PORT/v1/messages"
-ID2=$(curl -sS -X POST "http://127.0.0.1:$HTTP_PORT/v1/messages" -H 'Content-Type: application/json' \
+REPLY=$(curl -sS -X POST "http://127.0.0.1:$HTTP_PORT/v1/messages" -H 'Content-Type: application/json' \
         -d '{"from": "sender@example.test", "to": ["reader@example.test"],
              "subject": "Hello from missive — via the HTTP API",
-             "text": "This message was queued over HTTP and delivered by missived."}' |
-      tee /dev/stderr | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo
+             "text": "This message was queued over HTTP and delivered by missived."}')
+echo "   $REPLY"
+ID2=$(printf '%s' "$REPLY" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
 echo "== waiting for delivery"
 for ID in $ID1 $ID2; do
