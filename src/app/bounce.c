@@ -4,6 +4,7 @@
 #include <sysexits.h>
 
 #include "bounce.h"
+#include "cli.h"
 #include "missive/dsn.h"
 #include "submit.h"
 
@@ -79,13 +80,13 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 			         r->diagnostic ? r->diagnostic : "");
 			if (msv_queue_mark_bounced(q, rep->queue_id, r->address, r->status, text, now,
 			                           &changed, err))
-				rc = app_exit_code(err);
+				rc = cli_exit_code(err);
 		}
 		if (!rc && failed && r->hard && c->suppress_hard_bounces) {
 			char why[256];
 			snprintf(why, sizeof(why), "%s %s", msv_dsn_reason_name(r->reason), r->status);
 			if (msv_queue_suppress_add(q, r->address, why, "bounce", now, err))
-				rc = app_exit_code(err);
+				rc = cli_exit_code(err);
 			else
 				suppressed = 1;
 		}

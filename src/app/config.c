@@ -42,6 +42,29 @@ int app_parse_duration(const char *s, int64_t *ms)
 	return 0;
 }
 
+int app_dsn_param(const char *value, int ret, char *out, size_t n)
+{
+	size_t len = strlen(value);
+	if (!len || len >= n)
+		return -1;
+	for (size_t i = 0; i <= len; i++)
+		out[i] = (char)(value[i] >= 'a' && value[i] <= 'z' ? value[i] - 32 : value[i]);
+	if (ret)
+		return strcmp(out, "FULL") && strcmp(out, "HDRS") ? -1 : 0;
+	if (!strcmp(out, "NEVER"))
+		return 0;
+	for (const char *t = out; *t;) {
+		size_t k = strcspn(t, ",");
+		if (!((k == 7 && !strncmp(t, "SUCCESS", 7)) || (k == 7 && !strncmp(t, "FAILURE", 7)) ||
+		      (k == 5 && !strncmp(t, "DELAY", 5))))
+			return -1;
+		t += k + (t[k] == ',');
+		if (t[-1] == ',' && !*t)
+			return -1; /* a trailing comma */
+	}
+	return 0;
+}
+
 static int parse_uint(const char *s, unsigned max, unsigned *out)
 {
 	char *end;
@@ -156,22 +179,13 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 	}
 	if (!strcmp(name, "dsn-notify") || !strcmp(name, "dsn-ret") || !strcmp(name, "return-path")) {
 		char up[64];
-		size_t n = strlen(value);
-		for (size_t i = 0; i <= n && i < sizeof(up); i++)
-			up[i] = (char)(value[i] >= 'a' && value[i] <= 'z' ? value[i] - 32 : value[i]);
 		if (name[0] == 'd') {
 			/* Checked here, not at the first send, so a typo stops missived at start. */
-			char tmp[64], *save = NULL;
-			int ok = n > 0 && n < sizeof(up);
-			snprintf(tmp, sizeof(tmp), "%s", ok ? up : "");
-			for (char *t = strtok_r(tmp, ",", &save); ok && t; t = strtok_r(NULL, ",", &save))
-				ok = name[4] == 'r' ? !strcmp(up, "FULL") || !strcmp(up, "HDRS")
-				                    : !strcmp(t, "SUCCESS") || !strcmp(t, "FAILURE") ||
-				                      !strcmp(t, "DELAY") || !strcmp(up, "NEVER");
-			if (!ok)
+			int ret = !strcmp(name, "dsn-ret");
+			if (app_dsn_param(value, ret, up, sizeof(up)))
 				return fail(p, EX_CONFIG, section, name,
-				            name[4] == 'r' ? "expected FULL or HDRS, got"
-				                           : "expected NEVER or a list of SUCCESS, FAILURE, DELAY, got",
+				            ret ? "expected FULL or HDRS, got"
+				                : "expected NEVER or a list of SUCCESS, FAILURE, DELAY, got",
 				            value);
 			value = up;
 		}

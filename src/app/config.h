@@ -67,6 +67,11 @@ app_route *app_route_for(const app_config *c, const char *sender);
  * 0 or an EX_* code after printing why. */
 int app_route_finish(app_route *r, const char *cfgpath, int what);
 
+/* A DSN NOTIFY (ret = 0: NEVER, or a list of SUCCESS, FAILURE, DELAY) or
+ * RET (ret = 1: FULL or HDRS) value, upper-cased into out (n bytes).
+ * 0, or -1 when invalid or too long. */
+int app_dsn_param(const char *value, int ret, char *out, size_t n);
+
 /* Durations as in the file: "30", "30s", "500ms", "5m", "2h", "7d". */
 int app_parse_duration(const char *s, int64_t *ms);
 

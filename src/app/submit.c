@@ -14,11 +14,6 @@
 
 #define LINE_MAX_OCTETS 998
 
-int app_exit_code(const msv_error *e)
-{
-	return cli_exit_code(e);
-}
-
 static int nomem(msv_error *err)
 {
 	msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
@@ -183,31 +178,14 @@ static int has_8bit(const char *s, size_t n)
 /* DSN parameters (RFC 3461), upper-cased into the prepared message. */
 static int dsn_params(app_prepared *p, const app_submit_opts *o, msv_error *err)
 {
-	if (o->dsn_notify) {
-		size_t n = strlen(o->dsn_notify);
-		int ok = n && n < sizeof(p->dsn_notify);
-		for (size_t i = 0; ok && i < n; i++)
-			p->dsn_notify[i] = (char)(o->dsn_notify[i] >= 'a' && o->dsn_notify[i] <= 'z'
-			                          ? o->dsn_notify[i] - 32 : o->dsn_notify[i]);
-		p->dsn_notify[ok ? n : 0] = '\0';
-		char tmp[40], *save = NULL;
-		snprintf(tmp, sizeof(tmp), "%s", p->dsn_notify);
-		for (char *t = strtok_r(tmp, ",", &save); ok && t; t = strtok_r(NULL, ",", &save))
-			ok = !strcmp(t, "SUCCESS") || !strcmp(t, "FAILURE") || !strcmp(t, "DELAY") ||
-			     (!strcmp(t, "NEVER") && !strcmp(p->dsn_notify, "NEVER"));
-		if (!ok) {
-			msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
-			              "DSN NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
-			return EX_USAGE;
-		}
+	if (o->dsn_notify && app_dsn_param(o->dsn_notify, 0, p->dsn_notify, sizeof(p->dsn_notify))) {
+		msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		              "DSN NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
+		return EX_USAGE;
 	}
-	if (o->dsn_ret) {
-		if (strcasecmp(o->dsn_ret, "FULL") && strcasecmp(o->dsn_ret, "HDRS")) {
-			msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "DSN RET must be FULL or HDRS");
-			return EX_USAGE;
-		}
-		snprintf(p->dsn_ret, sizeof(p->dsn_ret), "%c%c%c%c", o->dsn_ret[0] & ~32,
-		         o->dsn_ret[1] & ~32, o->dsn_ret[2] & ~32, o->dsn_ret[3] & ~32);
+	if (o->dsn_ret && app_dsn_param(o->dsn_ret, 1, p->dsn_ret, sizeof(p->dsn_ret))) {
+		msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "DSN RET must be FULL or HDRS");
+		return EX_USAGE;
 	}
 	if (o->envid) {
 		size_t n = strlen(o->envid);
@@ -441,7 +419,7 @@ int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err)
 		int found = 0;
 		char *why = NULL;
 		if (msv_queue_suppress_check(q, p->rcpt[i], &found, &why, err))
-			return app_exit_code(err);
+			return cli_exit_code(err);
 		if (found) {
 			msv_error_set(err, MSV_E_REFUSED, MSV_CLASS_PERMANENT,
 			              "%s is on the suppression list (%s); remove it with "
@@ -478,7 +456,7 @@ int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_
 	}
 	msv_result res = msv_queue_submit(q, qm, n, msv_wall_ms(), ids, err);
 	msv_free(qm);
-	return res ? app_exit_code(err) : 0;
+	return res ? cli_exit_code(err) : 0;
 }
 
 int app_queue_open(const app_config *c, int read_only, msv_queue **q)
@@ -489,7 +467,7 @@ int app_queue_open(const app_config *c, int read_only, msv_queue **q)
 	msv_error err;
 	if (msv_queue_open(q, &o, &err)) {
 		cli_err("queue %s: %s", c->queue_path, err.message);
-		int rc = app_exit_code(&err);
+		int rc = cli_exit_code(&err);
 		return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
 	}
 	return 0;

@@ -50,7 +50,4 @@ int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_
 /* Opens the configured queue.  0 or an EX_* code after printing why. */
 int app_queue_open(const app_config *c, int read_only, msv_queue **q);
 
-/* A sysexits code for a library error. */
-int app_exit_code(const msv_error *e);
-
 #endif

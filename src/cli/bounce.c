@@ -6,6 +6,7 @@
 
 #include "bounce.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "submit.h"
 
 #define BOUNCE_MAX (64u << 20)
@@ -68,10 +69,8 @@ int cmd_bounce(int argc, char **argv)
 		if (rc) {
 			cli_err("bounce: %s", err.message);
 		} else if (json) {
-			char *s = cJSON_Print(res);
-			if (s)
-				puts(s);
-			cJSON_free(s);
+			cli_json_print(res);
+			res = NULL;
 		} else {
 			const cJSON *r, *qid = cJSON_GetObjectItem(res, "queue_id");
 			printf("%s, queue ID %s\n", cJSON_GetObjectItem(res, "kind")->valuestring,

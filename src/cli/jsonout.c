@@ -1,4 +1,6 @@
 /* JSON pieces shared by the commands' --json output. */
+#include <stdio.h>
+
 #include "jsonout.h"
 
 static void add_or_null(cJSON *o, const char *name, const char *s)
@@ -33,4 +35,13 @@ void cli_json_error(cJSON *o, const msv_error *err)
 	add_or_null(e, "enhanced", err->enhanced);
 	cJSON_AddStringToObject(e, "message", err->message);
 	cJSON_AddStringToObject(e, "reason", msv_result_name(err->code));
+}
+
+void cli_json_print(cJSON *j)
+{
+	char *s = cJSON_Print(j);
+	if (s)
+		puts(s);
+	cJSON_free(s);
+	cJSON_Delete(j);
 }

@@ -12,4 +12,7 @@ void cli_json_reply(cJSON *o, const msv_smtp_reply *r);
 /* Adds "error": {"class", "code", "enhanced", "message", "reason"} to o. */
 void cli_json_error(cJSON *o, const msv_error *err);
 
+/* Prints j indented on stdout, then deletes it. */
+void cli_json_print(cJSON *j);
+
 #endif

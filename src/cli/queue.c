@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "jsonout.h"
 #include "qjson.h"
 #include "submit.h"
 
@@ -100,19 +101,10 @@ static void print_info(const msv_queue_info *m)
 	}
 }
 
-static void print_json(cJSON *j)
-{
-	char *s = cJSON_Print(j);
-	if (s)
-		puts(s);
-	cJSON_free(s);
-	cJSON_Delete(j);
-}
-
 static int fail(const msv_error *err)
 {
 	cli_err("queue: %s", err->message);
-	return err->code == MSV_E_INVALID ? EX_DATAERR : app_exit_code(err);
+	return err->code == MSV_E_INVALID ? EX_DATAERR : cli_exit_code(err);
 }
 
 static int do_ls(msv_queue *q, unsigned mask, size_t limit, int json)
@@ -126,7 +118,7 @@ static int do_ls(msv_queue *q, unsigned mask, size_t limit, int json)
 		cJSON *a = cJSON_CreateArray();
 		for (size_t i = 0; i < n; i++)
 			cJSON_AddItemToArray(a, app_info_json(&infos[i]));
-		print_json(a);
+		cli_json_print(a);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			print_info(&infos[i]);
@@ -144,7 +136,7 @@ static int do_show(msv_queue *q, const char *id, int json)
 	if (msv_queue_show(q, id, &info, &err))
 		return fail(&err);
 	if (json)
-		print_json(app_info_json(&info));
+		cli_json_print(app_info_json(&info));
 	else
 		print_info(&info);
 	msv_queue_info_free(&info);
@@ -178,7 +170,7 @@ static int do_stats(msv_queue *q, int json)
 			cJSON_AddNullToObject(j, "oldest_pending_age_s");
 		else
 			cJSON_AddNumberToObject(j, "oldest_pending_age_s", age);
-		print_json(j);
+		cli_json_print(j);
 		return EX_OK;
 	}
 	printf("messages %llu, recipients:", (unsigned long long)st.messages);

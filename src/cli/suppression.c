@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jsonout.h"
 #include "qjson.h"
 #include "submit.h"
 
@@ -78,7 +79,7 @@ int cmd_suppression(int argc, char **argv)
 		size_t n = 0;
 		if (msv_queue_suppress_list(q, &s, &n, &err)) {
 			cli_err("suppression: %s", err.message);
-			rc = app_exit_code(&err);
+			rc = cli_exit_code(&err);
 		} else if (json) {
 			cJSON *a = cJSON_CreateArray();
 			for (size_t i = 0; i < n; i++) {
@@ -89,11 +90,7 @@ int cmd_suppression(int argc, char **argv)
 				app_json_time(o, "created", s[i].created_ms);
 				cJSON_AddItemToArray(a, o);
 			}
-			char *t = cJSON_Print(a);
-			if (t)
-				puts(t);
-			cJSON_free(t);
-			cJSON_Delete(a);
+			cli_json_print(a);
 		} else {
 			for (size_t i = 0; i < n; i++)
 				printf("%s\t%s\t%s\n", s[i].address, s[i].source ? s[i].source : "",
@@ -103,13 +100,13 @@ int cmd_suppression(int argc, char **argv)
 	} else if (add) {
 		if (msv_queue_suppress_add(q, addr, reason, "manual", msv_wall_ms(), &err)) {
 			cli_err("suppression: %s", err.message);
-			rc = app_exit_code(&err);
+			rc = cli_exit_code(&err);
 		}
 	} else {
 		int removed = 0;
 		if (msv_queue_suppress_rm(q, addr, &removed, &err)) {
 			cli_err("suppression: %s", err.message);
-			rc = app_exit_code(&err);
+			rc = cli_exit_code(&err);
 		} else if (!removed) {
 			cli_err("suppression: %s was not listed", addr);
 			rc = 1;

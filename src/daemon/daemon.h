@@ -4,6 +4,7 @@
 #define MSV_DAEMON_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "config.h"
 #include "missive/pool.h"
@@ -38,6 +39,8 @@ typedef struct daemon_ctx {
 
 /* worker.c */
 void *worker_main(void *arg);
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+void daemon_abstime(struct timespec *ts, int64_t ms);
 /* Wakes the workers: a message was queued. */
 void daemon_wake(daemon_ctx *d);
 

@@ -232,13 +232,7 @@ int main(int argc, char **argv)
 	/* Stop taking submissions first, then let the workers finish. */
 	http_stop(http);
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)(cfg.grace_ms / 1000);
-	until.tv_nsec += (long)(cfg.grace_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	daemon_abstime(&until, cfg.grace_ms);
 	pthread_mutex_lock(&d.mu);
 	d.stopping = 1;
 	pthread_cond_broadcast(&d.wake);

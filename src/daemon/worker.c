@@ -236,16 +236,21 @@ static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n)
 
 /* Sleeps up to ms, or until a stop; with wakeable, also until a
  * submission bumps wake_seq past seq.  Returns 1 when woken by one. */
+void daemon_abstime(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 static int nap(daemon_ctx *d, int64_t ms, uint64_t seq, int wakeable)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	daemon_abstime(&ts, ms);
 	int woken = 0;
 	pthread_mutex_lock(&d->mu);
 	while (!d->stopping && !(woken = wakeable && d->wake_seq != seq))

@@ -149,6 +149,7 @@ typedef struct sq {
 	int read_only;
 	sq_conn w, r;
 	sqlite3_stmt *ins_msg, *ins_rcpt, *claim, *load_msg, *record, *ins_attempt;
+	sqlite3_stmt *sup_check; /* on r, prepared at its first use (every submission checks) */
 } sq;
 
 /* ---- errors ---- */
@@ -504,6 +505,7 @@ static void sq_close(void *be)
 	sqlite3_finalize(s->load_msg);
 	sqlite3_finalize(s->record);
 	sqlite3_finalize(s->ins_attempt);
+	sqlite3_finalize(s->sup_check);
 	conn_close(&s->r);
 	conn_close(&s->w);
 	msv_free(s->path);
@@ -1571,11 +1573,13 @@ static msv_result sq_suppress_check(void *be, const char *address, int *found, c
                                     msv_error *err)
 {
 	sq *s = be;
-	msv_result r;
-	sqlite3_stmt *st = NULL;
+	msv_result r = MSV_OK;
 	pthread_mutex_lock(&s->r.mu);
-	if ((r = prepare(s, &s->r, "SELECT reason FROM suppression WHERE address = ?1", &st, err)))
+	if (!s->sup_check &&
+	    (r = prepare(s, &s->r, "SELECT reason FROM suppression WHERE address = ?1",
+	                 &s->sup_check, err)))
 		goto out;
+	sqlite3_stmt *st = s->sup_check;
 	bind_str(st, 1, address);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -1587,8 +1591,9 @@ static msv_result sq_suppress_check(void *be, const char *address, int *found, c
 	} else if (rc != SQLITE_DONE) {
 		r = sq_fail(err, s, s->r.db, rc, "checking the suppression list");
 	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 out:
-	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->r.mu);
 	return r;
 }
