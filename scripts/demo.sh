@@ -71,7 +71,7 @@ ID1=$("$MISSIVE" build --from sender@example.test --from-name "Demo Sender" --to
         --text-body "This message was queued by 'missive sendmail' and delivered by missived." \
         --html "$DEMO/body.html" --attach "$DEMO/report.txt" |
       "$MISSIVE" sendmail -t -i --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "   queued as $ID1"
+echo "   queued as $ID1 (handed to missived through $DEMO/submit.sock)"
 
 echo "== POST http://127.0.0.1:$HTTP_PORT/v1/messages"
 REPLY=$(curl -sS -X POST "http://127.0.0.1:$HTTP_PORT/v1/messages" -H 'Content-Type: application/json' \

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "cli.h"
 #include "config.h"
@@ -302,6 +303,20 @@ static int handler(void *user, const char *section, const char *name, const char
 			c->log_file = keep(p, value);
 			return 1;
 		}
+		if (!strcmp(name, "socket")) {
+			if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+				return fail(p, EX_CONFIG, section, name, "longer than a socket path may be (107 octets):", value);
+			c->socket_path = keep(p, value);
+			return 1;
+		}
+		if (!strcmp(name, "socket-mode")) {
+			char *end;
+			unsigned long m = strtoul(value, &end, 8);
+			if (!*value || *end || m > 0777)
+				return fail(p, EX_CONFIG, section, name, "expected an octal mode (0666), got", value);
+			c->socket_mode = (unsigned)m;
+			return 1;
+		}
 	} else if (!strcmp(section, "retry")) {
 		if (!strcmp(name, "factor")) {
 			char *end;
@@ -331,6 +346,21 @@ static int handler(void *user, const char *section, const char *name, const char
 	return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
 }
 
+/* submit.sock beside a queue file; none for other queues or when the
+ * path would be too long for a socket (sendmail then writes the queue). */
+static const char *default_socket(parse_ctx *p)
+{
+	const char *q = p->c->queue_path, *slash = strrchr(q, '/');
+	char s[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	if (strstr(q, "://"))
+		return "";
+	int n = slash ? snprintf(s, sizeof(s), "%.*s/submit.sock", (int)(slash - q), q)
+	              : snprintf(s, sizeof(s), "submit.sock");
+	if (n < 0 || (size_t)n >= sizeof(s))
+		return "";
+	return keep(p, s);
+}
+
 int app_config_load(app_config *c, const char *path)
 {
 	memset(c, 0, sizeof(*c));
@@ -343,6 +373,7 @@ int app_config_load(app_config *c, const char *path)
 	c->grace_ms = 30000;
 	c->poll_ms = 1000;
 	c->suppress_hard_bounces = 1;
+	c->socket_mode = 0666;
 	if (!(c->path = msv_strdup(path)))
 		return EX_OSERR;
 	FILE *f = fopen(path, "r");
@@ -365,6 +396,8 @@ int app_config_load(app_config *c, const char *path)
 		c->queue_path = keep(&p, "/var/lib/missive/queue.db");
 	if (!c->http_listen)
 		c->http_listen = keep(&p, "127.0.0.1:8025");
+	if (!c->socket_path)
+		c->socket_path = default_socket(&p);
 	if (c->retry.cap_ms < c->retry.base_ms) {
 		cli_err("%s: [retry] cap is smaller than base", path);
 		return EX_CONFIG;
@@ -461,6 +494,12 @@ void app_config_example(FILE *f)
 	      "poll-interval = 1s\n"
 	      "# Log here instead of stderr; reopened on SIGHUP.\n"
 	      "# log-file = /var/log/missive.log\n"
+	      "# Where 'missive sendmail' hands messages to missived (one group commit\n"
+	      "# for many, no queue access needed); empty to disable.  Default: submit.sock\n"
+	      "# in the queue's directory.  Without missived, sendmail writes the queue.\n"
+	      "# socket = /var/lib/missive/submit.sock\n"
+	      "# Who may submit through it: 0666 lets every local user (as sendmail(8)).\n"
+	      "socket-mode = 0666\n"
 	      "\n"
 	      "[retry]\n"
 	      "# After the n-th temporary failure, wait a random time in\n"

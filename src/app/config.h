@@ -39,6 +39,8 @@ typedef struct app_config {
 	unsigned workers, batch;
 	int64_t grace_ms, poll_ms;
 	const char *log_file;    /* NULL: stderr */
+	const char *socket_path; /* submission socket; "": none */
+	unsigned socket_mode;
 	/* [retry] */
 	msv_retry_policy retry;
 	/* [route ...] */

@@ -459,6 +459,36 @@ int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_
 	return res ? cli_exit_code(err) : 0;
 }
 
+int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
+               const app_submit_opts *o, app_submitted *res, msv_error *err)
+{
+	memset(res, 0, sizeof(*res));
+	app_prepared p;
+	int rc = app_prepare(c, raw, len, o, &p, err);
+	if (rc) {
+		res->failed = APP_SUBMIT_PREPARE;
+		return rc;
+	}
+	if (!o->allow_suppressed && (rc = app_check_suppressed(q, &p, err))) {
+		res->failed = rc == EX_NOPERM ? APP_SUBMIT_SUPPRESSED : APP_SUBMIT_QUEUE;
+	} else {
+		app_prepared *one = &p;
+		char id[1][MSV_QID_LEN + 1];
+		if ((rc = app_enqueue(q, &one, 1, id, err))) {
+			res->failed = APP_SUBMIT_QUEUE;
+		} else {
+			memcpy(res->id, id[0], sizeof(res->id));
+			res->nrcpt = p.nrcpt;
+			res->message_id = p.message_id;
+			p.message_id = NULL;
+		}
+	}
+	if (rc == EX_SOFTWARE)
+		rc = EX_TEMPFAIL; /* the queue was busy or full */
+	app_prepared_free(&p);
+	return rc;
+}
+
 int app_queue_open(const app_config *c, int read_only, msv_queue **q)
 {
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
@@ -466,7 +496,10 @@ int app_queue_open(const app_config *c, int read_only, msv_queue **q)
 	o.read_only = read_only;
 	msv_error err;
 	if (msv_queue_open(q, &o, &err)) {
-		cli_err("queue %s: %s", c->queue_path, err.message);
+		if (strstr(err.message, c->queue_path)) /* the queue layer named it */
+			cli_err("%s", err.message);
+		else
+			cli_err("queue %s: %s", c->queue_path, err.message);
 		int rc = cli_exit_code(&err);
 		return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
 	}

@@ -47,6 +47,22 @@ int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err);
 int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_QID_LEN + 1],
                 msv_error *err);
 
+/* What app_submit() did. */
+typedef struct app_submitted {
+	char id[MSV_QID_LEN + 1]; /* the queue ID */
+	char *message_id;         /* as stored ("<...>"); msv_free() it */
+	size_t nrcpt;
+	enum { APP_SUBMIT_PREPARE = 1, APP_SUBMIT_SUPPRESSED, APP_SUBMIT_QUEUE } failed;
+} app_submitted;
+
+/* One submission, the same for every way in (sendmail, missived's
+ * socket and HTTP API): app_prepare(), the suppression check unless
+ * o->allow_suppressed, app_enqueue().  0, or an EX_* code with err saying
+ * why and res->failed naming the step; a busy or failing queue is
+ * EX_TEMPFAIL (the caller may retry). */
+int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
+               const app_submit_opts *o, app_submitted *res, msv_error *err);
+
 /* Opens the configured queue.  0 or an EX_* code after printing why. */
 int app_queue_open(const app_config *c, int read_only, msv_queue **q);
 

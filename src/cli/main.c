@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "module.h"
 
 static void usage(FILE *f)
 {
@@ -24,7 +25,8 @@ static void usage(FILE *f)
 	      "  -V, --version  print the version\n"
 	      "\n"
 	      "Exit codes follow sysexits.h: 0 ok, 64 usage, 65 bad data, 69 permanent failure,\n"
-	      "75 temporary failure, 77 authentication refused, 78 configuration error.\n"
+	      "72 missive-commands.so missing, 73 queue not writable, 75 temporary failure,\n"
+	      "77 authentication refused, 78 configuration error.\n"
 	      "See missive(1) and missive-send(1).\n",
 	      f);
 }
@@ -48,24 +50,23 @@ int main(int argc, char **argv)
 		printf("missive %s\n", MSV_VERSION);
 		return EX_OK;
 	}
-	if (!strcmp(cmd, "send"))
-		return cmd_send(argc - 1, argv + 1);
+	/* These three need neither OpenSSL nor SQLite (module.h). */
 	if (!strcmp(cmd, "build"))
 		return cmd_build(argc - 1, argv + 1);
-	if (!strcmp(cmd, "dkim"))
-		return cmd_dkim(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sendmail"))
 		return cmd_sendmail(argc - 1, argv + 1);
-	if (!strcmp(cmd, "queue"))
-		return cmd_queue(argc - 1, argv + 1);
 	if (!strcmp(cmd, "dsn"))
 		return cmd_dsn(argc - 1, argv + 1);
-	if (!strcmp(cmd, "bounce"))
-		return cmd_bounce(argc - 1, argv + 1);
-	if (!strcmp(cmd, "suppression"))
-		return cmd_suppression(argc - 1, argv + 1);
-	if (!strcmp(cmd, "bench"))
-		return cmd_bench(argc - 1, argv + 1);
+	static const char *const in_module[] = {"send", "dkim", "queue", "bounce", "suppression", "bench"};
+	for (size_t i = 0; i < sizeof(in_module) / sizeof(in_module[0]); i++) {
+		if (strcmp(cmd, in_module[i]))
+			continue;
+		const cli_module *m = cli_module_get();
+		for (size_t k = 0; m && k < sizeof(m->commands) / sizeof(m->commands[0]); k++)
+			if (m->commands[k].name && !strcmp(m->commands[k].name, cmd))
+				return m->commands[k].run(argc - 1, argv + 1);
+		return EX_OSFILE;
+	}
 	cli_err("unknown command '%s' (see 'missive --help')", cmd);
 	return EX_USAGE;
 }

@@ -1,20 +1,31 @@
 /* missive sendmail: the sendmail(8) command line that PHP, cron, git
- * send-email and mail(1) call.  The message on stdin goes into the queue
- * directly (no daemon needed); exit 0 means it is durable there. */
+ * send-email and mail(1) call.  The message on stdin goes to missived
+ * through its submission socket, or, when no missived answers there,
+ * into the queue directly (through the command module, which links
+ * SQLite); exit 0 means it is durable in the queue either way. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "cli.h"
-#include "submit.h"
+#include "module.h"
+#include "wire.h"
 
-#define SENDMAIL_MAX (100u << 20)
+#define SENDMAIL_MAX APP_MESSAGE_MAX
+/* How long to wait for missived's answer before writing the queue here. */
+#define ANSWER_TIMEOUT_S 120
 
 static void usage(FILE *f)
 {
 	fputs("usage: missive sendmail [-t] [-i|-oi] [-f ADDR] [-F NAME] [--config FILE] [--] [RCPT...]\n"
 	      "\n"
 	      "Reads a message on stdin and puts it in missived's queue.  Exits 0 only once\n"
-	      "the message is durable there, whether or not missived is running.\n"
+	      "the message is durable there, whether or not missived is running: through\n"
+	      "missived's submission socket ([daemon] socket) when it answers, else straight\n"
+	      "into the queue file.\n"
 	      "\n"
 	      "  -t             recipients from the To, Cc and Bcc fields (added to RCPT...);\n"
 	      "                 Bcc fields are removed from the message\n"
@@ -70,6 +81,57 @@ static int read_message(int dot_ends, msv_buf *out)
 		return EX_IOERR;
 	}
 	return 0;
+}
+
+/* Hands the message to missived.  -1 when no missived took it: nothing
+ * listens, or it went away before answering (then the caller writes the
+ * queue itself: a message is queued twice rather than lost).  Otherwise
+ * missived's answer, an EX_* code, with res filled or the error printed. */
+static int via_missived(const app_config *cfg, const app_submit_opts *o, const msv_buf *raw,
+                        app_submitted *res, int *refused)
+{
+	if (!*cfg->socket_path)
+		return -1;
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		if (errno == EACCES || errno == EPERM)
+			*refused = errno;
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = {ANSWER_TIMEOUT_S, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	msv_buf b;
+	msv_buf_init(&b, SENDMAIL_MAX + (1u << 20));
+	int rc = -1, got = 0;
+	char error[MSV_TEXT_MAX], why[256];
+	if (!app_wire_request(&b, o, raw->data, raw->len) && !app_wire_send(fd, b.data, b.len)) {
+		b.len = 0;
+		while (!got && !msv_buf_reserve(&b, 4096)) {
+			ssize_t n = read(fd, b.data + b.len, b.cap - b.len);
+			if (n <= 0)
+				break;
+			b.len += (size_t)n;
+			got = app_wire_reply_decode(b.data, b.len, &rc, res, error, sizeof(error), why,
+			                            sizeof(why));
+		}
+	}
+	close(fd);
+	msv_buf_free(&b);
+	if (got < 0)
+		cli_err("sendmail: missived's answer: %s; writing the queue directly", why);
+	if (got <= 0)
+		return -1;
+	if (rc)
+		cli_err("sendmail: %s", error);
+	return rc;
 }
 
 int cmd_sendmail(int argc, char **argv)
@@ -147,36 +209,22 @@ int cmd_sendmail(int argc, char **argv)
 	}
 	msv_buf raw;
 	msv_buf_init(&raw, SENDMAIL_MAX);
-	app_prepared p;
-	memset(&p, 0, sizeof(p));
-	msv_error err;
-	msv_queue *q = NULL;
-	char id[1][MSV_QID_LEN + 1];
-	if (!(rc = read_message(dot_ends, &raw))) {
-		rc = app_prepare(&cfg, raw.data ? raw.data : "", raw.len, &o, &p, &err);
-		if (rc)
-			cli_err("sendmail: %s", err.message);
+	app_submitted res;
+	memset(&res, 0, sizeof(res));
+	int refused = 0;
+	if (!(rc = read_message(dot_ends, &raw)) &&
+	    (rc = via_missived(&cfg, &o, &raw, &res, &refused)) < 0) {
+		const cli_module *m = cli_module_get();
+		rc = m ? m->sendmail_queue(&cfg, &o, raw.data ? raw.data : "", raw.len, &res) : EX_OSFILE;
+		if (rc && refused) /* the real reason this user could not submit */
+			cli_err("sendmail: missived's socket %s: %s", cfg.socket_path, strerror(refused));
 	}
 	msv_buf_free(&raw);
-	if (!rc && !(rc = app_queue_open(&cfg, 0, &q))) {
-		if (!o.allow_suppressed)
-			rc = app_check_suppressed(q, &p, &err);
-		if (!rc) {
-			app_prepared *one = &p;
-			rc = app_enqueue(q, &one, 1, id, &err);
-		}
-		if (rc) {
-			cli_err("sendmail: %s", err.message);
-			if (rc == EX_SOFTWARE)
-				rc = EX_TEMPFAIL; /* the queue was busy or full: the caller may retry */
-		} else if (json) {
-			printf("{\"id\": \"%s\", \"recipients\": %zu}\n", id[0], p.nrcpt);
-		} else if (verbose) {
-			printf("queued as %s for %zu recipient%s\n", id[0], p.nrcpt, p.nrcpt == 1 ? "" : "s");
-		}
-		msv_queue_close(q);
-	}
-	app_prepared_free(&p);
+	if (!rc && json)
+		printf("{\"id\": \"%s\", \"recipients\": %zu}\n", res.id, res.nrcpt);
+	else if (!rc && verbose)
+		printf("queued as %s for %zu recipient%s\n", res.id, res.nrcpt, res.nrcpt == 1 ? "" : "s");
+	msv_free(res.message_id);
 	app_config_free(&cfg);
 	return rc;
 }

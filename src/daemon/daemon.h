@@ -52,6 +52,15 @@ int http_check(const app_config *c, int have_token);
 struct MHD_Daemon *http_start(daemon_ctx *d);
 void http_stop(struct MHD_Daemon *h);
 
+/* submitsock.c: the submission socket ([daemon] socket) for `missive
+ * sendmail`.  0 with *out NULL when disabled; an EX_* code after logging
+ * why. */
+typedef struct submitsock submitsock;
+int submitsock_start(daemon_ctx *d, submitsock **out);
+/* Stops accepting, lets submissions in progress finish, removes the socket.
+ * started: the accepting thread runs (0 only on a failed start). */
+void submitsock_stop(submitsock *s, int started);
+
 /* metrics.c */
 void metrics_init(metrics *m);
 void metrics_attempt(metrics *m, int64_t latency_ms);

@@ -310,35 +310,26 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 			                  "\"dsn\" must be {\"notify\", \"ret\", \"envid\"} strings");
 		}
 	}
-	app_prepared p;
+	app_submitted res;
 	msv_error err;
-	rc = raw ? app_prepare(d->cfg, raw, strlen(raw), &o, &p, &err)
-	         : app_prepare(d->cfg, built.data, built.len, &o, &p, &err);
+	rc = raw ? app_submit(d->cfg, d->q, raw, strlen(raw), &o, &res, &err)
+	         : app_submit(d->cfg, d->q, built.data, built.len, &o, &res, &err);
 	msv_buf_free(&built);
 	cJSON_Delete(j);
-	if (rc)
+	if (rc && res.failed == APP_SUBMIT_PREPARE)
 		return send_error(c, d, rc == EX_CONFIG ? 500 : 400,
 		                  rc == EX_CONFIG ? "config" : msv_result_name(err.code), err.message);
-	if (!o.allow_suppressed && (rc = app_check_suppressed(d->q, &p, &err))) {
-		app_prepared_free(&p);
-		return send_error(c, d, rc == EX_NOPERM ? 403 : 503,
-		                  rc == EX_NOPERM ? "suppressed" : "queue", err.message);
-	}
-	char id[1][MSV_QID_LEN + 1];
-	app_prepared *one = &p;
-	rc = app_enqueue(d->q, &one, 1, id, &err);
-	if (rc) {
-		app_prepared_free(&p);
-		return send_error(c, d, 503, "queue", err.message);
-	}
+	if (rc)
+		return res.failed == APP_SUBMIT_SUPPRESSED ? send_error(c, d, 403, "suppressed", err.message)
+		                                           : send_error(c, d, 503, "queue", err.message);
 	metrics_submitted(&d->m, 1);
 	daemon_wake(d);
-	cJSON *res = cJSON_CreateObject();
-	cJSON_AddStringToObject(res, "id", id[0]);
-	cJSON_AddStringToObject(res, "message_id", p.message_id);
-	cJSON_AddNumberToObject(res, "recipients", (double)p.nrcpt);
-	app_prepared_free(&p);
-	return send_json(c, d, 202, res);
+	cJSON *reply = cJSON_CreateObject();
+	cJSON_AddStringToObject(reply, "id", res.id);
+	cJSON_AddStringToObject(reply, "message_id", res.message_id);
+	cJSON_AddNumberToObject(reply, "recipients", (double)res.nrcpt);
+	msv_free(res.message_id);
+	return send_json(c, d, 202, reply);
 }
 
 /* ---- GET /v1/messages/ID ---- */

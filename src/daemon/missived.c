@@ -196,14 +196,20 @@ int main(int argc, char **argv)
 	release_orphans(&d, host);
 
 	struct MHD_Daemon *http = NULL;
+	submitsock *sock = NULL;
 	if (*cfg.http_listen && !(http = http_start(&d))) {
 		rc = EX_UNAVAILABLE;
+		goto out;
+	}
+	if ((rc = submitsock_start(&d, &sock))) {
+		http_stop(http);
 		goto out;
 	}
 	pthread_t *th = msv_calloc(cfg.workers, sizeof(*th));
 	if (!th) {
 		rc = EX_OSERR;
 		http_stop(http);
+		submitsock_stop(sock, 1);
 		goto out;
 	}
 	for (unsigned i = 0; i < cfg.workers; i++) {
@@ -212,8 +218,9 @@ int main(int argc, char **argv)
 		d.running++;
 	}
 	unsigned started = d.running;
-	dlog("started: %u workers, queue %s, %s%s", started, cfg.queue_path,
-	     http ? "HTTP API on " : "no HTTP API", http ? cfg.http_listen : "");
+	dlog("started: %u workers, queue %s, %s%s, %s%s", started, cfg.queue_path,
+	     http ? "HTTP API on " : "no HTTP API", http ? cfg.http_listen : "",
+	     sock ? "submission socket " : "no submission socket", sock ? cfg.socket_path : "");
 
 	for (;;) {
 		int sig = 0;
@@ -231,6 +238,7 @@ int main(int argc, char **argv)
 	}
 	/* Stop taking submissions first, then let the workers finish. */
 	http_stop(http);
+	submitsock_stop(sock, 1);
 	struct timespec until;
 	daemon_abstime(&until, cfg.grace_ms);
 	pthread_mutex_lock(&d.mu);

@@ -163,7 +163,16 @@ static msv_result sq_fail(msv_error *err, const sq *s, sqlite3 *db, int rc, cons
 	msv_result code = MSV_E_SYSTEM;
 	msv_class cls = MSV_CLASS_LOCAL;
 	const char *hint = "";
-	switch (rc & 0xff) {
+	int prim = rc & 0xff, sys = db ? sqlite3_system_errno(db) : 0;
+	/* Not a configuration error but this user's: the same file works for
+	 * the daemon's user (sendmail maps it to 73, "cannot create"). */
+	if (prim == SQLITE_READONLY || prim == SQLITE_PERM ||
+	    (prim == SQLITE_CANTOPEN && (sys == EACCES || sys == EPERM || sys == EROFS))) {
+		prim = SQLITE_OK;
+		hint = " (permission denied: writing the queue needs write access to the file "
+		       "and its directory)";
+	}
+	switch (prim) {
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		code = MSV_E_TIMEOUT;
@@ -178,8 +187,6 @@ static msv_result sq_fail(msv_error *err, const sq *s, sqlite3 *db, int rc, cons
 	case SQLITE_CANTOPEN:
 	case SQLITE_NOTADB:
 	case SQLITE_CORRUPT:
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
 	case SQLITE_AUTH:
 		code = MSV_E_CONFIG;
 		cls = MSV_CLASS_CONFIG;

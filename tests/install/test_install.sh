@@ -1,6 +1,6 @@
 #!/bin/sh
 # cmake --install puts a usable library in place: headers, libmissive,
-# missive.pc, the CLI and the man pages; a program built with pkg-config
+# missive.pc, the CLI (and its command module) and the man pages; a program built with pkg-config
 # against it compiles, links and runs.
 #   test_install.sh BUILD_DIR SOURCE_DIR CC "EXTRA_FLAGS"
 set -eu
@@ -22,5 +22,8 @@ $CC $FLAGS "$SRC/examples/send.c" $(pkg-config --define-prefix --cflags --libs m
 LD_LIBRARY_PATH=$(pkg-config --define-prefix --variable=libdir missive) "$PREFIX/send" 2>&1 | grep -q usage
 "$PREFIX/bin/missive" --version | grep -q '^missive '
 "$PREFIX/sbin/sendmail" --help | grep -q 'usage: missive sendmail'
+# The command module is found relative to the executable: the prefix here
+# is not the configured one.
+"$PREFIX/bin/missive" queue --help | grep -q 'usage: missive queue'
 "$PREFIX/sbin/missived" --version | grep -q '^missived '
 echo "install: ok ($(pkg-config --modversion missive))"

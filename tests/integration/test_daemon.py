@@ -11,6 +11,9 @@ Peers, all on 127.0.0.1, all started by the tests in one temp dir:
 Every missived runs under its own config and queue in a temp dir, is stopped
 with SIGTERM (and must exit 0), and its log is checked for sanitizer reports
 and for e-mail addresses (personal data never goes to the log).
+SubmitSocketTest (missived's submission socket) also runs `missive sendmail` as
+the user nobody, who cannot write the root-owned queue; it is skipped when nobody
+cannot run MISSIVE_BIN.
 
 Run as root (Postfix), with the binaries in the environment:
     MISSIVE_BIN=build/src/cli/missive MISSIVED_BIN=build/src/daemon/missived \\
@@ -25,13 +28,17 @@ import hashlib
 import http.client
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -1459,6 +1466,617 @@ class SendmailWithoutDaemonTest(DaemonTest):
         self.assertEqual(sorted(r["message_id"] for r in sink.records()), sorted(mids))
         self.assertEqual(d.cli_json(["queue", "ls"]), [])
         self.stop(d)
+
+
+# ------------------------------------------------------------------- submission socket
+
+def wire_field(name, value):
+    """One field of missived's submission socket (src/app/wire.h): "NAME LEN\\n" VALUE "\\n"."""
+    if isinstance(value, str):
+        value = value.encode()
+    return b"%s %d\n%s\n" % (name.encode(), len(value), value)
+
+
+def wire_request(msg, *fields):
+    return (wire_field("missive-submit", "1") + b"".join(wire_field(k, v) for k, v in fields)
+            + wire_field("message", msg) + wire_field("end", ""))
+
+
+def wire_parse(data):
+    """[(name, value)] of a reply, up to and including its end field; strict."""
+    out, off = [], 0
+    while True:
+        nl = data.index(b"\n", off)
+        name, n = data[off:nl].decode().split(" ")
+        n = int(n)
+        val = data[nl + 1:nl + 1 + n]
+        if len(val) != n or data[nl + 1 + n:nl + 2 + n] != b"\n":
+            raise AssertionError("malformed reply %r" % data)
+        out.append((name, val.decode(errors="replace")))
+        off = nl + 2 + n
+        if name == "end":
+            if off != len(data):
+                raise AssertionError("octets after the end field: %r" % data)
+            return out
+
+
+def wire_call(path, data, timeout=10):
+    """Sends data on the socket, closes the sending side, returns all that came back."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        if data:
+            s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return got
+            got += b
+    finally:
+        s.close()
+
+
+class FakeMissived:
+    """A listener on a submission socket path that reads one request whole and
+    answers it with reply (bytes; None: closes without a word)."""
+
+    def __init__(self, path, reply):
+        self.path, self.reply, self.requests = path, reply, []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.sock.settimeout(CMD_TIMEOUT)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            c.settimeout(10)
+            data = b""
+            try:
+                while not data.endswith(b"end 0\n\n"):
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    data += b
+                self.requests.append(data)
+                if self.reply is not None:
+                    c.sendall(self.reply)
+            except OSError:
+                pass
+
+    def close(self):
+        self.thread.join(CMD_TIMEOUT)
+        self.sock.close()
+        if os.path.lexists(self.path):
+            os.unlink(self.path)
+
+
+SYSEXITS = range(64, 79)
+QID = re.compile(r"\b[0-9a-f]{16}\b")
+
+
+class SubmitSocketTest(DaemonTest):
+    """missived's submission socket ([daemon] socket) and `missive sendmail` through it.
+    The unprivileged user (nobody) cannot open the root-owned 0600 queue, so what it
+    gets queued went through the socket; missive_submitted_total counts what missived
+    accepted (the socket, HTTP), not what sendmail wrote into the queue itself."""
+
+    @classmethod
+    def setUpClass(cls):
+        pw = pwd.getpwnam("nobody")
+        cls.nobody = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        p = _run([G["bin"], "--version"], **cls.nobody)
+        if p.returncode != 0:
+            raise unittest.SkipTest("user nobody cannot run %s: %s" % (
+                G["bin"], p.stderr.decode(errors="replace")))
+
+    # ---- helpers ----
+    @staticmethod
+    def sock(d):
+        return os.path.join(d.dir, "submit.sock")
+
+    def sendmail(self, d, args, msg, user=False, cfg=None):
+        if isinstance(msg, str):
+            msg = msg.encode("latin-1")
+        kw = self.nobody if user else {}
+        p = subprocess.run([G["bin"], "sendmail", "--config", cfg or d.cfg] + list(args),
+                           input=msg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=CMD_TIMEOUT, **kw)
+        p.out, p.err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        return p
+
+    def queued(self, d, args, msg, **kw):
+        p = self.sendmail(d, ["--json"] + list(args), msg, **kw)
+        self.assertExit(p, 0)
+        obj = json.loads(p.out)
+        self.assertEqual(set(obj), {"id", "recipients"}, p.out)
+        self.assertRegex(obj["id"], r"^[0-9a-f]{16}$")
+        return obj["id"]
+
+    @staticmethod
+    def submitted(d):
+        return int(re.search(r"(?m)^missive_submitted_total (\d+)$", d.metrics()).group(1))
+
+    @staticmethod
+    def msg(tag, to=None, body="hi\n", head=""):
+        return ("From: a@example.test\nTo: %s\nSubject: socket %s\n"
+                "Date: Sat, 28 Nov 2026 06:00:00 +0000\nMessage-ID: <%s@missive.test>\n%s\n%s"
+                % (to or "r-%s@example.test" % tag, tag, tag, head, body))
+
+    def delivered(self, d, sink, qid, tag):
+        info = d.wait_final(qid)
+        for r in info["recipients"]:
+            self.assertEqual(r["state"], "sent", info)
+        recs = sink.wait_mid("<%s@missive.test>" % tag)
+        self.assertEqual(len(recs), 1, recs)
+        return recs[0], sink.message(recs[0])
+
+    def assertSocket(self, path, mode):
+        st = os.lstat(path)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode), "%s is not a socket" % path)
+        self.assertEqual(stat.S_IMODE(st.st_mode), mode, oct(st.st_mode))
+
+    def assertRefused(self, p, d):
+        """sendmail as nobody without the socket: the queue is not writable for it."""
+        self.assertIn(p.returncode, SYSEXITS, describe(p))
+        self.assertNotRegex(p.err, CRASH, describe(p))
+        self.assertIn(d.queue, p.err, describe(p))
+        self.assertEqual(p.out, "", describe(p))
+
+    def stored(self, d, qid, tag):
+        """The queue's row of qid (and its recipients), tag replaced by TAG and qid
+        (the default ENVID) by QID."""
+        db = sqlite3.connect("file:%s?mode=ro" % d.queue, uri=True)
+        try:
+            row = db.execute("SELECT sender, route, message_id, dsn_notify, dsn_ret, envid, "
+                             "body_8bit, smtputf8, size, body FROM messages WHERE qid = ?",
+                             (qid,)).fetchone()
+            rcpts = [r[0] for r in db.execute(
+                "SELECT address FROM recipients WHERE msg = (SELECT id FROM messages "
+                "WHERE qid = ?) ORDER BY address", (qid,))]
+        finally:
+            db.close()
+        self.assertIsNotNone(row, qid)
+        t = tag.encode()
+        return tuple(v.replace(tag, "TAG").replace(qid, "QID") if isinstance(v, str) else
+                     v.replace(t, b"TAG") if isinstance(v, bytes) else v for v in row) + \
+            (sorted(r.replace(tag, "TAG") for r in rcpts),)
+
+    # ---- tests ----
+    def test_unprivileged_user_submits_through_socket(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink)).start()
+        self.assertSocket(self.sock(d), 0o666)
+        for f in (d.queue, d.queue + "-wal", d.queue + "-shm"):
+            if os.path.exists(f):
+                os.chmod(f, 0o600)
+        st = os.stat(d.queue)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600))
+        tag = unique("nobody")
+        qid = self.queued(d, ["-t"], self.msg(tag), user=True)
+        rec, _ = self.delivered(d, sink, qid, tag)
+        self.assertEqual(rec["rcpt_tos"], ["r-%s@example.test" % tag])
+        tag = unique("nobody-v")
+        p = self.sendmail(d, ["-v", "-f", "nb-%s@example.test" % tag, "x-%s@example.test" % tag,
+                              "y-%s@example.test" % tag], self.msg(tag), user=True)
+        self.assertExit(p, 0)
+        self.assertRegex(p.out, r"^queued as [0-9a-f]{16} for 2 recipients\n$")
+        rec, _ = self.delivered(d, sink, p.out.split()[2], tag)
+        self.assertEqual(rec["mail_from"], "nb-%s@example.test" % tag)
+        self.assertEqual(self.submitted(d), 2)
+        self.stop(d)
+        # missived stopped: nobody has no way into the queue.
+        self.assertFalse(os.path.lexists(self.sock(d)))
+        before = d.stats()
+        p = self.sendmail(d, ["-t"], self.msg(unique("nobody-down")), user=True)
+        self.assertRefused(p, d)
+        self.assertEqual(d.stats(), before)
+        self.assertEqual(stat.S_IMODE(os.stat(d.queue).st_mode), 0o600)
+
+    def test_unprivileged_user_without_daemon_gets_73(self):
+        # A queue this user may not write is "73 queue not writable"
+        # (sendmail --help), not a configuration error: it works for root.
+        d = self.daemon({"server": "127.0.0.1:9", "tls": "none"})
+        self.queued(d, ["-t"], self.msg(unique("root-direct")))
+        os.chmod(d.queue, 0o600)
+        p = self.sendmail(d, ["-t"], self.msg(unique("nobody-direct")), user=True)
+        self.assertRefused(p, d)
+        self.assertEqual(p.returncode, 73, describe(p))
+        self.assertRegex(p.err, r"(?i)permission denied|not writable", describe(p))
+        self.assertEqual(d.stats()["messages"], 1)
+
+    def test_socket_mode_0600(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink), sections={"daemon": {"socket-mode": "0600"}})
+        d.start()
+        self.assertSocket(self.sock(d), 0o600)
+        p = self.sendmail(d, ["-t"], self.msg(unique("nobody-0600")), user=True)
+        self.assertRefused(p, d)
+        self.assertEqual(self.submitted(d), 0)
+        self.assertEqual(d.stats()["messages"], 0)
+        tag = unique("root-0600")
+        qid = self.queued(d, ["-t"], self.msg(tag))
+        self.assertEqual(self.submitted(d), 1)
+        self.delivered(d, sink, qid, tag)
+        self.stop(d)
+
+    def test_stale_socket_after_kill(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink)).start()
+        path = self.sock(d)
+        d.kill()
+        self.assertSocket(path, 0o666)      # left behind: nobody listens there
+        tag1 = unique("stale")
+        p = self.sendmail(d, ["-t", "-v"], self.msg(tag1))
+        self.assertExit(p, 0)               # straight into the queue
+        self.assertRegex(p.out, r"^queued as [0-9a-f]{16} for 1 recipient\n$")
+        self.assertEqual(p.err, "")
+        qid1 = p.out.split()[2]
+        self.assertEqual(d.stats()["recipients"]["queued"], 1)
+        d.start()
+        self.assertEqual(len(re.findall(r"started: .*submission socket %s\n" % re.escape(path),
+                                        d.log_text())), 2, d.log_text())
+        self.assertSocket(path, 0o666)
+        self.delivered(d, sink, qid1, tag1)
+        self.assertEqual(self.submitted(d), 0)
+        tag2 = unique("after-stale")
+        qid2 = self.queued(d, ["-t"], self.msg(tag2), user=True)
+        self.assertEqual(self.submitted(d), 1)
+        self.delivered(d, sink, qid2, tag2)
+        self.stop(d)
+
+    def test_refuses_live_socket_and_non_socket(self):
+        sink = self.sink()
+        d1 = self.daemon(self.plain_route(sink)).start()
+        path = self.sock(d1)
+        d2 = self.daemon(self.plain_route(sink), sections={"daemon": {"socket": path}})
+        d2.start(wait=False)
+        self.assertEqual(d2.proc.wait(20), 69, d2.log_text())
+        self.assertIn(path, d2.log_text())
+        d2.check_log(self)
+        # The first one's socket is untouched and still answers.
+        self.assertSocket(path, 0o666)
+        tag = unique("live")
+        qid = self.queued(d1, ["-t"], self.msg(tag), user=True)
+        self.assertEqual(self.submitted(d1), 1)
+        self.delivered(d1, sink, qid, tag)
+        # A file that is not a socket is left alone.
+        d3 = self.daemon(self.plain_route(sink))
+        regular = os.path.join(d3.dir, "submit.sock")
+        with open(regular, "w") as f:
+            f.write("precious\n")
+        d3.start(wait=False)
+        self.assertEqual(d3.proc.wait(20), 69, d3.log_text())
+        self.assertIn(regular, d3.log_text())
+        d3.check_log(self)
+        self.assertEqual(read(regular), "precious\n")
+        self.stop(d1)
+
+    def test_sigterm_removes_socket_empty_disables(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink)).start()
+        self.assertSocket(self.sock(d), 0o666)
+        self.stop(d)
+        self.assertFalse(os.path.lexists(self.sock(d)))
+        d = self.daemon(self.plain_route(sink), sections={"daemon": {"socket": ""}}).start()
+        self.assertRegex(d.log_text(), r"started: .*, no submission socket\n")
+        self.assertFalse(os.path.lexists(self.sock(d)))
+        self.assertEqual(os.listdir(d.dir).count("submit.sock"), 0)
+        tag = unique("nosock")
+        qid = self.queued(d, ["-t"], self.msg(tag))
+        self.assertEqual(self.submitted(d), 0)      # written by sendmail itself
+        self.delivered(d, sink, qid, tag)
+        self.stop(d)
+
+    def test_socket_wakes_workers(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink),
+                        sections={"daemon": {"poll-interval": "30s"}}).start()
+        time.sleep(0.5)                     # past the workers' first look at the queue
+        for user in (False, True):
+            tag = unique("wake")
+            t0 = time.monotonic()
+            self.queued(d, ["-t"], self.msg(tag), user=user)
+            sink.wait_mid("<%s@missive.test>" % tag, timeout=10)
+            self.assertLess(time.monotonic() - t0, 5, "not woken: waited for the poll")
+        self.assertEqual(self.submitted(d), 2)
+        self.stop(d)
+
+    def test_protocol_errors(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink)).start()
+        path = self.sock(d)
+        ok = self.msg("unused").encode()
+        head = wire_field("missive-submit", "1")
+        cases = [
+            ("not framed", b"garbage\n", "field name"),
+            ("HTTP", b"GET / HTTP/1.0\r\n\r\n", "field name"),
+            ("other protocol", wire_field("hello", "1") + wire_field("message", ok)
+             + wire_field("end", ""), "missive-submit"),
+            ("version 2", wire_field("missive-submit", "2") + wire_field("message", ok)
+             + wire_field("end", ""), "version 1"),
+            ("unknown field", wire_request(ok, ("colour", "blue")), "colour"),
+            ("NUL in rcpt", wire_request(ok, ("rcpt", "a@exa\0mple.test")), "rcpt.*NUL"),
+            ("sender twice", wire_request(ok, ("sender", "a@example.test"),
+                                          ("sender", "b@example.test")), "sender.*twice"),
+            ("bad extract", wire_request(ok, ("extract", "yes")), "extract"),
+            ("no message", head + wire_field("rcpt", "a@example.test") + wire_field("end", ""),
+             "message"),
+            ("field after the message", head + wire_field("message", ok)
+             + wire_field("rcpt", "a@example.test") + wire_field("end", ""), "after"),
+            ("octets after the end", wire_request(ok, ("extract", "1")) + b"x", "after"),
+            ("no line end after a value", head + b"message 2\nabX", "line end"),
+            ("10-digit length", head + b"message 1234567890\n", "length"),
+            ("length over the maximum", head + b"message 999999999\n", "more than"),
+            ("name too long", b"a" * 40 + b" 1\nx\n", "field name"),
+        ]
+        for name, data, why in cases:
+            with self.subTest(case=name):
+                fields = wire_parse(wire_call(path, data))
+                self.assertEqual([f[0] for f in fields], ["rc", "error", "end"], fields)
+                self.assertEqual(fields[0][1], "76", fields)
+                self.assertRegex(fields[1][1], r"^bad submission: .*%s" % why, fields)
+                self.assertNotIn("\n", fields[1][1])
+        # Half a request, a connection closed at once, most of a huge one: no answer,
+        # nothing queued, and the daemon carries on.
+        for name, data in (("half a request", head + wire_field("rcpt", "a@example.test")
+                            + b"message 100\nFrom: a@"),
+                           ("nothing", b""),
+                           ("huge, cut short", head + b"message 104857600\n" + b"x" * 300000)):
+            with self.subTest(case=name):
+                self.assertEqual(wire_call(path, data), b"")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        s.sendall(head + b"message 50\n")
+        s.close()
+        self.assertEqual(d.stats()["messages"], 0)
+        # A well-formed request from a raw client.
+        tag = unique("raw")
+        fields = wire_parse(wire_call(path, wire_request(
+            self.msg(tag).encode(), ("sender", "raw-%s@example.test" % tag),
+            ("rcpt", "one-%s@example.test" % tag), ("rcpt", "two-%s@example.test" % tag))))
+        self.assertEqual([f[0] for f in fields], ["rc", "id", "recipients", "end"], fields)
+        self.assertEqual((fields[0][1], fields[2][1]), ("0", "2"), fields)
+        rec, _ = self.delivered(d, sink, fields[1][1], tag)
+        self.assertEqual(rec["mail_from"], "raw-%s@example.test" % tag)
+        # And sendmail still works.
+        tag = unique("after-junk")
+        self.delivered(d, sink, self.queued(d, ["-t"], self.msg(tag), user=True), tag)
+        self.assertEqual(self.submitted(d), 2)
+        self.stop(d)
+
+    def test_nul_and_8bit_through_socket(self):
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink)).start()
+        # As nobody, who cannot write the queue: the answers are missived's.
+        for name, msg in (("body", self.msg(unique("nul"), body="ab\0cd\nnext\n")),
+                          ("header", self.msg(unique("nul"), head="X-Nul: a\0b\n"))):
+            with self.subTest(nul_in=name):
+                p = self.sendmail(d, ["-t"], msg, user=True)
+                self.assertExit(p, 65)
+                self.assertIn("NUL", p.err)
+                self.assertEqual(len(p.err.strip().splitlines()), 1, describe(p))
+        self.assertEqual(d.stats()["messages"], 0)
+        tag = unique("latin1")
+        raw = ("From: Andr\xe9 <a@example.test>\r\nTo: r-%s@example.test\r\n"
+               "Subject: 8-bit %s\r\nDate: Sat, 28 Nov 2026 06:00:00 +0000\r\n"
+               "Message-ID: <%s@missive.test>\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n"
+               "Content-Transfer-Encoding: 8bit\r\n\r\nCaf\xe9 cr\xe8me br\xfbl\xe9e, "
+               "\xff\xfe\xa0\x80\x81\r\n.leading dot\r\nlast\r\n"
+               % (tag, tag, tag)).encode("latin-1")
+        qid = self.queued(d, ["-t"], raw, user=True)
+        _, got = self.delivered(d, sink, qid, tag)
+        self.assertEqual(got, raw)
+        self.assertEqual(self.submitted(d), 1)
+        self.stop(d)
+
+    def test_config_errors(self):
+        d = self.daemon({"server": "127.0.0.1:9", "tls": "none"}, name="sockcfg")
+        with open(d.cfg) as f:
+            base = f.read()
+
+        def with_daemon_keys(text):
+            with open(d.cfg, "w") as f:
+                f.write(base.replace("[daemon]\n", "[daemon]\n" + text, 1))
+
+        def path_of(n):
+            p = os.path.join(G["root"], "s")
+            return p + "x" * (n - len(p))
+        for n, code in ((107, 0), (108, 78), (120, 78)):
+            with self.subTest(length=n):
+                with_daemon_keys("socket = %s\n" % path_of(n))
+                p = d.cli(["--check"], exe=G["daemon"])
+                self.assertExit(p, code)
+                if code:
+                    self.assertIn("%s:" % d.cfg, p.err)
+                    self.assertIn("[daemon] socket", p.err)
+        # 120 octets: missived does not start, sendmail does not read the message.
+        with_daemon_keys("socket = %s\n" % path_of(120))
+        d.start(wait=False)
+        self.assertEqual(d.proc.wait(20), 78, d.log_text())
+        self.assertIn("[daemon] socket", d.log_text())
+        d.check_log(self)
+        p = self.sendmail(d, ["-t"], self.msg(unique("cfg")))
+        self.assertExit(p, 78)
+        self.assertIn("[daemon] socket", p.err)
+        for mode in ("999", "0o666", "rw-rw-rw-", "01777", "-1", ""):
+            with self.subTest(mode=mode):
+                with_daemon_keys("socket-mode = %s\n" % mode)
+                p = d.cli(["--check"], exe=G["daemon"])
+                self.assertExit(p, 78)
+                self.assertIn("socket-mode", p.err)
+                p = self.sendmail(d, ["-t"], self.msg(unique("cfg")))
+                self.assertExit(p, 78)
+                self.assertIn("socket-mode", p.err)
+        with_daemon_keys("socket-mode = 999\n")
+        d.start(wait=False)
+        self.assertEqual(d.proc.wait(20), 78, d.log_text())
+        self.assertIn("socket-mode", d.log_text())
+        d.check_log(self)
+
+    def test_flags_same_as_direct(self):
+        """Each case through the socket and, with `socket =` empty, straight into the
+        queue: the same exit code, output, error, queue row and delivered message."""
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink)).start()
+        direct = os.path.join(d.dir, "direct.conf")
+        with open(d.cfg) as f, open(direct, "w") as g:
+            g.write(f.read().replace("[daemon]\n", "[daemon]\nsocket =\n", 1))
+        date = "Date: Sat, 28 Nov 2026 06:00:00 +0000\n"
+        full = ("From: Sender <s-TAG@example.test>\nTo: To <to-TAG@example.test>\n"
+                "Cc: cc-TAG@example.test\nBcc: Hidden <bcc-TAG@example.test>\nSubject: t\n" + date
+                + "Message-ID: <TAG@missive.test>\n\nbody\n.\nafter\n")
+        no_from = ("To: x@example.test\nSubject: f\n" + date
+                   + "Message-ID: <TAG@missive.test>\n\nhi\n")
+        cases = [
+            ("-t --json", ["-t", "--json", "-i", "arg-TAG@example.test"], full, 0),
+            ("-t -v", ["-t", "-v"], full, 0),
+            ("-f -F -v", ["-f", "bounces-TAG@example.test", "-F", "Jane Q. Doe", "-v",
+                          "r-TAG@example.test"], no_from, 0),
+            ("-N -R -V", ["-N", "success,failure", "-R", "hdrs", "-V", "ENV-TAG", "--json",
+                          "-t"], full, 0),
+            ("-N never, -f <>", ["-N", "never", "-f", "<>", "-v", "r-TAG@example.test"], full, 0),
+            ("-fglued -oi", ["-fglued-TAG@example.test", "-oi", "-odi", "--json",
+                             "r-TAG@example.test"], full, 0),
+            ("-r", ["-r", "r-TAG@example.test", "-v", "r2-TAG@example.test"], full, 0),
+            ("bad -N", ["-N", "sometimes", "r@example.test"], full, 64),
+            ("bad -R", ["-R", "most", "r@example.test"], full, 64),
+            ("bad -V", ["-V", "has space", "r@example.test"], full, 64),
+            ("-t without To", ["-t"], "From: a@example.test\nSubject: x\n\nbody\n", 64),
+            ("bad recipient", ["--json", "not an address"], full, 65),
+            ("bad -f", ["-f", "a@@example.test", "r@example.test"], full, 65),
+            ("CRLF in -F", ["-F", "N\r\nBcc: e@example.test", "r@example.test"], no_from, 65),
+            ("999-octet line", ["-t", "-i"], full + "y" * 999 + "\n", 65),
+            ("empty message", ["-v", "r-TAG@example.test"], "", 0),    # all generated
+        ]
+        for name, args, template, code in cases:
+            with self.subTest(case=name):
+                got = {}
+                for via, cfg in (("socket", d.cfg), ("direct", direct)):
+                    tag = os.urandom(8).hex()
+                    before = self.submitted(d)
+                    p = self.sendmail(d, [a.replace("TAG", tag) for a in args],
+                                      template.replace("TAG", tag), cfg=cfg)
+                    self.assertNotRegex(p.err, CRASH, describe(p))
+                    self.assertEqual(self.submitted(d) - before,
+                                     1 if via == "socket" and p.returncode == 0 else 0)
+                    out = QID.sub("QID", p.out.replace(tag, "TAG"))
+                    res = [p.returncode, out, p.err.replace(tag, "TAG")]
+                    if p.returncode == 0 and "<TAG@missive.test>" in template:
+                        qid = QID.search(p.out).group(0)
+                        res.append(self.stored(d, qid, tag))
+                        rec, msg = self.delivered(d, sink, qid, tag)
+                        res += [rec["mail_from"].replace(tag, "TAG"),
+                                sorted(r.replace(tag, "TAG") for r in rec["rcpt_tos"]),
+                                msg.replace(tag.encode(), b"TAG")]
+                    got[via] = res
+                self.assertEqual(got["socket"], got["direct"])
+                self.assertEqual(got["socket"][0], code, got["socket"])
+                if code:
+                    self.assertEqual(got["socket"][1], "")
+                    self.assertEqual(len(got["socket"][2].strip().splitlines()), 1, got)
+                elif "--json" in args:
+                    self.assertRegex(got["socket"][1], r'^\{"id": "QID", "recipients": \d+\}\n$')
+                elif "-v" in args:
+                    self.assertRegex(got["socket"][1], r"^queued as QID for \d+ recipients?\n$")
+        self.stop(d)
+
+    def test_sendmail_falls_back_when_missived_does_not_answer(self):
+        d = self.daemon({"server": "127.0.0.1:9", "tls": "none"})
+        path = self.sock(d)
+        for name, reply, code, err in (
+                ("closes without a word", None, 0, r"^$"),
+                ("answers junk", b"junk\n", 0, r"missived's answer: .*writing the queue directly"),
+                ("answers without rc", wire_field("id", "0123456789abcdef") + wire_field("end", ""),
+                 0, r"writing the queue directly"),
+                ("answers 75", wire_field("rc", "75") + wire_field("error", "busy\x1b[31m\nnow")
+                 + wire_field("end", ""), 75, r"^missive: sendmail: busy\?\[31m\?now\n$")):
+            with self.subTest(case=name):
+                fake = FakeMissived(path, reply)
+                try:
+                    before = d.stats()["messages"] if os.path.exists(d.queue) else 0
+                    tag = unique("fake")
+                    p = self.sendmail(d, ["-t", "-f", "s-%s@example.test" % tag],
+                                      self.msg(tag))
+                finally:
+                    fake.close()
+                self.assertExit(p, code)
+                self.assertRegex(p.err, err, describe(p))
+                self.assertEqual(len(fake.requests), 1)
+                req = fake.requests[0]
+                self.assertTrue(req.startswith(b"missive-submit 1\n1\n"), req)
+                self.assertIn(wire_field("sender", "s-%s@example.test" % tag), req)
+                self.assertIn(wire_field("extract", "1"), req)
+                self.assertIn(wire_field("message", self.msg(tag)), req)
+                self.assertTrue(req.endswith(b"\nend 0\n\n"), req)
+                # Not answered: written into the queue here.  Answered: not.
+                self.assertEqual(d.stats()["messages"] - before, 0 if code else 1)
+
+    def test_idle_client_does_not_delay_sigterm(self):
+        # A client that sends nothing, or half a request, is cut off at
+        # SIGTERM instead of holding missived for the socket's 60 s timeout.
+        sink = self.sink()
+        d = self.daemon(self.plain_route(sink), sections={"daemon": {"grace": "2s"}}).start()
+        idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        idle.connect(self.sock(d))
+        half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        half.connect(self.sock(d))
+        half.sendall(wire_field("missive-submit", "1") + b"message 100\nFrom: ")
+        try:
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            d.signal(signal.SIGTERM)
+            try:
+                rc = d.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                rc = None
+            took = time.monotonic() - t0
+        finally:
+            idle.close()
+            half.close()
+        if rc is None:
+            d.kill()
+        self.assertEqual(rc, 0, "missived still running %.1f s after SIGTERM with an idle "
+                                "client on its socket" % took)
+        self.assertLess(took, 5)
+        self.assertFalse(os.path.lexists(self.sock(d)))
+        d.check_log(self)
+
+    def test_full_socket_does_not_hold_sendmail(self):
+        # 64 connections held open fill missived's slots; the next sendmail
+        # is closed unanswered at once and writes the queue itself instead
+        # of waiting in the backlog.
+        d = self.daemon({"server": "127.0.0.1:9", "tls": "none"}).start()
+        held = []
+        try:
+            for _ in range(64):
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(self.sock(d))
+                held.append(c)
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            self.queued(d, ["-t"], self.msg(unique("full")))
+            self.assertLess(time.monotonic() - t0, 10)
+            self.assertEqual(self.submitted(d), 0)
+        finally:
+            for c in held:
+                c.close()
+        self.assertEqual(d.stats()["messages"], 1)
+
+        def through_socket():  # once the held connections' threads are gone
+            self.queued(d, ["-t"], self.msg(unique("after")))
+            return self.submitted(d) >= 1
+        wait_for(through_socket, 10, "a sendmail through the freed socket", interval=0.2)
+        self.stop(d)
+        d.check_log(self)
 
 
 # ------------------------------------------------------------------------------ config

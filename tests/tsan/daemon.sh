@@ -1,7 +1,8 @@
 #!/bin/sh
 # ThreadSanitizer over missived: 4 delivery workers, the HTTP API's thread
 # pool and the queue's group commit at once.  200 messages by HTTP (8
-# clients) and 20 by `missive sendmail` into a STARTTLS test server, then
+# clients) and 20 by `missive sendmail` (through the submission socket, all
+# at once) into a STARTTLS test server, then
 # SIGTERM: every message sent, exit 0, no race reported.
 #   tests/tsan/daemon.sh BUILD_DIR      (a -DMSV_TSAN=ON build)
 set -eu
@@ -61,10 +62,15 @@ ts = [threading.Thread(target=client, args=(k,)) for k in range(8)]
 if len(ok) != 200:
     sys.exit("only %d of 200 submissions accepted" % len(ok))
 PY
+# At once, so the submission socket serves several connections together.
+pids=""
 for i in $(seq 20); do
     printf 'From: a@example.test\nTo: c@example.test\nSubject: s%s\n\nhi\n' "$i" |
-        "$B/src/cli/missive" sendmail --config "$WORK/m.conf" -t
+        "$B/src/cli/missive" sendmail --config "$WORK/m.conf" -t &
+    pids="$pids $!"
 done
+for p in $pids; do wait "$p" || { echo "a sendmail failed"; exit 1; }; done
+grep -q 'submission socket /' "$WORK/d.log" || { echo "no submission socket"; cat "$WORK/d.log"; exit 1; }
 end=$(($(date +%s) + 120))
 until "$B/src/cli/missive" queue --config "$WORK/m.conf" stats --json | grep -q '"sent":[[:space:]]*220'; do
     [ "$(date +%s)" -lt $end ] || { echo "not all sent"; "$B/src/cli/missive" queue --config "$WORK/m.conf" stats; cat "$WORK/d.log"; exit 1; }
