@@ -156,6 +156,13 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_record(msv_queue *q, const msv_queue_out
 MSV_EXTERN MSV_WUR msv_result msv_queue_release(msv_queue *q, const char *owner,
                                                 size_t *released, msv_error *err);
 
+/* Moves the expiry of every lease held by owner to until_ms: a live owner
+ * keeps its claims while sends take longer than a lease (a slow server),
+ * so no other worker takes them over and sends them again.  *renewed may
+ * be NULL. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_renew(msv_queue *q, const char *owner, int64_t until_ms,
+                                              size_t *renewed, msv_error *err);
+
 /* The distinct owners holding leases now (to release a crashed one's). */
 MSV_EXTERN MSV_WUR msv_result msv_queue_lease_owners(msv_queue *q, char ***owners, size_t *n,
                                                      msv_error *err);

@@ -324,6 +324,8 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 		                                           : send_error(c, d, 503, "queue", err.message);
 	metrics_submitted(&d->m, 1);
 	daemon_wake(d);
+	dlog("%s: queued through the HTTP API, %zu recipient%s", res.id, res.nrcpt,
+	     res.nrcpt == 1 ? "" : "s");
 	cJSON *reply = cJSON_CreateObject();
 	cJSON_AddStringToObject(reply, "id", res.id);
 	cJSON_AddStringToObject(reply, "message_id", res.message_id);

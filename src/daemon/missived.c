@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* Signals are taken by this thread alone, with sigwait. */
+	/* Signals are taken by this thread alone, with sigtimedwait. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -222,10 +222,20 @@ int main(int argc, char **argv)
 	     http ? "HTTP API on " : "no HTTP API", http ? cfg.http_listen : "",
 	     sock ? "submission socket " : "no submission socket", sock ? cfg.socket_path : "");
 
+	/* While sends run, this thread renews the leases at a third of their
+	 * length: a batch stuck on a slow server (timeouts run to minutes)
+	 * must not be taken over and sent again by another worker. */
+	int64_t renew_ms = cfg.lease_ms / 3;
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&set, &sig))
+		struct timespec every = {(time_t)(renew_ms / 1000), (long)(renew_ms % 1000) * 1000000};
+		int sig = sigtimedwait(&set, NULL, &every);
+		if (sig < 0) {
+			msv_error err;
+			if (errno == EAGAIN &&
+			    msv_queue_renew(d.q, d.owner, msv_wall_ms() + cfg.lease_ms, NULL, &err))
+				dlog("cannot renew leases: %s (they expire after [queue] lease)", err.message);
 			continue;
+		}
 		if (sig == SIGHUP) {
 			if (reopen_log(cfg.log_file))
 				break;

@@ -3,6 +3,7 @@
  * concurrent submissions share one group commit; the reply goes out only
  * once the message is durable.  Any local user the socket's mode admits
  * may submit, as with sendmail(8); nothing can be read back through it. */
+#define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -90,6 +91,13 @@ static void serve(conn *c)
 		metrics_submitted(&d->m, 1);
 		daemon_wake(d);
 		msv_free(res.message_id);
+		/* Who submitted, for the audit trail: the uid, not the addresses. */
+		struct ucred cr;
+		socklen_t crl = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl))
+			cr.uid = (uid_t)-1;
+		dlog("%s: queued by uid %ld through the socket, %zu recipient%s", res.id, (long)cr.uid,
+		     res.nrcpt, res.nrcpt == 1 ? "" : "s");
 	}
 	answer(fd, rc, &res, rc ? err.message : NULL);
 out:

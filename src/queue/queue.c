@@ -464,6 +464,23 @@ msv_result msv_queue_release(msv_queue *q, const char *owner, size_t *released, 
 	return q->ops->release(q->be, owner, released, err);
 }
 
+msv_result msv_queue_renew(msv_queue *q, const char *owner, int64_t until_ms, size_t *renewed,
+                           msv_error *err)
+{
+	msv_result r;
+	size_t dummy;
+	if (!renewed)
+		renewed = &dummy;
+	*renewed = 0;
+	if (!q)
+		return usage(err, "msv_queue_renew needs a queue");
+	if ((r = writable(q, err)))
+		return r;
+	if ((r = check_line(err, "the lease owner", owner, 0)))
+		return r;
+	return q->ops->renew(q->be, owner, until_ms, renewed, err);
+}
+
 msv_result msv_queue_lease_owners(msv_queue *q, char ***owners, size_t *n, msv_error *err)
 {
 	if (!q || !owners || !n)

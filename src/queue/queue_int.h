@@ -69,6 +69,8 @@ typedef struct msv__queue_ops {
 	msv_result (*record)(void *be, const msv_queue_outcome *o, size_t n, int64_t now_ms,
 	                     msv_error *err);
 	msv_result (*release)(void *be, const char *owner, size_t *released, msv_error *err);
+	msv_result (*renew)(void *be, const char *owner, int64_t until_ms, size_t *renewed,
+	                    msv_error *err);
 	msv_result (*lease_owners)(void *be, char ***owners, size_t *n, msv_error *err);
 	msv_result (*next_due)(void *be, int64_t *when_ms, msv_error *err);
 	msv_result (*show)(void *be, const char *qid, msv_queue_info *out, msv_error *err);

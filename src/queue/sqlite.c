@@ -1015,6 +1015,13 @@ static msv_result sq_release(void *be, const char *owner, size_t *released, msv_
 	                 owner, NULL, 0, 0, released, "releasing leases", err);
 }
 
+static msv_result sq_renew(void *be, const char *owner, int64_t until_ms, size_t *renewed,
+                           msv_error *err)
+{
+	return write_one(be, "UPDATE recipients SET lease_expiry_ms = ?3 WHERE lease_owner = ?1",
+	                 owner, NULL, until_ms, 0, renewed, "renewing leases", err);
+}
+
 static msv_result sq_lease_owners(void *be, char ***owners, size_t *n, msv_error *err)
 {
 	sq *s = be;
@@ -1656,6 +1663,7 @@ const msv__queue_ops msv__queue_sqlite_ops = {
 	.claim = sq_claim,
 	.record = sq_record,
 	.release = sq_release,
+	.renew = sq_renew,
 	.lease_owners = sq_lease_owners,
 	.next_due = sq_next_due,
 	.show = sq_show,

@@ -882,6 +882,22 @@ class SignalTest(DaemonTest):
         self.assertEqual(d.stats()["leased"], 0)
         self.stop(d)
 
+    def test_slow_send_keeps_its_lease(self):
+        # The sink holds each reply 3 s, three times the lease: missived
+        # renews its leases while the send runs, so the second worker never
+        # takes the message over and sends it again.
+        sink = self.sink(delay=3)
+        d = self.daemon(self.plain_route(sink), sections={
+            "queue": {"lease": "1s"}, "daemon": {"workers": "2"}}).start()
+        tag = unique("lease")
+        qid = d.submit({"raw": raw_message(tag)})
+        self.assertEqual(d.wait_final(qid)["recipients"][0]["state"], "sent")
+        time.sleep(1.5)  # a second copy, if any, would be on its way by now
+        recs = [r for r in sink.records() if r["message_id"] == "<%s@missive.test>" % tag]
+        self.assertEqual(len(recs), 1, "the message was sent %d times" % len(recs))
+        self.assertEqual(d.info(qid)["recipients"][0]["attempts"], 1)
+        self.stop(d)
+
     def test_sigterm_grace_expires(self):
         sink = self.sink(delay=6, delay_while_exists=True)
         d = self.daemon(self.plain_route(sink),
@@ -1672,6 +1688,9 @@ class SubmitSocketTest(DaemonTest):
         rec, _ = self.delivered(d, sink, p.out.split()[2], tag)
         self.assertEqual(rec["mail_from"], "nb-%s@example.test" % tag)
         self.assertEqual(self.submitted(d), 2)
+        # The audit trail names the submitter by uid, never by address.
+        self.assertIn("%s: queued by uid %d through the socket, 1 recipient\n" % (qid, self.nobody["user"]),
+                      d.log_text())
         self.stop(d)
         # missived stopped: nobody has no way into the queue.
         self.assertFalse(os.path.lexists(self.sock(d)))

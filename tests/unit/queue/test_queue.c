@@ -561,6 +561,40 @@ static void lease_expiry_reclaim(void **state)
 	msv_queue_info_free(&info);
 }
 
+/* A renewed lease keeps its recipients from others past the first expiry;
+ * other owners' leases are left as they are. */
+static void renew_keeps_lease(void **state)
+{
+	fixture *f = *state;
+	char id[MSV_QID_LEN + 1];
+	const char *rc[] = {"a@example.net", "b@example.net"};
+	submit1(f, rc, 2, T0, id);
+	msv_queue_job *j;
+	size_t n, renewed;
+	OK(msv_queue_claim(f->q, "live", T0, 1000, 1, &j, &n, &f->err));
+	msv_queue_jobs_free(j, n);
+	OK(msv_queue_claim(f->q, "other", T0, 1000, 1, &j, &n, &f->err));
+	msv_queue_jobs_free(j, n);
+	OK(msv_queue_renew(f->q, "live", T0 + 5000, &renewed, &f->err));
+	assert_int_equal(renewed, 1);
+	OK(msv_queue_renew(f->q, "nobody", T0 + 5000, &renewed, &f->err));
+	assert_int_equal(renewed, 0);
+	/* Past the first expiry only the unrenewed one is taken over. */
+	OK(msv_queue_claim(f->q, "taker", T0 + 1000, 1000, 10, &j, &n, &f->err));
+	assert_int_equal(n, 1);
+	assert_int_equal(j[0].nrcpt, 1);
+	msv_queue_jobs_free(j, n);
+	msv_queue_info info;
+	OK(msv_queue_show(f->q, id, &info, &f->err));
+	for (size_t i = 0; i < info.nrcpt; i++)
+		if (!strcmp(info.rcpt[i].lease_owner, "live"))
+			assert_int_equal(info.rcpt[i].lease_expiry_ms, T0 + 5000);
+		else
+			assert_string_equal(info.rcpt[i].lease_owner, "taker");
+	msv_queue_info_free(&info);
+	assert_int_equal(msv_queue_renew(NULL, "live", T0, NULL, &f->err), MSV_E_INVALID);
+}
+
 static void release_and_owners(void **state)
 {
 	fixture *f = *state;
@@ -1395,6 +1429,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lease_exclusive, setup, teardown),
 		cmocka_unit_test_setup_teardown(lease_expiry_reclaim, setup, teardown),
 		cmocka_unit_test_setup_teardown(release_and_owners, setup, teardown),
+		cmocka_unit_test_setup_teardown(renew_keeps_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(deferred_not_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(claim_order_and_grouping, setup, teardown),
 		cmocka_unit_test_setup_teardown(record_states, setup, teardown),
