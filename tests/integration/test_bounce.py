@@ -14,59 +14,31 @@ import email.policy
 import glob
 import json
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 import urllib.error
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Postfix, binary, free_port, make_dir, remove_dir, run,  # noqa: E402
+                     set_up, wait_for, write_private)
+
 P = {}
 
 
-def _run(cmd, stdin=None, timeout=30):
-    return subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout)
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _env(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                out[k] = v
-    return out
-
-
 def setUpModule():
-    P["bin"] = os.path.abspath(os.environ["MISSIVE_BIN"])
-    P["bind"] = os.path.abspath(os.environ["MISSIVED_BIN"])
-    P["dir"] = tempfile.mkdtemp(prefix="missive-bounce-")
-    os.chmod(P["dir"], 0o755)  # Postfix daemons (user postfix) must traverse it
-    pf = os.path.join(P["dir"], "postfix")
-    r = _run([os.path.join(PEERS, "postfix.sh"), "start", pf], timeout=300)
-    if r.returncode:
-        raise RuntimeError("postfix.sh start failed: %s%s" % (r.stdout.decode(), r.stderr.decode()))
-    P["pf"] = pf
-    ports = _env(os.path.join(pf, "ports.env"))
-    creds = _env(os.path.join(pf, "credentials.env"))
-    with open(os.path.join(P["dir"], "password"), "w") as f:
-        f.write(creds["SASL_PASSWORD"] + "\n")
-    os.chmod(os.path.join(P["dir"], "password"), 0o600)
-    P["http"] = _free_port()
+    set_up(_setup, tearDownModule)
+
+
+def _setup():
+    P["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
+    P["bind"] = binary("MISSIVED_BIN", "build/src/daemon/missived")
+    P["dir"] = make_dir("missive-bounce-")
+    pf = P["pf"] = Postfix(P["dir"], timeout=300)
+    write_private(os.path.join(P["dir"], "password"), pf.password + "\n")
+    P["http"] = free_port()
     P["conf"] = os.path.join(P["dir"], "missive.conf")
     with open(P["conf"], "w") as f:
         f.write("""[queue]
@@ -84,8 +56,8 @@ password-file = {d}/password
 dsn-notify = FAILURE
 dsn-ret = HDRS
 return-path = bounces+{{id}}@example.test
-""".format(d=P["dir"], http=P["http"], port=ports["SUBMISSION_PORT"], pf=pf,
-           user=creds["SASL_USER"]))
+""".format(d=P["dir"], http=P["http"], port=pf.ports["SUBMISSION_PORT"], pf=pf.dir,
+           user=pf.user))
     P["log"] = open(os.path.join(P["dir"], "missived.log"), "w")
     P["daemon"] = subprocess.Popen([P["bind"], "--config", P["conf"]], stdout=P["log"],
                                    stderr=subprocess.STDOUT)
@@ -105,13 +77,12 @@ def tearDownModule():
         d.terminate()
         d.wait(timeout=40)
     if P.get("pf"):
-        _run([os.path.join(PEERS, "postfix.sh"), "stop", P["pf"]], timeout=60)
-    if P.get("dir") and not os.environ.get("MISSIVE_PEERS_KEEP"):
-        shutil.rmtree(P["dir"], ignore_errors=True)
+        P["pf"].stop(timeout=60)
+    remove_dir(P.get("dir"), "MISSIVE_PEERS_KEEP", "missive bounce test files")
 
 
 def missive(*args, stdin=None):
-    return _run([P["bin"], args[0], "--config", P["conf"]] + list(args[1:]), stdin=stdin)
+    return run([P["bin"], args[0], "--config", P["conf"]] + list(args[1:]), input=stdin)
 
 
 def queue_show(qid):
@@ -120,19 +91,9 @@ def queue_show(qid):
     return json.loads(r.stdout)
 
 
-def wait_for(pred, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def find_dsn(qid):
     """The DSN Postfix sent back to bounces+QID@example.test."""
-    for path in glob.glob(os.path.join(P["pf"], "mail", "example.test", "new", "*")):
+    for path in glob.glob(os.path.join(P["pf"].maildir, "new", "*")):
         with open(path, "rb") as f:
             data = f.read()
         if ("bounces+%s@example.test" % qid).encode() in data and b"multipart/report" in data:
@@ -151,10 +112,11 @@ class BounceTest(unittest.TestCase):
         r = self.submit(rcpt)
         self.assertEqual(r.returncode, 0, r.stderr)
         qid = json.loads(r.stdout)["id"]
-        wait_for(lambda: queue_show(qid)["recipients"][0]["state"] == "sent")
-        dsn = wait_for(lambda: find_dsn(qid))
+        wait_for(lambda: queue_show(qid)["recipients"][0]["state"] == "sent", 20,
+                 "the message to be sent", interval=0.1)
+        dsn = wait_for(lambda: find_dsn(qid), 20, "Postfix's DSN", interval=0.1)
         # The DSN carries our queue ID as ENVID and the VERP return path.
-        r = _run([P["bin"], "dsn", "parse", "--json", "-"], stdin=dsn)
+        r = run([P["bin"], "dsn", "parse", "--json", "-"], input=dsn)
         self.assertEqual(r.returncode, 0, r.stderr)
         parsed = json.loads(r.stdout)
         self.assertEqual(parsed["kind"], "bounce")
@@ -180,7 +142,8 @@ class BounceTest(unittest.TestCase):
         qid_r = self.submit("gone@example.org")
         self.assertEqual(qid_r.returncode, 0, qid_r.stderr)
         qid = json.loads(qid_r.stdout)["id"]
-        wait_for(lambda: queue_show(qid)["recipients"][0]["state"] == "sent")
+        wait_for(lambda: queue_show(qid)["recipients"][0]["state"] == "sent", 20,
+                 "the message to be sent", interval=0.1)
         dsn = ("From: MAILER-DAEMON@mx.example.org\r\nTo: bounces+%s@example.test\r\n"
                "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
                "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"

@@ -28,15 +28,18 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import CRASH, binary  # noqa: E402
 
 MODULE = "missive-commands.so"
 CMD_TIMEOUT = 60
 BUILD_ARGS = ["build", "--from", "a@example.com", "--to", "b@example.com", "--subject", "s",
               "--text-body", "hi", "--message-id", "<x@y>",
               "--date", "Mon, 1 Jan 2024 00:00:00 +0000"]
-CRASH = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault")
 HEAVY = re.compile(r"lib(ssl|crypto|sqlite3)\.so")
 DSN = """From: MAILER-DAEMON@mx.example.com
 To: sender@example.com
@@ -66,19 +69,9 @@ Diagnostic-Code: smtp; 550 5.1.1 user unknown
 T = {}
 
 
-def _binary(var, example):
-    b = os.environ.get(var)
-    if not b:
-        raise RuntimeError("%s is not set (e.g. %s=%s)" % (var, var, example))
-    b = os.path.abspath(b)
-    if not os.access(b, os.X_OK):
-        raise RuntimeError("%s=%s is not an executable file" % (var, b))
-    return b
-
-
 def setUpModule():
-    T["bin"] = _binary("MISSIVE_BIN", "build/src/cli/missive")
-    T["daemon"] = _binary("MISSIVED_BIN", "build/src/daemon/missived")
+    T["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
+    T["daemon"] = binary("MISSIVED_BIN", "build/src/daemon/missived")
     if not os.path.exists(os.path.join(os.path.dirname(T["bin"]), MODULE)):
         raise RuntimeError("no %s beside %s: is this a build tree?" % (MODULE, T["bin"]))
     T["dir"] = tempfile.mkdtemp(prefix="missive-module-")

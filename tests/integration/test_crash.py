@@ -28,9 +28,7 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,9 +36,9 @@ import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
-PY = "/usr/bin/python3"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ADDRESS, CRASH, binary, free_port, remove_dir,  # noqa: E402
+                     start_peer, wait_for)
 
 MESSAGES = 2000
 SENDMAIL_PER_GAP = 10           # of MESSAGES, queued with sendmail while missived is down
@@ -48,35 +46,6 @@ KILL_AT = (0.2, 0.45, 0.7)      # kill when the sink has this share of MESSAGES
 WORKERS, BATCH = 2, 16
 SUBMITTERS = 6                  # parallel HTTP clients
 TIMEOUT = 100                   # seconds for the whole run
-CRASH = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault")
-ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-
-
-def binary(var):
-    b = os.environ.get(var)
-    if not b or not os.access(os.path.abspath(b), os.X_OK):
-        raise RuntimeError("%s must name an executable (MISSIVE_BIN=build/src/cli/missive, "
-                           "MISSIVED_BIN=build/src/daemon/missived)" % var)
-    return os.path.abspath(b)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(pred, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def message(i):
@@ -91,26 +60,19 @@ def message(i):
 class CrashTest(unittest.TestCase):
 
     def setUp(self):
-        self.bin = binary("MISSIVE_BIN")
-        self.daemon_bin = binary("MISSIVED_BIN")
+        self.bin = binary("MISSIVE_BIN", "build/src/cli/missive")
+        self.daemon_bin = binary("MISSIVED_BIN", "build/src/daemon/missived")
         self.dir = tempfile.mkdtemp(prefix="missive-crash-")
         self.sink = self.proc = None
         self.logfile = os.path.join(self.dir, "missived.log")
-        ready = os.path.join(self.dir, "sink.ready")
         self.record = os.path.join(self.dir, "sink.jsonl")
-        self.sink_err = open(os.path.join(self.dir, "sink.stderr"), "wb")
         # While slow_file exists the sink holds each reply after the data 0.3 s,
         # set before a kill, so that sends are in flight when it lands.
         self.slow_file = os.path.join(self.dir, "slow")
-        self.sink = subprocess.Popen([PY, os.path.join(PEERS, "sinksmtp.py"), "--port", "0",
-                                      "--ready-file", ready, "--record", self.record,
-                                      "--data-delay", "0.3", "--delay-file", self.slow_file],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.sink_err)
-        wait_for(lambda: os.path.exists(ready) or self.sink.poll() is not None, 15, "the sink")
-        self.assertIsNone(self.sink.poll(), "the sink did not start")
-        with open(ready) as f:
-            sink_port = int(f.read())
+        self.sink, sink_port = start_peer(
+            "sinksmtp.py", ["--record", self.record, "--data-delay", "0.3",
+                            "--delay-file", self.slow_file],
+            os.path.join(self.dir, "sink.ready"), os.path.join(self.dir, "sink.stderr"))
         self.port = free_port()
         self.cfg = os.path.join(self.dir, "missive.conf")
         with open(self.cfg, "w") as f:
@@ -127,11 +89,7 @@ class CrashTest(unittest.TestCase):
         if self.sink:
             self.sink.kill()
             self.sink.wait()
-        self.sink_err.close()
-        if os.environ.get("MISSIVE_CRASH_KEEP"):
-            sys.stderr.write("\nmissive crash test files kept in %s\n" % self.dir)
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        remove_dir(self.dir, "MISSIVE_CRASH_KEEP", "missive crash test files")
 
     # ---- helpers ----
     def start(self):

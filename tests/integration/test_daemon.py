@@ -30,124 +30,52 @@ import json
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
-PY = "/usr/bin/python3"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ADDRESS, CMD_TIMEOUT, CRASH, PEERS, Postfix, binary,  # noqa: E402
+                     free_port, make_certs, make_dir, prepare_postfix, remove_dir, run,
+                     set_up, start_peer, stop_process, unique, wait_for, write_private)
 
-CMD_TIMEOUT = 30        # seconds, every CLI run
 START_TIMEOUT = 20      # seconds for missived to answer /healthz
 DELIVERY_TIMEOUT = 20   # seconds for a message to reach its final state
-CRASH = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault")
-# Anything that looks like an e-mail address: must never be in missived's log.
-ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 G = {}                  # filled by setUpModule
 
 
-def _run(cmd, timeout=CMD_TIMEOUT, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, **kw)
-
-
-def _read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
-
-
-def _binary(var, example):
-    b = os.environ.get(var)
-    if not b:
-        raise RuntimeError("%s is not set (e.g. %s=%s)" % (var, var, example))
-    b = os.path.abspath(b)
-    if not os.access(b, os.X_OK):
-        raise RuntimeError("%s=%s is not an executable file" % (var, b))
-    return b
-
-
 def setUpModule():
-    try:
-        _setup()
-    except BaseException:
-        tearDownModule()
-        raise
+    set_up(_setup, tearDownModule)
 
 
 def _setup():
-    G["bin"] = _binary("MISSIVE_BIN", "build/src/cli/missive")
-    G["daemon"] = _binary("MISSIVED_BIN", "build/src/daemon/missived")
-    if os.geteuid() != 0:
-        raise RuntimeError("these tests must run as root (Postfix's master starts as root)")
-    r = _run([os.path.join(PEERS, "deps.sh")], timeout=900)
-    if r.returncode != 0:
-        raise RuntimeError("tests/peers/deps.sh failed:\n" + r.stderr.decode(errors="replace"))
-    root = tempfile.mkdtemp(prefix="missive-daemon-")
-    os.chmod(root, 0o755)       # Postfix daemons must traverse it
-    G["root"] = root
+    G["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
+    G["daemon"] = binary("MISSIVED_BIN", "build/src/daemon/missived")
+    prepare_postfix()
+    root = G["root"] = make_dir("missive-daemon-")
     certs = os.path.join(root, "certs")
-    r = _run([os.path.join(PEERS, "certs.sh"), certs], timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("certs.sh failed:\n" + r.stderr.decode(errors="replace"))
+    make_certs(certs)
     G["ca"] = os.path.join(certs, "ca.pem")
-    pf = os.path.join(root, "postfix")
-    G["pf"] = pf
-    r = _run([os.path.join(PEERS, "postfix.sh"), "start", pf], timeout=90,
-             env=dict(os.environ, CERTS_DIR=certs))
-    if r.returncode != 0:
-        raise RuntimeError("postfix.sh start failed:\n%s%s" % (
-            r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")))
-    G["ports"] = {k: int(v) for k, v in _read_env(os.path.join(pf, "ports.env")).items()}
-    cred = _read_env(os.path.join(pf, "credentials.env"))
-    G["user"] = cred["SASL_USER"]
-    G["pwfile"] = os.path.join(root, "smtp-password")
-    with open(G["pwfile"], "w") as f:
-        f.write(cred["SASL_PASSWORD"])
-    os.chmod(G["pwfile"], 0o600)
-    G["password"] = cred["SASL_PASSWORD"]
-    G["maildir"] = os.path.join(pf, "mail", "example.test")
+    pf = G["pf"] = Postfix(root, certs=certs, timeout=90)
+    G["ports"], G["user"], G["password"] = pf.ports, pf.user, pf.password
+    G["pwfile"] = write_private(os.path.join(root, "smtp-password"), pf.password)
 
 
 def tearDownModule():
     if G.get("pf"):
-        try:
-            _run([os.path.join(PEERS, "postfix.sh"), "stop", G["pf"]], timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    root = G.get("root")
-    if root:
-        if os.environ.get("MISSIVE_DAEMON_KEEP"):
-            sys.stderr.write("\nmissive daemon test files kept in %s\n" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        G["pf"].stop(timeout=30)
+    remove_dir(G.get("root"), "MISSIVE_DAEMON_KEEP", "missive daemon test files")
     G.clear()
 
 
 # ----------------------------------------------------------------------------- helpers
-
-_counter = [0]
-
-
-def unique(prefix):
-    _counter[0] += 1
-    return "%s-%d-%d" % (prefix, os.getpid(), _counter[0])
-
 
 def read(path):
     try:
@@ -157,29 +85,8 @@ def read(path):
         return ""
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def workdir(name):
-    d = tempfile.mkdtemp(prefix=name + ".", dir=G["root"])
-    os.chmod(d, 0o755)
-    return d
-
-
-def wait_for(pred, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
+    return make_dir(name + ".", G["root"])
 
 
 def raw_message(tag, frm="sender@example.test", to=("rcpt@example.test",), body=None,
@@ -198,36 +105,16 @@ class Peer:
 
     def __init__(self, script, args, name):
         self.dir = workdir(name)
-        ready = os.path.join(self.dir, "ready")
         self.errfile = os.path.join(self.dir, "stderr")
-        with open(self.errfile, "wb") as err:
-            self.proc = subprocess.Popen([PY, os.path.join(PEERS, script), "--port", "0",
-                                          "--ready-file", ready] + args(self.dir),
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=err)
-        try:
-            wait_for(lambda: os.path.exists(ready) or self.proc.poll() is not None, 15,
-                     "%s to listen" % script)
-            if self.proc.poll() is not None:
-                raise RuntimeError("%s exited: %s" % (script, self.stderr()))
-        except BaseException:
-            self.stop()
-            raise
-        with open(ready) as f:
-            self.port = int(f.read())
+        self.proc, self.port = start_peer(script, args(self.dir),
+                                          os.path.join(self.dir, "ready"), self.errfile)
 
     def stderr(self):
         with open(self.errfile, errors="replace") as f:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class Sink(Peer):
@@ -300,11 +187,8 @@ class Daemon:
         if log_file:
             s["daemon"]["log-file"] = self.log_path
         if token:
-            tf = os.path.join(self.dir, "http-token")
-            with open(tf, "w") as f:
-                f.write(token + "\n")
-            os.chmod(tf, 0o600)
-            s["http"]["token-file"] = tf
+            s["http"]["token-file"] = write_private(os.path.join(self.dir, "http-token"),
+                                                    token + "\n")
         for sec, kv in (sections or {}).items():
             s.setdefault(sec, {}).update(kv)
         s["route default"] = route
@@ -540,40 +424,8 @@ class DaemonTest(unittest.TestCase):
 
 # ------------------------------------------------------------------ Postfix, end to end
 
-PREPENDED = (b"return-path", b"x-original-to", b"delivered-to", b"received")
-
-
-def split_prepended(data):
-    lines = data.split(b"\n")
-    i, pre = 0, {}
-    while i < len(lines):
-        name = lines[i].split(b":", 1)[0].lower()
-        if name not in PREPENDED or b":" not in lines[i]:
-            break
-        value = lines[i].split(b":", 1)[1].strip()
-        i += 1
-        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-            i += 1
-        pre.setdefault(name.decode(), []).append(value.decode(errors="replace"))
-    return pre, b"\n".join(lines[i:])
-
-
 def maildir_find(rcpt, needle):
-    found = []
-    for sub in ("new", "cur"):
-        d = os.path.join(G["maildir"], sub)
-        for n in (os.listdir(d) if os.path.isdir(d) else []):
-            try:
-                with open(os.path.join(d, n), "rb") as f:
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            if needle not in data:
-                continue
-            pre, rest = split_prepended(data)
-            if rcpt.lower() in [v.lower() for v in pre.get("delivered-to", [])]:
-                found.append((pre, rest))
-    return found
+    return [(pre, rest) for pre, rest, _ in G["pf"].find_delivered(rcpt, needle)]
 
 
 class PostfixEndToEndTest(DaemonTest):
@@ -1589,7 +1441,7 @@ class SubmitSocketTest(DaemonTest):
     def setUpClass(cls):
         pw = pwd.getpwnam("nobody")
         cls.nobody = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        p = _run([G["bin"], "--version"], **cls.nobody)
+        p = run([G["bin"], "--version"], **cls.nobody)
         if p.returncode != 0:
             raise unittest.SkipTest("user nobody cannot run %s: %s" % (
                 G["bin"], p.stderr.decode(errors="replace")))

@@ -23,79 +23,33 @@ Nothing is skipped: if Postfix cannot start, every test fails.
 
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Postfix, binary, check, make_dir, prepare_postfix,  # noqa: E402
+                     remove_dir, run, set_up, unique)
 
-CMD_TIMEOUT = 30      # seconds, every subprocess call
 DSN_TIMEOUT = 30      # seconds to wait for a bounce or success DSN
 DELAY_TIMEOUT = 90    # seconds to wait for a delay warning (queue runs every 5 s)
 
 P = {}
 
 
-def _run(cmd, timeout=CMD_TIMEOUT, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, **kw)
-
-
-def _read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
-
-
-def _check(r, what):
-    if r.returncode != 0:
-        raise RuntimeError("%s failed (%d):\n%s%s" % (
-            what, r.returncode, r.stdout.decode(errors="replace"),
-            r.stderr.decode(errors="replace")))
-
-
 def setUpModule():
-    try:
-        _setup()
-    except BaseException:
-        tearDownModule()
-        raise
+    set_up(_setup, tearDownModule)
 
 
 def _setup():
-    bin_ = os.environ.get("MISSIVE_BIN")
-    if not bin_:
-        raise RuntimeError("MISSIVE_BIN is not set: point it at the missive CLI binary")
-    bin_ = os.path.abspath(bin_)
-    if not os.access(bin_, os.X_OK):
-        raise RuntimeError("MISSIVE_BIN=%s is not an executable file" % bin_)
-    P["bin"] = bin_
-    if os.geteuid() != 0:
-        raise RuntimeError("these tests must run as root (Postfix's master starts as root)")
-    r = _run([os.path.join(PEERS, "deps.sh")], timeout=900)
-    _check(r, "tests/peers/deps.sh")
+    P["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
+    prepare_postfix()
 
-    root = tempfile.mkdtemp(prefix="missive-dsn-")
-    os.chmod(root, 0o755)  # Postfix daemons (user postfix) must traverse it
-    P["root"] = root
-    pf = os.path.join(root, "postfix")
-    P["pf"] = pf
-    r = _run([os.path.join(PEERS, "postfix.sh"), "start", pf], timeout=120,
-             env=dict(os.environ, CERTS_DIR=os.path.join(root, "certs")))
-    _check(r, "postfix.sh start")
-    ports = {k: int(v) for k, v in _read_env(os.path.join(pf, "ports.env")).items()}
+    root = P["root"] = make_dir("missive-dsn-")
+    pf = P["pf"] = Postfix(root, certs=os.path.join(root, "certs"), timeout=120)
+    ports = pf.ports
     P["port"] = ports["PLAIN_PORT"]
-    P["maildir"] = os.path.join(pf, "mail", "example.test")
-    etc = os.path.join(pf, "etc")
+    etc = pf.etc
 
     # relay.test: accepted on the plain port (127.0.0.1 may relay), then sent
     # back to our own second port (the no-CHUNKING listener, which no test here
@@ -108,14 +62,14 @@ def _setup():
     with open(relay_access, "w") as f:
         f.write("/^unknown[^@]*@relay\\.test$/\t550 5.1.1 User unknown\n")
     pc = ["postconf", "-c", etc]
-    _check(_run(pc + ["-M", "selfsmtp/unix=selfsmtp unix - - n - - smtp"]), "postconf -M")
-    _check(_run(pc + ["-P", "selfsmtp/unix/myhostname=client.missive.test"]), "postconf -P")
-    _check(_run(pc + ["-e", "missive_relay_restrictions = check_recipient_access regexp:%s"
-                      % relay_access]), "postconf -e")
-    _check(_run(pc + ["-P", "127.0.0.1:%d/inet/smtpd_recipient_restrictions="
-                      "$missive_relay_restrictions" % loop_port]), "postconf -P")
-    _check(_run(pc + ["-e", "delay_warning_time = 1s"]), "postconf -e")
-    _check(_run(["postfix", "-c", etc, "reload"]), "postfix reload")
+    check(run(pc + ["-M", "selfsmtp/unix=selfsmtp unix - - n - - smtp"]), "postconf -M")
+    check(run(pc + ["-P", "selfsmtp/unix/myhostname=client.missive.test"]), "postconf -P")
+    check(run(pc + ["-e", "missive_relay_restrictions = check_recipient_access regexp:%s"
+                    % relay_access]), "postconf -e")
+    check(run(pc + ["-P", "127.0.0.1:%d/inet/smtpd_recipient_restrictions="
+                    "$missive_relay_restrictions" % loop_port]), "postconf -P")
+    check(run(pc + ["-e", "delay_warning_time = 1s"]), "postconf -e")
+    check(run(["postfix", "-c", etc, "reload"]), "postfix reload")
     time.sleep(1.5)  # the master restarts its children
     P["msgdir"] = os.path.join(root, "messages")
     os.mkdir(P["msgdir"])
@@ -123,25 +77,9 @@ def _setup():
 
 def tearDownModule():
     if P.get("pf"):
-        try:
-            _run([os.path.join(PEERS, "postfix.sh"), "stop", P["pf"]], timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-    root = P.get("root")
-    if root:
-        if os.environ.get("MISSIVE_PEERS_KEEP"):
-            sys.stderr.write("\nmissive dsn peers kept in %s\n" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        P["pf"].stop(timeout=60)
+    remove_dir(P.get("root"), "MISSIVE_PEERS_KEEP", "missive dsn peers")
     P.clear()
-
-
-_counter = [0]
-
-
-def unique(prefix):
-    _counter[0] += 1
-    return "%s-%d-%d" % (prefix, os.getpid(), _counter[0])
 
 
 def make_message(tag, frm, to):
@@ -161,21 +99,12 @@ def make_message(tag, frm, to):
     return path
 
 
-def maildir_files():
-    out = []
-    for sub in ("new", "cur"):
-        d = os.path.join(P["maildir"], sub)
-        if os.path.isdir(d):
-            out.extend(os.path.join(d, n) for n in os.listdir(d))
-    return out
-
-
 def wait_dsn(needle, must=(), timeout=DSN_TIMEOUT):
     """The Maildir file (path) that contains needle and every bytes string in
     must, once it is there."""
     deadline = time.monotonic() + timeout
     while True:
-        for path in maildir_files():
+        for path in P["pf"].maildir_files():
             try:
                 with open(path, "rb") as f:
                     data = f.read()
@@ -202,12 +131,12 @@ class DsnTest(unittest.TestCase):
             args += ["--dsn-ret", ret]
         if envid:
             args += ["--envid", envid]
-        r = _run(args)
+        r = run(args)
         self.assertEqual(r.returncode, 0, "missive send failed:\n%s%s" % (
             r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")))
 
     def parse(self, path, *extra):
-        r = _run([P["bin"], "dsn", "parse", path, "--json"] + list(extra))
+        r = run([P["bin"], "dsn", "parse", path, "--json"] + list(extra))
         self.assertEqual(r.returncode, 0, "missive dsn parse %s failed:\n%s" % (
             path, r.stderr.decode(errors="replace")))
         out = json.loads(r.stdout)
@@ -224,7 +153,7 @@ class DsnTest(unittest.TestCase):
     def dsn_for(self, envid, must=(), timeout=DSN_TIMEOUT):
         path = wait_dsn(("Original-Envelope-Id: %s" % envid).encode(), must, timeout)
         if path is None:
-            with open(os.path.join(P["pf"], "maillog"), errors="replace") as f:
+            with open(P["pf"].maillog, errors="replace") as f:
                 log = f.read()[-4000:]
             self.fail("no DSN with ENVID %s in the Maildir after %d s; maillog tail:\n%s"
                       % (envid, timeout, log))
@@ -380,7 +309,7 @@ class DsnTest(unittest.TestCase):
         self.send(tag, "sender-%s@example.test" % tag, [rcpt], notify="FAILURE",
                   envid="ENV-" + tag)
         path = self.dsn_for("ENV-" + tag)
-        r = _run([P["bin"], "dsn", "parse", path])
+        r = run([P["bin"], "dsn", "parse", path])
         self.assertEqual(r.returncode, 0)
         text = r.stdout.decode()
         for want in ("kind: bounce", "envelope id: ENV-" + tag, "queue id: ENV-" + tag,
@@ -389,18 +318,18 @@ class DsnTest(unittest.TestCase):
                      "diagnostic matches 'user unknown'"):
             self.assertIn(want, text)
         with open(path, "rb") as f:
-            r = _run([P["bin"], "dsn", "parse", "-", "--json"], input=f.read())
+            r = run([P["bin"], "dsn", "parse", "-", "--json"], input=f.read())
         self.assertEqual(r.returncode, 0)
         self.assertEqual(json.loads(r.stdout)["envelope_id"], "ENV-" + tag)
-        r = _run([P["bin"], "dsn", "parse", os.path.join(P["root"], "no-such-file")])
+        r = run([P["bin"], "dsn", "parse", os.path.join(P["root"], "no-such-file")])
         self.assertEqual(r.returncode, 66)
-        r = _run([P["bin"], "dsn", "parse"])
+        r = run([P["bin"], "dsn", "parse"])
         self.assertEqual(r.returncode, 64)
-        r = _run([P["bin"], "dsn", "parse", path, "--bogus"])
+        r = run([P["bin"], "dsn", "parse", path, "--bogus"])
         self.assertEqual(r.returncode, 64)
-        r = _run([P["bin"], "dsn", "parse", "-"], input=b"not a message at all\n")
+        r = run([P["bin"], "dsn", "parse", "-"], input=b"not a message at all\n")
         self.assertEqual(r.returncode, 65)
-        r = _run([P["bin"], "dsn", "parse", "--help"])
+        r = run([P["bin"], "dsn", "parse", "--help"])
         self.assertEqual(r.returncode, 0)
         self.assertIn(b"usage: missive dsn parse", r.stdout)
 

@@ -16,16 +16,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
-PY = "/usr/bin/python3"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (PEERS, binary, make_certs, remove_dir, start_peer,  # noqa: E402
+                     stop_process)
 sys.path.insert(0, PEERS)
 import faultsmtp  # noqa: E402  (TEST_USER, TEST_PASSWORD, TEST_TOKEN)
 
@@ -78,20 +77,10 @@ def b64_fragments(secret):
 
 
 def setUpModule():
-    b = os.environ.get("MISSIVE_BIN")
-    if not b:
-        raise RuntimeError("MISSIVE_BIN is not set: point it at the missive CLI binary "
-                           "(e.g. MISSIVE_BIN=build/src/cli/missive)")
-    b = os.path.abspath(b)
-    if not os.access(b, os.X_OK):
-        raise RuntimeError("MISSIVE_BIN=%s is not an executable file" % b)
-    T["bin"] = b
+    T["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
     T["dir"] = tempfile.mkdtemp(prefix="missive-faults.")
     T["certs"] = os.path.join(T["dir"], "certs")
-    r = subprocess.run(["sh", os.path.join(PEERS, "certs.sh"), T["certs"]],
-                       capture_output=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("certs.sh failed: %s" % r.stderr.decode(errors="replace"))
+    make_certs(T["certs"])
     files = {"simple.eml": SIMPLE, "smuggle.eml": SMUGGLE,
              "big.eml": BIG,
              "5000.eml": HEADERS + (b"y" * 99 + b"\n") * 48,          # > 5000 bytes
@@ -105,8 +94,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    if T.get("dir") and not os.environ.get("MISSIVE_FAULTS_KEEP"):
-        shutil.rmtree(T["dir"], ignore_errors=True)
+    remove_dir(T.get("dir"), "MISSIVE_FAULTS_KEEP", "missive fault test files")
 
 
 def path(name):
@@ -124,25 +112,15 @@ class FaultServer:
         self.dir = tempfile.mkdtemp(prefix=scenario + ".", dir=T["dir"])
         self.logfile = os.path.join(self.dir, "server.log")
         self.errfile = os.path.join(self.dir, "server.stderr")
-        ready = os.path.join(self.dir, "ready")
-        cmd = [PY, os.path.join(PEERS, "faultsmtp.py"), "--port", "0",
-               "--scenario", scenario, "--log", self.logfile, "--ready-file", ready,
-               "--save-dir", self.dir, "--idle-timeout", "30"]
+        args = ["--scenario", scenario, "--log", self.logfile, "--save-dir", self.dir,
+                "--idle-timeout", "30"]
         if certname:
-            cmd += ["--cert", cert(certname + ".pem"), "--key", cert(certname + ".key")]
+            args += ["--cert", cert(certname + ".pem"), "--key", cert(certname + ".key")]
         if client_ca:
-            cmd += ["--client-ca", cert(client_ca)]
-        with open(self.errfile, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(ready):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("faultsmtp %s did not start: %s" % (scenario, self.stderr()))
-            time.sleep(0.01)
-        with open(ready) as f:
-            self.port = int(f.read())
+            args += ["--client-ca", cert(client_ca)]
+        self.proc, self.port = start_peer("faultsmtp.py", args,
+                                          os.path.join(self.dir, "ready"), self.errfile,
+                                          timeout=10)
 
     def stderr(self):
         with open(self.errfile, errors="replace") as f:
@@ -161,13 +139,7 @@ class FaultServer:
             time.sleep(0.02)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class Run:

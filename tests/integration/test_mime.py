@@ -28,8 +28,11 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from harness import (Postfix, make_certs, make_dir, prepare_postfix,  # noqa: E402
+                     remove_dir, set_up)
+
 SRC = os.environ.get("MSV_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
-PEERS = os.path.join(SRC, "tests", "peers")
 CORPUS = os.path.normpath(os.path.join(SRC, "..", "shared", "corpus"))
 BIN = os.path.abspath(os.environ.get("MISSIVE_BIN", "build/src/cli/missive"))
 # The parser dump program is a unit-test binary of the same build tree.
@@ -494,64 +497,35 @@ class MemoryTest(unittest.TestCase):
 PF = {}
 
 
-def _read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
-
-
 class PostfixTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise RuntimeError("the Postfix test must run as root (Postfix's master starts as root)")
-        r = subprocess.run([os.path.join(PEERS, "deps.sh")], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=900)
-        if r.returncode:
-            raise RuntimeError("deps.sh failed: " + r.stderr.decode(errors="replace"))
-        root = tempfile.mkdtemp(prefix="missive-mime-pf-")
-        os.chmod(root, 0o755)
-        PF["root"] = root
+        set_up(cls.start_postfix, cls.tearDownClass)
+
+    @classmethod
+    def start_postfix(cls):
+        prepare_postfix()
+        root = PF["root"] = make_dir("missive-mime-pf-")
         certs = os.path.join(root, "certs")
-        r = subprocess.run([os.path.join(PEERS, "certs.sh"), certs], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=120)
-        if r.returncode:
-            raise RuntimeError("certs.sh failed: " + r.stderr.decode(errors="replace"))
-        pf = os.path.join(root, "postfix")
-        PF["pf"] = pf
-        r = subprocess.run([os.path.join(PEERS, "postfix.sh"), "start", pf],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
-                           env=dict(os.environ, CERTS_DIR=certs))
-        if r.returncode:
-            cls.tearDownClass()
-            raise RuntimeError("postfix.sh start failed: " + r.stderr.decode(errors="replace"))
-        PF["ports"] = {k: int(v) for k, v in _read_env(os.path.join(pf, "ports.env")).items()}
-        PF["maildir"] = os.path.join(pf, "mail", "example.test")
+        make_certs(certs, timeout=120)
+        pf = PF["pf"] = Postfix(root, certs=certs, timeout=120)
+        PF["ports"] = pf.ports
 
     @classmethod
     def tearDownClass(cls):
         if PF.get("pf"):
-            subprocess.run([os.path.join(PEERS, "postfix.sh"), "stop", PF["pf"]],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        if PF.get("root") and not os.environ.get("MISSIVE_PEERS_KEEP"):
-            shutil.rmtree(PF["root"], ignore_errors=True)
+            PF["pf"].stop(timeout=60)
+        remove_dir(PF.get("root"), "MISSIVE_PEERS_KEEP", "missive mime Postfix")
         PF.clear()
 
     def delivered(self, needle, timeout=15):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for sub in ("new", "cur"):
-                d = os.path.join(PF["maildir"], sub)
-                for n in os.listdir(d) if os.path.isdir(d) else ():
-                    with open(os.path.join(d, n), "rb") as f:
-                        data = f.read()
-                    if needle in data:
-                        return data
+            for path in PF["pf"].maildir_files():
+                with open(path, "rb") as f:
+                    data = f.read()
+                if needle in data:
+                    return data
             time.sleep(0.05)
         self.fail("not delivered: %r" % needle)
 

@@ -21,19 +21,17 @@ import hmac
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
-PY = "/usr/bin/python3"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (CMD_TIMEOUT, Postfix, binary, make_certs, make_dir,  # noqa: E402
+                     prepare_postfix, remove_dir, run, set_up, start_peer, stop_process,
+                     unique, write_private)
 
-CMD_TIMEOUT = 30        # seconds, every subprocess call
 DELIVERY_TIMEOUT = 10   # seconds to wait for Postfix to deliver into the Maildir
 LOG_TIMEOUT = 5         # seconds to wait for Postfix to log a session's end
 
@@ -41,135 +39,46 @@ LOG_TIMEOUT = 5         # seconds to wait for Postfix to log a session's end
 P = {}
 
 
-def _run(cmd, timeout=CMD_TIMEOUT, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, **kw)
-
-
-def _read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                env[k] = v
-    return env
-
-
 def setUpModule():
-    try:
-        _setup()
-    except BaseException:
-        tearDownModule()
-        raise
+    set_up(_setup, tearDownModule)
 
 
 def _setup():
-    bin_ = os.environ.get("MISSIVE_BIN")
-    if not bin_:
-        raise RuntimeError("MISSIVE_BIN is not set: point it at the missive CLI binary "
-                           "(e.g. MISSIVE_BIN=build/src/cli/missive)")
-    bin_ = os.path.abspath(bin_)
-    if not os.access(bin_, os.X_OK):
-        raise RuntimeError("MISSIVE_BIN=%s is not an executable file" % bin_)
-    P["bin"] = bin_
-    if os.geteuid() != 0:
-        raise RuntimeError("these tests must run as root (Postfix's master starts as root)")
+    P["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
+    prepare_postfix()
 
-    r = _run([os.path.join(PEERS, "deps.sh")], timeout=900)
-    if r.returncode != 0:
-        raise RuntimeError("tests/peers/deps.sh failed:\n" + r.stderr.decode(errors="replace"))
-
-    root = tempfile.mkdtemp(prefix="missive-peers-")
-    os.chmod(root, 0o755)  # Postfix daemons (user postfix) must traverse it
-    P["root"] = root
-    certs = os.path.join(root, "certs")
-    r = _run([os.path.join(PEERS, "certs.sh"), certs])
-    if r.returncode != 0:
-        raise RuntimeError("certs.sh failed:\n" + r.stderr.decode(errors="replace"))
-    P["certs"] = certs
+    root = P["root"] = make_dir("missive-peers-")
+    certs = P["certs"] = os.path.join(root, "certs")
+    make_certs(certs, timeout=CMD_TIMEOUT)
     P["ca"] = os.path.join(certs, "ca.pem")
 
-    pf = os.path.join(root, "postfix")
-    P["pf"] = pf
-    env = dict(os.environ, CERTS_DIR=certs)
-    r = _run([os.path.join(PEERS, "postfix.sh"), "start", pf], timeout=60, env=env)
-    if r.returncode != 0:
-        raise RuntimeError("postfix.sh start failed:\n%s%s" % (
-            r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")))
-    P["ports"] = {k: int(v) for k, v in _read_env(os.path.join(pf, "ports.env")).items()}
-    cred = _read_env(os.path.join(pf, "credentials.env"))
-    P["user"], P["password"] = cred["SASL_USER"], cred["SASL_PASSWORD"]
-    P["maildir"] = os.path.join(pf, "mail", "example.test")
-    P["maillog"] = os.path.join(pf, "maillog")
+    pf = P["pf"] = Postfix(root, certs=certs, timeout=60)
+    P["ports"], P["user"], P["password"] = pf.ports, pf.user, pf.password
+    P["maildir"], P["maillog"] = pf.maildir, pf.maillog
 
-    aio = os.path.join(root, "aiosmtpd")
-    ready = os.path.join(root, "aiosmtpd.ready")
-    P["aio_dir"] = aio
-    log = open(os.path.join(root, "aiosmtpd.log"), "wb")
-    P["aio_proc"] = subprocess.Popen(
-        [PY, os.path.join(PEERS, "aiosmtpd_server.py"), "--port", "0", "--dir", aio,
-         "--ready-file", ready],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    log.close()
-    deadline = time.monotonic() + 15
-    while not os.path.exists(ready):
-        if P["aio_proc"].poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("aiosmtpd did not start; see %s/aiosmtpd.log" % root)
-        time.sleep(0.05)
-    with open(ready) as f:
-        P["aio_port"] = int(f.read().strip())
+    P["aio_dir"] = os.path.join(root, "aiosmtpd")
+    P["aio_proc"], P["aio_port"] = start_peer(
+        "aiosmtpd_server.py", ["--dir", P["aio_dir"]], os.path.join(root, "aiosmtpd.ready"),
+        os.path.join(root, "aiosmtpd.log"))
 
     # Secrets handed to the CLI.
-    P["pwfile"] = os.path.join(root, "password")
-    with open(P["pwfile"], "w") as f:
-        f.write(P["password"])
-    P["pwfile_nl"] = os.path.join(root, "password-nl")
-    with open(P["pwfile_nl"], "w") as f:
-        f.write(P["password"] + "\n")
-    P["badpwfile"] = os.path.join(root, "badpassword")
-    with open(P["badpwfile"], "w") as f:
-        f.write("not-" + P["password"])
-    os.chmod(P["pwfile"], 0o600)
-    os.chmod(P["pwfile_nl"], 0o600)
-    os.chmod(P["badpwfile"], 0o600)
+    P["pwfile"] = write_private(os.path.join(root, "password"), P["password"])
+    P["pwfile_nl"] = write_private(os.path.join(root, "password-nl"), P["password"] + "\n")
+    P["badpwfile"] = write_private(os.path.join(root, "badpassword"), "not-" + P["password"])
     P["msgdir"] = os.path.join(root, "messages")
     os.mkdir(P["msgdir"])
 
 
 def tearDownModule():
-    proc = P.get("aio_proc")
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    if P.get("aio_proc") is not None:
+        stop_process(P["aio_proc"])
     if P.get("pf"):
-        try:
-            _run([os.path.join(PEERS, "postfix.sh"), "stop", P["pf"]], timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    root = P.get("root")
-    if root:
-        if os.environ.get("MISSIVE_PEERS_KEEP"):
-            sys.stderr.write("\nmissive peers kept in %s\n" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        P["pf"].stop(timeout=30)
+    remove_dir(P.get("root"), "MISSIVE_PEERS_KEEP", "missive peers")
     P.clear()
 
 
 # ----------------------------------------------------------------------------- helpers
-
-_counter = [0]
-
-
-def unique(prefix):
-    _counter[0] += 1
-    return "%s-%d-%d" % (prefix, os.getpid(), _counter[0])
-
 
 def make_message(tag, frm, to, body_lines, extra_headers=()):
     """An RFC 5322 message with CRLF line endings and Message-ID <tag@missive.test>."""
@@ -208,51 +117,9 @@ def write_message(data, name=None):
     return path
 
 
-PREPENDED = (b"return-path", b"x-original-to", b"delivered-to", b"received")
-
-
-def split_prepended(data):
-    """(prepended header dict, rest) of a Maildir file: strips the Return-Path,
-    X-Original-To, Delivered-To and Received headers Postfix put on top."""
-    lines = data.split(b"\n")
-    i = 0
-    pre = {}
-    while i < len(lines):
-        name = lines[i].split(b":", 1)[0].lower()
-        if name not in PREPENDED or b":" not in lines[i]:
-            break
-        value = lines[i].split(b":", 1)[1].strip()
-        i += 1
-        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-            i += 1
-        pre.setdefault(name.decode(), []).append(value.decode(errors="replace"))
-    return pre, b"\n".join(lines[i:])
-
-
-def maildir_files():
-    out = []
-    for sub in ("new", "cur"):
-        d = os.path.join(P["maildir"], sub)
-        if os.path.isdir(d):
-            out.extend(os.path.join(d, n) for n in os.listdir(d))
-    return out
-
-
 def find_delivered(rcpt, needle):
     """Messages in the Maildir delivered to rcpt whose content contains needle."""
-    found = []
-    for path in maildir_files():
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            continue
-        if needle not in data:
-            continue
-        pre, rest = split_prepended(data)
-        if rcpt.lower() in [v.lower() for v in pre.get("delivered-to", [])]:
-            found.append((pre, rest, data))
-    return found
+    return P["pf"].find_delivered(rcpt, needle)
 
 
 def wait_delivered(rcpt, needle, timeout=DELIVERY_TIMEOUT, count=1):
@@ -322,7 +189,7 @@ class PeerTest(unittest.TestCase):
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
-        return _run([P["bin"], "send"] + [str(a) for a in args], timeout=timeout,
+        return run([P["bin"], "send"] + [str(a) for a in args], timeout=timeout,
                     env=full_env, input=input, stdin=None if input is not None else subprocess.DEVNULL)
 
     @staticmethod

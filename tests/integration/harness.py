@@ -1,0 +1,284 @@
+"""What the integration tests (tests/integration/test_*.py) share.
+
+Not a test itself: CTest runs only the test_*.py files.  Each of them is run as
+a script from any directory, so it puts its own directory on sys.path first:
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from harness import run, unique  # noqa: E402
+
+Here:
+  * run, check: a command with its output captured; check raises if it failed;
+  * binary: MISSIVE_BIN or MISSIVED_BIN from the environment, made absolute;
+  * set_up: a setUpModule/setUpClass that tears down what it set up if it fails;
+  * make_dir, remove_dir, write_private, read_env: temp dirs Postfix's daemons can
+    traverse (removed afterwards unless a *_KEEP variable is set), 0600 secrets,
+    postfix.sh's env files;
+  * unique, free_port, wait_for: tags, loopback ports, polling;
+  * start_peer, stop_process: the Python SMTP peers of tests/peers (sinksmtp.py,
+    faultsmtp.py, aiosmtpd_server.py) on 127.0.0.1:<ephemeral>;
+  * make_certs: the test CA and certificates (tests/peers/certs.sh);
+  * prepare_postfix, Postfix: a private Postfix (tests/peers/postfix.sh) with its
+    ports, SASL credentials and Maildir; split_prepended for the headers it adds;
+  * CRASH, ADDRESS: a sanitizer report or a crash, an e-mail address (in a log).
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.normpath(os.path.join(HERE, "..", "peers"))
+PY = "/usr/bin/python3"
+
+CMD_TIMEOUT = 30        # seconds, the default for run()
+CRASH = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault")
+# Anything that looks like an e-mail address (what missived must never log).
+ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+# ------------------------------------------------------------------------ processes
+
+def run(cmd, timeout=CMD_TIMEOUT, **kw):
+    """subprocess.run with stdout and stderr captured (bytes); kw go to subprocess.run."""
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, **kw)
+
+
+def check(r, what):
+    """Raises RuntimeError with r's output unless the command r (from run) exited 0."""
+    if r.returncode != 0:
+        raise RuntimeError("%s failed (%d):\n%s%s" % (
+            what, r.returncode, r.stdout.decode(errors="replace"),
+            r.stderr.decode(errors="replace")))
+
+
+def binary(var, example):
+    """The absolute path of the executable named by the environment variable var."""
+    b = os.environ.get(var)
+    if not b:
+        raise RuntimeError("%s is not set (e.g. %s=%s)" % (var, var, example))
+    b = os.path.abspath(b)
+    if not os.access(b, os.X_OK):
+        raise RuntimeError("%s=%s is not an executable file" % (var, b))
+    return b
+
+
+def set_up(setup, tear_down):
+    """Runs setup(); if it raises, runs tear_down() and passes the error on
+    (unittest does not call tearDownModule/tearDownClass after a failed set-up)."""
+    try:
+        setup()
+    except BaseException:
+        tear_down()
+        raise
+
+
+def prepare_postfix():
+    """What a private Postfix needs: root (its master starts as root), and the packages
+    tests/peers/deps.sh installs."""
+    if os.geteuid() != 0:
+        raise RuntimeError("these tests must run as root (Postfix's master starts as root)")
+    check(run([os.path.join(PEERS, "deps.sh")], timeout=900), "tests/peers/deps.sh")
+
+
+def make_certs(certs, timeout=60):
+    """tests/peers/certs.sh: the test CA (ca.pem) and server certificates in certs."""
+    check(run([os.path.join(PEERS, "certs.sh"), certs], timeout=timeout), "certs.sh")
+
+
+def stop_process(proc, timeout=5):
+    """SIGTERM, then SIGKILL if proc has not exited within timeout seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_peer(script, args, ready, log, timeout=15):
+    """(process, port) of tests/peers/script with args, listening on
+    127.0.0.1:<ephemeral>, once it has written its port into the file ready.  Its
+    stdout and stderr go to the file log.  If it exits, or does not listen within
+    timeout seconds, it is stopped and the error shows what it logged."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([PY, os.path.join(PEERS, script), "--port", "0",
+                                 "--ready-file", ready] + list(args),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(ready):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(proc)
+            with open(log, errors="replace") as f:
+                raise RuntimeError("%s did not start (exit %s):\n%s" % (
+                    script, proc.returncode, f.read()))
+        time.sleep(0.01)
+    with open(ready) as f:
+        return proc, int(f.read().strip())
+
+
+# --------------------------------------------------------------------------- files
+
+def make_dir(prefix, parent=None):
+    """A new temp dir (in parent, default the system's) with mode 0755, so that Postfix's
+    daemons (user postfix) and unprivileged test users can traverse it."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(d, 0o755)
+    return d
+
+
+def remove_dir(path, keep_var, what):
+    """Removes the tree path, unless the environment variable keep_var is set: then says
+    on stderr where what was kept."""
+    if not path:
+        return
+    if os.environ.get(keep_var):
+        sys.stderr.write("\n%s kept in %s\n" % (what, path))
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_private(path, text):
+    """Writes text into path with mode 0600 (passwords, tokens); returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def read_env(path):
+    """The NAME=value lines of a shell env file (as postfix.sh writes them), as a dict."""
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                env[k] = v
+    return env
+
+
+# ------------------------------------------------------------------------- polling
+
+_counter = [0]
+
+
+def unique(prefix):
+    """prefix-PID-N, a new N each call: tags, Message-IDs, file names."""
+    _counter[0] += 1
+    return "%s-%d-%d" % (prefix, os.getpid(), _counter[0])
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout, what, interval=0.05):
+    """pred()'s first true value; AssertionError naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------------- Postfix
+
+class Postfix:
+    """A private Postfix instance (tests/peers/postfix.sh) in root/postfix, started by
+    the constructor (which stops whatever it started if the start fails).
+
+      dir       the instance's directory (maillog, etc/, mail/, queue/ in it)
+      etc       its configuration directory (postconf -c etc)
+      ports     {"PLAIN_PORT": port, "SUBMISSION_PORT": port, ...} from ports.env
+      user, password   the SASL credentials from credentials.env
+      maildir   the one Maildir of every example.test recipient
+      maillog   everything Postfix logged
+    """
+
+    SCRIPT = os.path.join(PEERS, "postfix.sh")
+
+    def __init__(self, root, certs=None, timeout=90):
+        """certs: the CERTS_DIR for postfix.sh (by default it makes its own in dir/certs);
+        timeout: seconds for postfix.sh start."""
+        self.dir = os.path.join(root, "postfix")
+        self.etc = os.path.join(self.dir, "etc")
+        self.maildir = os.path.join(self.dir, "mail", "example.test")
+        self.maillog = os.path.join(self.dir, "maillog")
+        env = dict(os.environ, CERTS_DIR=certs) if certs else None
+        try:
+            check(run([self.SCRIPT, "start", self.dir], timeout=timeout, env=env),
+                  "postfix.sh start")
+        except BaseException:
+            self.stop()
+            raise
+        self.ports = {k: int(v) for k, v in read_env(os.path.join(self.dir, "ports.env")).items()}
+        cred = read_env(os.path.join(self.dir, "credentials.env"))
+        self.user, self.password = cred["SASL_USER"], cred["SASL_PASSWORD"]
+
+    def stop(self, timeout=60):
+        """postfix.sh stop: the instance and anything it left behind."""
+        try:
+            run([self.SCRIPT, "stop", self.dir], timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def maildir_files(self):
+        """The paths of the messages in the Maildir (new and cur)."""
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.maildir, sub)
+            if os.path.isdir(d):
+                out.extend(os.path.join(d, n) for n in os.listdir(d))
+        return out
+
+    def find_delivered(self, rcpt, needle):
+        """(prepended headers, rest, whole file) of each message in the Maildir that was
+        delivered to rcpt (its Delivered-To) and contains needle."""
+        found = []
+        for path in self.maildir_files():
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if needle not in data:
+                continue
+            pre, rest = split_prepended(data)
+            if rcpt.lower() in [v.lower() for v in pre.get("delivered-to", [])]:
+                found.append((pre, rest, data))
+        return found
+
+
+PREPENDED = (b"return-path", b"x-original-to", b"delivered-to", b"received")
+
+
+def split_prepended(data):
+    """(prepended header dict, rest) of a Maildir file: strips the Return-Path,
+    X-Original-To, Delivered-To and Received headers Postfix put on top."""
+    lines = data.split(b"\n")
+    i, pre = 0, {}
+    while i < len(lines):
+        name = lines[i].split(b":", 1)[0].lower()
+        if name not in PREPENDED or b":" not in lines[i]:
+            break
+        value = lines[i].split(b":", 1)[1].strip()
+        i += 1
+        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+            i += 1
+        pre.setdefault(name.decode(), []).append(value.decode(errors="replace"))
+    return pre, b"\n".join(lines[i:])
