@@ -199,6 +199,9 @@ start_sink() {
 }
 sink_count() { tr '\r' '\n' < "$WORK/sink.$1" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -n 1; }
 # Waits for the sink; sets T1 when it exits.
+# The sink exiting at its N-th message ends the interval; its exit status
+# says nothing about the run (the counts are read from its output), nor
+# does the injectors' (the last message's sender sees the sink go away).
 wait_sink() {
     wait "$SINK" || true
     T1=$(now)
@@ -312,6 +315,8 @@ CONF
     MD=$!
     wait_port "$HTTPPORT"
 }
+# missived's exit status is not a benchmark figure; the queue stats printed
+# here show whether anything was left behind.
 stop_missived() {
     kill -TERM "$MD" 2>/dev/null || true
     wait "$MD" 2>/dev/null || true

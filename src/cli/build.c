@@ -291,11 +291,7 @@ int cli_content_prepare(msv_mime_msg *m, unsigned transport, int for_send)
 
 static int usage_error(const char *msg, const char *arg)
 {
-	if (arg)
-		cli_err("%s '%s' (see 'missive build --help')", msg, arg);
-	else
-		cli_err("%s (see 'missive build --help')", msg);
-	return EX_USAGE;
+	return arg ? cli_usage("build", "%s '%s'", msg, arg) : cli_usage("build", "%s", msg);
 }
 
 int cmd_build(int argc, char **argv)

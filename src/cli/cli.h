@@ -14,6 +14,8 @@ int cli_exit_code(const msv_error *e);
 
 /* Prints "missive: " + message to stderr. */
 void cli_err(const char *fmt, ...) MSV_PRINTF(1, 2);
+/* Prints "missive: MESSAGE (see 'missive CMD --help')"; returns EX_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) MSV_PRINTF(2, 3);
 
 /* Reads a whole file ("-" is stdin) up to max bytes.  Returns 0, or an
  * EX_* code after printing why. */

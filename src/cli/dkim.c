@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,18 +107,6 @@ static const char record_help[] =
 	"Prints the DNS TXT record for the public half of KEY.pem.\n"
 	"\n"
 	"Exit: 0 ok; 64 usage; 66 KEY.pem cannot be opened; 78 not a usable key.\n";
-
-static int usage_error(const char *sub, const char *fmt, ...) MSV_PRINTF(2, 3);
-static int usage_error(const char *sub, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("missive: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, " (see 'missive dkim %s--help')\n", sub);
-	va_end(ap);
-	return EX_USAGE;
-}
 
 static int parse_time(const char *s, int64_t *out)
 {
@@ -271,14 +258,14 @@ static int cmd_keygen(int argc, char **argv)
 		case 'h': fputs(keygen_help, stdout); return EX_OK;
 		case O_ALGO:
 			if (msv_dkim_algo_parse(optarg, &algo))
-				return usage_error("keygen ", "bad --algo '%s': expected ed25519 or rsa", optarg);
+				return cli_usage("dkim keygen", "bad --algo '%s': expected ed25519 or rsa", optarg);
 			break;
 		case O_BITS: {
 			char *end;
 			errno = 0;
 			long v = strtol(optarg, &end, 10);
 			if (!*optarg || *end || errno || v < 1024 || v > 16384)
-				return usage_error("keygen ", "bad --bits '%s': expected 1024..16384", optarg);
+				return cli_usage("dkim keygen", "bad --bits '%s': expected 1024..16384", optarg);
 			bits = (unsigned)v;
 			bits_s = optarg;
 			break;
@@ -288,24 +275,24 @@ static int cmd_keygen(int argc, char **argv)
 		case O_OUT: out = optarg; break;
 		case O_FORCE: force = 1; break;
 		case O_JSON: json = 1; break;
-		case ':': return usage_error("keygen ", "%s needs an argument", argv[optind - 1]);
-		default: return usage_error("keygen ", "unknown option '%s'", argv[optind - 1]);
+		case ':': return cli_usage("dkim keygen", "%s needs an argument", argv[optind - 1]);
+		default: return cli_usage("dkim keygen", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("keygen ", "unexpected argument '%s'", argv[optind]);
+		return cli_usage("dkim keygen", "unexpected argument '%s'", argv[optind]);
 	if (algo == MSV_DKIM_ALGO_AUTO)
-		return usage_error("keygen ", "%s", "--algo ed25519 or --algo rsa is required");
+		return cli_usage("dkim keygen", "%s", "--algo ed25519 or --algo rsa is required");
 	if (!selector || !domain || !out)
-		return usage_error("keygen ", "%s", "--selector, --domain and --out are required");
+		return cli_usage("dkim keygen", "%s", "--selector, --domain and --out are required");
 	if (bits_s && algo != MSV_DKIM_RSA_SHA256)
-		return usage_error("keygen ", "%s", "--bits applies to RSA keys only");
+		return cli_usage("dkim keygen", "%s", "--bits applies to RSA keys only");
 	msv_buf probe;
 	msv_buf_init(&probe, 1024);
 	int names_ok = !msv_dkim_dns_txt(&probe, selector, domain, "");
 	msv_buf_free(&probe);
 	if (!names_ok)
-		return usage_error("keygen ", "%s", "--selector and --domain must be DNS names (letters, digits, '-', '.')");
+		return cli_usage("dkim keygen", "%s", "--selector and --domain must be DNS names (letters, digits, '-', '.')");
 	if (algo == MSV_DKIM_RSA_SHA256 && !bits)
 		bits = 2048;
 	if (algo == MSV_DKIM_RSA_SHA256 && bits < 2048)
@@ -385,72 +372,72 @@ static int sign_parse(sign_args *a, int argc, char **argv, int record_mode)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *sub = record_mode ? "record " : "sign ";
+	const char *sub = record_mode ? "dkim record" : "dkim sign";
 	int c;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (record_mode && c != O_KEY && c != O_SELECTOR && c != O_DOMAIN && c != O_JSON && c != 'h' &&
 		    c != ':' && c != '?')
-			return usage_error(sub, "option '%s' does not apply to record", argv[optind - 1]);
+			return cli_usage(sub, "option '%s' does not apply to record", argv[optind - 1]);
 		switch (c) {
 		case 'h': fputs(record_mode ? record_help : sign_help, stdout); return -1;
 		case O_KEY:
 			if (a->nkeys == KEYS_MAX)
-				return usage_error(sub, "at most %d --key", KEYS_MAX);
+				return cli_usage(sub, "at most %d --key", KEYS_MAX);
 			a->keys[a->nkeys++] = optarg;
 			break;
 		case O_SELECTOR:
 			if (a->nsel == KEYS_MAX)
-				return usage_error(sub, "at most %d --selector", KEYS_MAX);
+				return cli_usage(sub, "at most %d --selector", KEYS_MAX);
 			a->selectors[a->nsel++] = optarg;
 			break;
 		case O_DOMAIN:
 			if (a->ndom == KEYS_MAX)
-				return usage_error(sub, "at most %d --domain", KEYS_MAX);
+				return cli_usage(sub, "at most %d --domain", KEYS_MAX);
 			a->domains[a->ndom++] = optarg;
 			break;
 		case O_ALGO:
 			if (msv_dkim_algo_parse(optarg, &a->o.algo))
-				return usage_error(sub, "bad --algo '%s': expected rsa or ed25519", optarg);
+				return cli_usage(sub, "bad --algo '%s': expected rsa or ed25519", optarg);
 			break;
 		case O_HEADERS: a->o.headers = optarg; break;
 		case O_NO_OVERSIGN: a->o.no_oversign = 1; break;
 		case O_CANON:
 			if (msv_dkim_canon_parse(optarg, &a->o.header_canon, &a->o.body_canon))
-				return usage_error(sub, "bad --canon '%s': expected HEADER/BODY, each relaxed or simple "
+				return cli_usage(sub, "bad --canon '%s': expected HEADER/BODY, each relaxed or simple "
 				                        "(e.g. relaxed/relaxed)", optarg);
 			break;
 		case O_IDENTITY: a->o.identity = optarg; break;
 		case O_EXPIRE: {
 			int64_t v;
 			if (parse_time(optarg, &v) || v > ((int64_t)1 << 40))
-				return usage_error(sub, "bad --expire '%s': expected seconds > 0", optarg);
+				return cli_usage(sub, "bad --expire '%s': expected seconds > 0", optarg);
 			a->o.expire_seconds = v;
 			break;
 		}
 		case O_BODY_LENGTH: a->o.body_length = 1; break;
 		case O_TIME:
 			if (parse_time(optarg, &a->t))
-				return usage_error(sub, "bad --time '%s': expected seconds since the epoch", optarg);
+				return cli_usage(sub, "bad --time '%s': expected seconds since the epoch", optarg);
 			break;
 		case O_MESSAGE: a->message = optarg; break;
 		case O_SIG_ONLY: a->sig_only = 1; break;
 		case O_JSON: a->json = 1; break;
-		case ':': return usage_error(sub, "%s needs an argument", argv[optind - 1]);
-		default: return usage_error(sub, "unknown option '%s'", argv[optind - 1]);
+		case ':': return cli_usage(sub, "%s needs an argument", argv[optind - 1]);
+		default: return cli_usage(sub, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error(sub, "unexpected argument '%s'", argv[optind]);
+		return cli_usage(sub, "unexpected argument '%s'", argv[optind]);
 	if (!a->nkeys || !a->nsel || !a->ndom)
-		return usage_error(sub, "%s", "--key, --selector and --domain are required");
+		return cli_usage(sub, "%s", "--key, --selector and --domain are required");
 	if (record_mode && a->nkeys > 1)
-		return usage_error(sub, "%s", "one --key at a time");
+		return cli_usage(sub, "%s", "one --key at a time");
 	if ((a->nsel != 1 && a->nsel != a->nkeys) || (a->ndom != 1 && a->ndom != a->nkeys))
-		return usage_error(sub, "%s", "give --selector and --domain once, or once per --key");
+		return cli_usage(sub, "%s", "give --selector and --domain once, or once per --key");
 	if (a->o.algo != MSV_DKIM_ALGO_AUTO && a->nkeys > 1)
-		return usage_error(sub, "%s", "--algo applies to a single --key");
+		return cli_usage(sub, "%s", "--algo applies to a single --key");
 	return 0;
 }
 
@@ -590,25 +577,25 @@ static int cmd_verify(int argc, char **argv)
 		case O_KEY_RECORD:
 		case O_PUBLIC_KEY:
 			if (nf == 16)
-				return usage_error("verify ", "%s", "at most 16 keys");
+				return cli_usage("dkim verify", "%s", "at most 16 keys");
 			is_record[nf] = c == O_KEY_RECORD;
 			files[nf++] = optarg;
 			break;
 		case O_ANY: any = 1; break;
 		case O_TIME:
 			if (parse_time(optarg, &now))
-				return usage_error("verify ", "bad --time '%s': expected seconds since the epoch", optarg);
+				return cli_usage("dkim verify", "bad --time '%s': expected seconds since the epoch", optarg);
 			break;
 		case O_MESSAGE: message = optarg; break;
 		case O_JSON: json = 1; break;
-		case ':': return usage_error("verify ", "%s needs an argument", argv[optind - 1]);
-		default: return usage_error("verify ", "unknown option '%s'", argv[optind - 1]);
+		case ':': return cli_usage("dkim verify", "%s needs an argument", argv[optind - 1]);
+		default: return cli_usage("dkim verify", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("verify ", "unexpected argument '%s'", argv[optind]);
+		return cli_usage("dkim verify", "unexpected argument '%s'", argv[optind]);
 	if (!nf)
-		return usage_error("verify ", "%s", "give --key-record FILE or --public-key FILE");
+		return cli_usage("dkim verify", "%s", "give --key-record FILE or --public-key FILE");
 
 	msv_dkim_key *keys[16] = {NULL};
 	int rc = 0;

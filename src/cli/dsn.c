@@ -2,7 +2,6 @@
  * RFC 5965 and non-standard bounces; see missive-dsn(1)). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,18 +55,6 @@ static const char parse_help[] =
 	"\n"
 	"Exit: 0 parsed (whatever the message turned out to be); 64 usage; 65 not a\n"
 	"message (no header block) or too large; 66 the file cannot be opened or read.\n";
-
-static int usage_error(const char *fmt, ...) MSV_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("missive: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs(" (see 'missive dsn parse --help')\n", stderr);
-	va_end(ap);
-	return EX_USAGE;
-}
 
 static void add_str(cJSON *o, const char *name, const char *s)
 {
@@ -203,25 +190,25 @@ static int cmd_parse(int argc, char **argv)
 		case O_JSON: json = 1; break;
 		case O_VERP_PREFIX:
 			if (!*optarg || strchr(optarg, '@'))
-				return usage_error("bad --verp-prefix '%s': a local-part prefix such as bounces+",
+				return cli_usage("dsn parse", "bad --verp-prefix '%s': a local-part prefix such as bounces+",
 				                   optarg);
 			o.verp_prefix = optarg;
 			break;
 		case O_VERP_DOMAIN:
 			if (!*optarg || strchr(optarg, '@'))
-				return usage_error("bad --verp-domain '%s'", optarg);
+				return cli_usage("dsn parse", "bad --verp-domain '%s'", optarg);
 			o.verp_domain = optarg;
 			break;
-		case ':': return usage_error("%s needs an argument", argv[optind - 1]);
-		default: return usage_error("unknown option '%s'", argv[optind - 1]);
+		case ':': return cli_usage("dsn parse", "%s needs an argument", argv[optind - 1]);
+		default: return cli_usage("dsn parse", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return usage_error("%s", "a FILE (or - for stdin) is required");
+		return cli_usage("dsn parse", "%s", "a FILE (or - for stdin) is required");
 	if (optind + 1 < argc)
-		return usage_error("unexpected argument '%s'", argv[optind + 1]);
+		return cli_usage("dsn parse", "unexpected argument '%s'", argv[optind + 1]);
 	if (o.verp_domain && !o.verp_prefix)
-		return usage_error("%s", "--verp-domain needs --verp-prefix");
+		return cli_usage("dsn parse", "%s", "--verp-domain needs --verp-prefix");
 	char *data;
 	size_t len;
 	int rc = cli_read_file(argv[optind], BOUNCE_MAX, &data, &len, "message");

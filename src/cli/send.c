@@ -1,7 +1,6 @@
 /* missive send: one message over SMTP, now (msmtp-style). */
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,18 +161,6 @@ static int upper_copy(char *dst, size_t n, const char *src)
 	return 0;
 }
 
-static int usage_error(const char *fmt, ...) MSV_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("missive: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs(" (see 'missive send --help')\n", stderr);
-	va_end(ap);
-	return EX_USAGE;
-}
-
 static int parse_args(send_args *a, int argc, char **argv)
 {
 	int c;
@@ -197,19 +184,19 @@ static int parse_args(send_args *a, int argc, char **argv)
 		case O_CC:
 		case O_BCC:
 			if (a->nrcpt == RCPT_MAX)
-				return usage_error("more than %s recipients", "10000");
+				return cli_usage("send", "more than %s recipients", "10000");
 			a->rcpt_kind[a->nrcpt] = c == O_TO ? CLI_ADDR_TO : c == O_CC ? CLI_ADDR_CC : CLI_ADDR_BCC;
 			a->rcpt[a->nrcpt++] = optarg;
 			break;
 		case O_MESSAGE: a->message = optarg; break;
 		case O_DSN_NOTIFY:
 			if (upper_copy(a->dsn_notify, sizeof(a->dsn_notify), optarg))
-				return usage_error("bad --dsn-notify '%s'", optarg);
+				return cli_usage("send", "bad --dsn-notify '%s'", optarg);
 			break;
 		case O_DSN_RET:
 			if (upper_copy(a->dsn_ret, sizeof(a->dsn_ret), optarg) ||
 			    (strcmp(a->dsn_ret, "FULL") && strcmp(a->dsn_ret, "HDRS")))
-				return usage_error("bad --dsn-ret '%s': expected full or hdrs", optarg);
+				return cli_usage("send", "bad --dsn-ret '%s': expected full or hdrs", optarg);
 			break;
 		case O_ENVID: a->envid = optarg; break;
 		case O_JSON: a->json = 1; break;
@@ -218,35 +205,35 @@ static int parse_args(send_args *a, int argc, char **argv)
 			char *end;
 			long n = strtol(optarg, &end, 10);
 			if (!*optarg || *end || n < 1 || n > 1000)
-				return usage_error("bad --connections '%s': expected 1 to 1000", optarg);
+				return cli_usage("send", "bad --connections '%s': expected 1 to 1000", optarg);
 			a->connections = (unsigned)n;
 			break;
 		}
 		case ':':
-			return usage_error("%s needs an argument", argv[optind - 1]);
+			return cli_usage("send", "%s needs an argument", argv[optind - 1]);
 		default:
 			if (c != '?' && !cli_content_opt(&a->content, c, optarg))
 				break;
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return cli_usage("send", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return cli_usage("send", "unexpected argument '%s'", argv[optind]);
 	if (a->batch) {
 		/* every line carries its own sender, recipients and content */
 		if (a->from || a->nrcpt || a->message || a->content.given)
-			return usage_error("%s", "--batch takes sender, recipients and content from each line");
+			return cli_usage("send", "%s", "--batch takes sender, recipients and content from each line");
 		return 0;
 	}
 	if (!a->from)
-		return usage_error("%s", "--from is required");
+		return cli_usage("send", "%s", "--from is required");
 	if (!a->nrcpt)
-		return usage_error("%s", "at least one --to is required");
+		return cli_usage("send", "%s", "at least one --to is required");
 	if (a->content.given && a->message)
-		return usage_error("%s", "--message cannot be combined with content flags "
+		return cli_usage("send", "%s", "--message cannot be combined with content flags "
 		                         "(--subject, --text, --html, --attach, ...)");
 	if (a->content.given && cli_content_missing(&a->content))
-		return usage_error("%s", cli_content_missing(&a->content));
+		return cli_usage("send", "%s", cli_content_missing(&a->content));
 	return 0;
 }
 

@@ -41,6 +41,17 @@ void cli_err(const char *fmt, ...)
 	va_end(ap);
 }
 
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("missive: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (see 'missive %s --help')\n", cmd);
+	va_end(ap);
+	return EX_USAGE;
+}
+
 int cli_read_file(const char *path, size_t max, char **out, size_t *len, const char *what)
 {
 	int is_stdin = !strcmp(path, "-");

@@ -59,6 +59,9 @@ int dsn_ci_eq(const char *a, size_t an, const char *b);       /* a[0..an) == b, 
 int dsn_ci_prefix(const char *a, size_t an, const char *b);   /* a starts with b */
 /* Index of needle (lowercase ASCII) in s[0..n), case-insensitive, or -1. */
 long dsn_ci_find(const char *s, size_t n, const char *needle);
+#define NWORDS(a) (sizeof(a) / sizeof((a)[0]))
+/* 1 when s[0..n) holds any of the nw needles (case-insensitive). */
+int dsn_ci_find_any(const char *s, size_t n, const char *const *needles, size_t nw);
 /* Finds an address (local@domain, dot-atom-ish) in s[from..n): sets its
  * span, returns 1; 0 when none. */
 int dsn_find_addr(const char *s, size_t n, size_t from, size_t *a0, size_t *a1);

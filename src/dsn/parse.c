@@ -435,13 +435,8 @@ static int looks_like_bounce(walk *w)
 		"failure", "undelivery", "message you sent", "nicht zustellbar", "mail delivery failed"};
 	if (w->nds || w->report_ds || w->failed.len)
 		return 1;
-	for (size_t i = 0; i < sizeof(from_words) / sizeof(from_words[0]); i++)
-		if (w->from.len && dsn_ci_find(w->from.data, w->from.len, from_words[i]) >= 0)
-			return 1;
-	for (size_t i = 0; i < sizeof(subj_words) / sizeof(subj_words[0]); i++)
-		if (w->subject.len && dsn_ci_find(w->subject.data, w->subject.len, subj_words[i]) >= 0)
-			return 1;
-	return 0;
+	return dsn_ci_find_any(w->from.data, w->from.len, from_words, NWORDS(from_words)) ||
+	       dsn_ci_find_any(w->subject.data, w->subject.len, subj_words, NWORDS(subj_words));
 }
 
 /* A List-Unsubscribe mailto request (RFC 2369) sent by a mail client
@@ -491,10 +486,7 @@ static int looks_like_autoreply(walk *w)
 	                                   "out of the office", "vacation",     "away from",
 	                                   "abwesenheit",    "absence",         "away until",
 	                                   "autosvar",       "réponse automatique", "不在"};
-	for (size_t i = 0; i < sizeof(subj) / sizeof(subj[0]); i++)
-		if (w->subject.len && dsn_ci_find(w->subject.data, w->subject.len, subj[i]) >= 0)
-			return 1;
-	return 0;
+	return dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj));
 }
 
 static void read_autoreply(walk *w)
@@ -607,18 +599,9 @@ static int text_says_delayed(walk *w)
 	                                    "delivery attempts will continue", "has not been delivered yet",
 	                                    "warning: message", "temporarily deferred",
 	                                    "could not be delivered yet", "continue trying"};
-	const char *s = w->text.data ? w->text.data : "";
-	size_t n = w->cut;
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (dsn_ci_find(s, n, words[i]) >= 0)
-			return 1;
-	if (w->subject.len) {
-		static const char *const subj[] = {"delayed", "delay", "warning", "not yet"};
-		for (size_t i = 0; i < sizeof(subj) / sizeof(subj[0]); i++)
-			if (dsn_ci_find(w->subject.data, w->subject.len, subj[i]) >= 0)
-				return 1;
-	}
-	return 0;
+	static const char *const subj[] = {"delayed", "delay", "warning", "not yet"};
+	return dsn_ci_find_any(w->text.data, w->cut, words, NWORDS(words)) ||
+	       dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj));
 }
 
 /* The prose says it is a bounce (for bounces from unusual senders with
@@ -636,12 +619,7 @@ static int prose_bouncy(walk *w)
 		"delivery failure", "mailbox is full", "returned mail", "delivery error",
 		"failed to deliver", "unable to be delivered", "cannot be delivered", "no such user",
 		"user unknown", "not delivered to", "not a member of this mailing list"};
-	const char *s = w->text.data ? w->text.data : "";
-	size_t n = w->cut;
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (dsn_ci_find(s, n, words[i]) >= 0)
-			return 1;
-	return 0;
+	return dsn_ci_find_any(w->text.data, w->cut, words, NWORDS(words));
 }
 
 /* Hotmail's JMRP complaints: not ARF, a message/rfc822 with an

@@ -71,21 +71,28 @@ static size_t json_string(const char *s, size_t n, size_t i, msv_buf *out)
 	return 0;
 }
 
-/* The string value of "key" in s[0..n) (first occurrence), into out. */
-static int json_get(const char *s, size_t n, const char *key, msv_buf *out)
+/* Where "key" (quoted, first occurrence) ends in s[0..n), or -1. */
+static long json_key(const char *s, size_t n, const char *key)
 {
 	char pat[64];
 	size_t kl = strlen(key);
 	if (kl + 3 > sizeof(pat))
-		return 0;
+		return -1;
 	pat[0] = '"';
 	memcpy(pat + 1, key, kl);
 	pat[kl + 1] = '"';
 	pat[kl + 2] = '\0';
 	long f = dsn_ci_find(s, n, pat);
+	return f < 0 ? -1 : f + (long)kl + 2;
+}
+
+/* The string value of "key" in s[0..n) (first occurrence), into out. */
+static int json_get(const char *s, size_t n, const char *key, msv_buf *out)
+{
+	long f = json_key(s, n, key);
 	if (f < 0)
 		return 0;
-	size_t i = (size_t)f + kl + 2;
+	size_t i = (size_t)f;
 	while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
 		i++;
 	if (i >= n || s[i] != ':')
@@ -100,18 +107,10 @@ static int json_get(const char *s, size_t n, const char *key, msv_buf *out)
 /* The extent of the array value of "key": [a0, a1). */
 static int json_array(const char *s, size_t n, const char *key, size_t *a0, size_t *a1)
 {
-	char pat[64];
-	size_t kl = strlen(key);
-	if (kl + 3 > sizeof(pat))
-		return 0;
-	pat[0] = '"';
-	memcpy(pat + 1, key, kl);
-	pat[kl + 1] = '"';
-	pat[kl + 2] = '\0';
-	long f = dsn_ci_find(s, n, pat);
+	long f = json_key(s, n, key);
 	if (f < 0)
 		return 0;
-	size_t i = (size_t)f + kl + 2;
+	size_t i = (size_t)f;
 	while (i < n && s[i] != '[' && s[i] != '{' && s[i] != '"')
 		i++;
 	if (i >= n || s[i] != '[')

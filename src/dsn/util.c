@@ -58,6 +58,14 @@ long dsn_ci_find(const char *s, size_t n, const char *needle)
 	return -1;
 }
 
+int dsn_ci_find_any(const char *s, size_t n, const char *const *needles, size_t nw)
+{
+	for (size_t i = 0; i < nw; i++)
+		if (dsn_ci_find(s, n, needles[i]) >= 0)
+			return 1;
+	return 0;
+}
+
 /* Octets of a local part we accept in free text: atext (RFC 5322 3.2.3)
  * and '.', plus UTF-8 (RFC 6531). */
 static int local_char(unsigned char ch)
