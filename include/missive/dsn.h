@@ -23,7 +23,8 @@
  * DESCRIPTION
  *   msv_dsn_parse() takes one whole message in memory (any of CRLF, LF or
  *   CR line ends) and tells what it is (msv_dsn_kind) and, for each
- *   recipient it reports on, what happened and why.  It reads RFC 3464
+ *   recipient it reports on (by the address we sent to: docs/dsn.md,
+ *   "Which address is reported"), what happened and why.  It reads RFC 3464
  *   and RFC 6533 reports field by field, and falls back to the plain-text
  *   bounces that Exim, qmail, Sendmail, Postfix, Exchange, Gmail, Yahoo
  *   and many others still send.  Every recipient gets:
@@ -32,6 +33,9 @@
  *       (status_source says which);
  *     - a reason from a fixed taxonomy (msv_dsn_reason; docs/dsn.md has
  *       the table and its mapping to Sisimai's names);
+ *     - action: the report's Action field as RFC 3464 defines it
+ *       (failed: the reporting MTA will not retry; delayed: it will);
+ *       decided from the prose for plain-text bounces;
  *     - hard or soft: hard means the address itself is bad (unknown user,
  *       unknown host, moved, the domain accepts no mail): sending to it
  *       again cannot succeed, so it belongs on a suppression list.  A
@@ -160,7 +164,11 @@ typedef enum msv_dsn_source {
 #define MSV_DSN_STATUS_MAX 16
 
 typedef struct msv_dsn_recipient {
-	char *address;             /* Final-Recipient or the address the text names; never NULL */
+	/* The address we sent to, an RFC 5321 mailbox; never NULL: the
+	 * Original-Recipient when it is a mailbox, else the Final-Recipient
+	 * (or, in prose, the alias a rewritten address came from); never
+	 * the envelope sender or the returned message's From. */
+	char *address;
 	char *original_recipient;  /* Original-Recipient (ORCPT), or NULL */
 	msv_dsn_action action;
 	char status[MSV_DSN_STATUS_MAX]; /* "5.1.1"; "" when none */
@@ -175,6 +183,13 @@ typedef struct msv_dsn_recipient {
 	char *will_retry_until;    /* Will-Retry-Until as written */
 	char *command;             /* SMTP command the failure followed ("RCPT", "DATA"), or NULL */
 	char *rule;                /* why this reason: "status 5.1.1", "diagnostic matches '...'" */
+	/* The address the reporting MTA delivered to, as it wrote it
+	 * (Final-Recipient, or the rewritten address of a plain-text
+	 * report), when that is not address: an internal routing name
+	 * (user@ims-ms-daemon), another case, the target of an alias, or
+	 * another address type, kept with its type ("x400; /S=Doe/...").
+	 * NULL when it is address itself or the report names none. */
+	char *final_recipient;
 } msv_dsn_recipient;
 
 typedef struct msv_dsn_report {

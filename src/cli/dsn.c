@@ -91,6 +91,7 @@ static int print_json(const msv_dsn_report *rep)
 		/* Keys beyond the contract. */
 		add_str(x, "diagnostic_type", r->diagnostic_type);
 		add_str(x, "original_recipient", r->original_recipient);
+		add_str(x, "final_recipient", r->final_recipient);
 		add_str(x, "status_source", r->status[0] ? msv_dsn_source_name(r->status_source) : NULL);
 		if (r->reply_code)
 			cJSON_AddNumberToObject(x, "reply_code", r->reply_code);
@@ -144,6 +145,7 @@ static int print_human(const msv_dsn_report *rep)
 		const msv_dsn_recipient *r = &rep->recipients[i];
 		printf("\n%s\n", r->address);
 		line("original recipient:", r->original_recipient);
+		line("final recipient:", r->final_recipient);
 		line("action:", r->action ? msv_dsn_action_name(r->action) : NULL);
 		if (r->status[0])
 			printf("  %-20s %s (%s)\n", "status:", r->status,

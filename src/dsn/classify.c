@@ -40,6 +40,10 @@ enum {
 	/* "User unknown" phrases that Japanese carriers and filters also
 	 * send in reply to DATA for a live mailbox (see dsn_classify_rcpt). */
 	P_FLIP = 8,
+	/* A whole word: not inside a longer one ("virus" is not InterScan
+	 * VirusWall's or Anti-Virus's: a product's name says nothing about
+	 * the message).  Only for patterns without '*'. */
+	P_WORD = 16,
 };
 
 typedef struct prule {
@@ -101,9 +105,10 @@ static const prule rules[] = {
 	{R(REQUIREPTR), "mismatches client ip", P_ANY},
 
 	/* Virus before spam: a virus message also says "rejected". */
-	{R(VIRUSDETECTED), "virus", P_ANY},
-	{R(VIRUSDETECTED), "malware", P_ANY},
-	{R(VIRUSDETECTED), "infected", P_ANY},
+	{R(VIRUSDETECTED), "virus", P_WORD},
+	{R(VIRUSDETECTED), "viruses", P_WORD},
+	{R(VIRUSDETECTED), "malware", P_WORD},
+	{R(VIRUSDETECTED), "infected", P_WORD},
 
 	/* Relaying before "access denied". */
 	{R(NORELAYING), "relay access denied", P_ANY},
@@ -241,6 +246,15 @@ static const prule rules[] = {
 	{R(FILTERED), " : user unknown", P_ANY},
 	{R(FILTERED), ": : user unknown", P_ANY},
 
+	/* The sender refused: before the unknown recipients, whose words
+	 * ("address does not exist") a refusal of our own domain shares. */
+	{R(REJECTED), "sender address rejected", P_ANY},
+	{R(REJECTED), "sender rejected", P_ANY},
+	{R(REJECTED), "sender was rejected", P_ANY},
+	{R(REJECTED), "domain of sender address", P_ANY},
+	{R(REJECTED), "sender verify failed", P_ANY},
+	{R(REJECTED), "unroutable sender address", P_ANY},
+
 	/* Unknown recipients. */
 	{R(USERUNKNOWN), "user unknown", P_FLIP},
 	{R(USERUNKNOWN), "unknown user", P_FLIP},
@@ -323,13 +337,9 @@ static const prule rules[] = {
 	{R(HOSTUNKNOWN), "host or domain name not found", P_ANY},
 	{R(HOSTUNKNOWN), "nxdomain", P_ANY},
 	{R(HOSTUNKNOWN), "mx records point to non-existent hosts", P_ANY},
+	/* MailEnable: "the domain name (x) does not appear to be registered" */
+	{R(HOSTUNKNOWN), "does not appear to be registered", P_ANY},
 
-	{R(REJECTED), "sender address rejected", P_ANY},
-	{R(REJECTED), "sender rejected", P_ANY},
-	{R(REJECTED), "sender was rejected", P_ANY},
-	{R(REJECTED), "domain of sender address", P_ANY},
-	{R(REJECTED), "sender verify failed", P_ANY},
-	{R(REJECTED), "unroutable sender address", P_ANY},
 	{R(REJECTED), "invalid sender", P_ANY},
 	{R(REJECTED), "sender not allowed", P_ANY},
 	{R(REJECTED), "bad sender", P_ANY},
@@ -490,6 +500,28 @@ static int match_at(const char *s, size_t n, size_t i, const char *pat)
 		i++;
 	}
 	return 1;
+}
+
+static int word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (unsigned char)c >= 0x80;
+}
+
+/* pat as a whole word of folded text s[0..n): no letter, digit or '-'
+ * before it ("anti-virus" is a product), no letter or digit after. */
+static int word_find(const char *s, size_t n, const char *pat)
+{
+	size_t m = strlen(pat);
+	for (size_t i = 0; i + m <= n; i++) {
+		if (memcmp(s + i, pat, m))
+			continue;
+		if (i && (word_char(s[i - 1]) || s[i - 1] == '-'))
+			continue;
+		if (i + m < n && word_char(s[i + m]))
+			continue;
+		return 1;
+	}
+	return 0;
 }
 
 static int glob_find(const char *s, size_t n, const char *pat)
@@ -737,7 +769,7 @@ static const prule *match_rules(const char *low, size_t n, int perm, int weak)
 			continue;
 		if (!!(p->when & P_WEAK) != weak)
 			continue;
-		if (glob_find(low, n, p->pat))
+		if ((p->when & P_WORD) ? word_find(low, n, p->pat) : glob_find(low, n, p->pat))
 			return p;
 	}
 	return NULL;
@@ -965,6 +997,14 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 		adjust(&v, flags, r->status, r->command);
 	}
 	r->reason = v.reason;
+	/* A report without an Action field (plain prose): a mailbox or
+	 * domain that does not exist is no delay, whatever weak words (a
+	 * "Warning:" subject) said, unless a 4xx code or the prose's
+	 * "will be retried" does. */
+	int prose = r->action == MSV_DSN_ACTION_NONE;
+	int coded = (r->status[0] && r->status_source != MSV_DSN_SRC_INFERRED) || r->reply_code;
+	if (prose && delayed && h && !h->delay_said && !coded && dsn_reason_hard_col(v.reason) == 1)
+		delayed = 0;
 	int perm = perm_of(r->status, r->reply_code, delayed);
 	/* "retry timeout exceeded": the MTA gave up after temporary
 	 * failures; the code it never got would have been a 4xx (the
@@ -978,8 +1018,12 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 		infer_status(r->status, v.reason, temp_code);
 		r->status_source = MSV_DSN_SRC_INFERRED;
 	}
-	if (r->action == MSV_DSN_ACTION_NONE)
-		r->action = perm ? MSV_DSN_ACTION_FAILED : MSV_DSN_ACTION_DELAYED;
+	/* RFC 3464 2.3.3: failed means the reporting MTA will not retry.
+	 * Prose that says it gave up ("This is a permanent error; I've
+	 * given up", "failed permanently") is a failure even over a 4xx
+	 * code: the code is the last attempt's, the decision is final. */
+	if (prose)
+		r->action = perm || (h && h->permanent) ? MSV_DSN_ACTION_FAILED : MSV_DSN_ACTION_DELAYED;
 	r->hard = r->action == MSV_DSN_ACTION_FAILED && is_hard(v.reason, perm);
 	r->rule = dsn_str(c, v.rule, strlen(v.rule));
 }

@@ -78,6 +78,19 @@ int dsn_find_reply_code(const char *s, size_t n);
  * class.subject.detail (class 2, 4 or 5; 1..3 digits each).  Returns 1
  * and fills out when valid. */
 int dsn_status_norm(const char *s, size_t n, char *out);
+/* The address type of a typed field value ("rfc822; a@b"): *tl is the
+ * length of "type;" (0 when untyped). */
+enum { DSN_ADDR_UNTYPED = 0, DSN_ADDR_INTERNET, DSN_ADDR_OTHER };
+int dsn_addr_type(const char *s, size_t n, size_t *tl);
+/* The RFC 5321 mailbox a recipient field names, canonical (type,
+ * brackets, "SMTP:"/"SMTP=" prefixes and source routes removed; a
+ * dot-atom local part unquoted, any other quoted), appended to out with
+ * *ok = 1.  *ok = 0 (nothing appended) for what is no Internet mailbox:
+ * another address type (X400, LEGACYEXCHANGEDN, x-local), a program or
+ * a file, no local part, a routing name without a dotted domain
+ * (user@ims-ms-daemon).  s has no comments (the caller removed them).
+ * Fails only with MSV_E_NOMEM or MSV_E_TOO_LARGE. */
+msv_result dsn_mailbox(msv_buf *out, int *ok, const char *s, size_t n);
 /* Appends s[0..n) to out with CRLF and CR line ends made LF. */
 msv_result dsn_add_lf(msv_buf *out, const char *s, size_t n);
 /* Appends the visible text of HTML (tags dropped, block tags as line
@@ -104,6 +117,7 @@ typedef struct dsn_text_in {
 	const char *failed_hdr;   /* X-Failed-Recipients or NULL */
 	const char *const *skip;  /* addresses that are not recipients (the sender's) */
 	size_t nskip;
+	const char *orig_to;      /* the returned message's To and Cc, or NULL */
 } dsn_text_in;
 
 /* Finds recipients and their error text in plain prose.  When the report
@@ -126,6 +140,8 @@ int dsn_ses_read(dsn_ctx *c, const char *s, size_t n, msv_dsn_kind *kind);
 /* ---- classify.c ---- */
 typedef struct dsn_hint {
 	int delayed;          /* the report says delayed / will retry */
+	int permanent;        /* the prose says the sender's MTA gave up (qmail's "I've given up") */
+	int delay_said;       /* the prose says outright it will retry ("will be retried") */
 	const char *format;   /* reader name, some rules depend on it */
 	const char *context;  /* extra text that applies to every recipient (the prose intro), or NULL */
 } dsn_hint;

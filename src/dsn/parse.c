@@ -15,6 +15,7 @@
  * (classify.c).
  */
 #include <string.h>
+#include <strings.h>
 
 #include "dsn/dsn_int.h"
 #include "mime/mime_int.h"
@@ -46,6 +47,8 @@ typedef struct walk {
 	msv_mime_node on[4];
 	msv_mime_tree ot;
 	int have_orig;
+	msv_buf sent; /* the returned message's To and Cc, decoded (orig_rcpts) */
+	int sent_done;
 } walk;
 
 static int type_is(const msv_mime_node *n, const char *type, const char *sub)
@@ -591,17 +594,56 @@ static void decide_kind(dsn_ctx *c)
 		rep->kind = MSV_DSN_UNKNOWN;
 }
 
-/* Prose that says the message is only delayed. */
-static int text_says_delayed(walk *w)
+/* What the prose says of the message's fate, for reports without an
+ * Action field.  Strong words about the future decide ("will be
+ * retried", "I've given up"); weak ones ("delayed", a "Warning:"
+ * subject) only when the other side said nothing: a permanent failure
+ * may mention that earlier attempts were delayed, and a subject may say
+ * "Warning" over "no such user here". */
+static const char *const delay_strong[] = {
+	"will retry", "will be retried", "still trying", "not yet been delivered",
+	"delivery attempts will continue", "has not been delivered yet", "could not be delivered yet",
+	"continue trying", "warning only", "do not need to resend", "will keep trying",
+	"will continue to try", "still being retried"};
+static const char *const perm_strong[] = {
+	"permanent error", "permanent failure", "failed permanently", "permanently failed",
+	"permanently rejected", "given up", "gave up", "giving up", "not going to try again",
+	"not be retried", "will not try again", "won't be retried", "no further attempts",
+	"will not retry", "unrecoverable error", "fatal error"};
+
+static int text_says(walk *w, const char *const *words, size_t nw)
 {
-	static const char *const words[] = {"delayed", "will retry", "will be retried",
-	                                    "still trying", "not yet been delivered",
-	                                    "delivery attempts will continue", "has not been delivered yet",
-	                                    "warning: message", "temporarily deferred",
-	                                    "could not be delivered yet", "continue trying"};
+	return dsn_ci_find_any(w->text.data, w->cut, words, nw) ||
+	       dsn_ci_find_any(w->subject.data, w->subject.len, words, nw);
+}
+
+/* A recipient whose fate the prose must tell: no Action field, and a
+ * 4xx code that alone would make it a delay. */
+static int fate_open(const msv_dsn_report *rep)
+{
+	for (size_t i = 0; i < rep->nrecipients; i++) {
+		const msv_dsn_recipient *r = &rep->recipients[i];
+		if (r->action == MSV_DSN_ACTION_NONE &&
+		    (r->status[0] == '4' || (r->reply_code >= 400 && r->reply_code < 500)))
+			return 1;
+	}
+	return 0;
+}
+
+/* The fate the prose tells, for the hint.  The permanent words are
+ * only looked for when they could change something (weak delay words,
+ * or a 4xx code): most bounces need neither scan. */
+static void text_fate(walk *w, dsn_hint *h)
+{
+	static const char *const weak[] = {"delayed", "warning: message", "temporarily deferred"};
 	static const char *const subj[] = {"delayed", "delay", "warning", "not yet"};
-	return dsn_ci_find_any(w->text.data, w->cut, words, NWORDS(words)) ||
-	       dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj));
+	h->delay_said = text_says(w, delay_strong, NWORDS(delay_strong));
+	int weak_said = !h->delay_said &&
+	                (dsn_ci_find_any(w->text.data, w->cut, weak, NWORDS(weak)) ||
+	                 dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj)));
+	h->permanent = !h->delay_said && (weak_said || fate_open(w->c->rep)) &&
+	               text_says(w, perm_strong, NWORDS(perm_strong));
+	h->delayed = h->delay_said || (weak_said && !h->permanent);
 }
 
 /* The prose says it is a bounce (for bounces from unusual senders with
@@ -685,6 +727,113 @@ static void rcpt_from_orig(walk *w, const char *why, size_t whylen)
 		}
 	}
 	msv_buf_free(&b);
+}
+
+/* The returned message's To and Cc (decoded): whom we sent it to.
+ * Decoded once, on first use. */
+static const msv_buf *orig_rcpts(walk *w)
+{
+	if (!w->sent_done) {
+		w->sent_done = 1;
+		orig_header(w, "To", &w->sent);
+		if (msv_buf_addc(&w->sent, ','))
+			w->c->oom = 1;
+		orig_header(w, "Cc", &w->sent);
+	}
+	return &w->sent;
+}
+
+static int is_skipped(const walk *w, const char *a, size_t n)
+{
+	for (size_t i = 0; i < w->nskip; i++)
+		if (dsn_ci_eq(a, n, w->skipbuf.data + w->skipoff[i]))
+			return 1;
+	return 0;
+}
+
+/* The one address of s that is no sender's and no reported recipient's,
+ * or 0 when there are none or several. */
+static int single_candidate(walk *w, const char *s, size_t n, size_t *c0, size_t *c1)
+{
+	size_t i = 0, a0, a1, found = 0;
+	while (s && dsn_find_addr(s, n, i, &a0, &a1)) {
+		i = a1;
+		if (is_skipped(w, s + a0, a1 - a0) || dsn_rcpt_find(w->c, s + a0, a1 - a0))
+			continue;
+		if (found && (a1 - a0 != *c1 - *c0 || strncasecmp(s + a0, s + *c0, a1 - a0)))
+			return 0; /* several */
+		*c0 = a0;
+		*c1 = a1;
+		found = 1;
+	}
+	return (int)found;
+}
+
+/* Report groups whose recipient fields name no Internet mailbox (an
+ * X.400 name and no Original-Recipient, a pipe, "@host"): the address
+ * we sent to is the returned message's only recipient, else the only
+ * one X-Failed-Recipients names, when exactly one group lacks it.  With
+ * drop set, groups still unnamed are removed: a name that is no mailbox
+ * is no use to anyone suppressing addresses. */
+static void name_unnamed(walk *w, int drop)
+{
+	dsn_ctx *c = w->c;
+	msv_dsn_report *rep = c->rep;
+	size_t unnamed = 0, which = 0;
+	for (size_t i = 0; i < rep->nrecipients; i++)
+		if (!rep->recipients[i].address) {
+			unnamed++;
+			which = i;
+		}
+	if (unnamed == 1) {
+		const msv_buf *b = orig_rcpts(w);
+		size_t a0 = 0, a1 = 0;
+		const char *src = b->data;
+		int got = single_candidate(w, b->data, b->len, &a0, &a1);
+		if (!got && w->failed.len) {
+			src = w->failed.data;
+			got = single_candidate(w, w->failed.data, w->failed.len, &a0, &a1);
+		}
+		if (got)
+			rep->recipients[which].address = dsn_str(c, src + a0, a1 - a0);
+	}
+	for (size_t i = 0; drop && i < rep->nrecipients;) {
+		if (!rep->recipients[i].address)
+			dsn_rcpt_remove(c, i);
+		else
+			i++;
+	}
+}
+
+/* A reporting MTA that changed the case of an address (a local part is
+ * case-sensitive, RFC 5321 2.4): the returned message's To or Cc has it
+ * as we sent it; that one is reported, the other kept as the final
+ * recipient. */
+static void sent_case(walk *w)
+{
+	dsn_ctx *c = w->c;
+	if (!w->have_orig)
+		return;
+	const msv_buf *b = orig_rcpts(w);
+	for (size_t k = 0; k < c->rep->nrecipients; k++) {
+		msv_dsn_recipient *r = &c->rep->recipients[k];
+		size_t i = 0, a0, a1;
+		while (r->address && dsn_find_addr(b->data, b->len, i, &a0, &a1)) {
+			i = a1;
+			if (!dsn_ci_eq(b->data + a0, a1 - a0, r->address) ||
+			    !strncmp(b->data + a0, r->address, a1 - a0))
+				continue;
+			char *sent = dsn_str(c, b->data + a0, a1 - a0);
+			if (!sent)
+				break;
+			if (!r->final_recipient)
+				r->final_recipient = r->address;
+			else
+				msv_free(r->address);
+			r->address = sent;
+			break;
+		}
+	}
 }
 
 static void analyze(walk *w, const char *buf, size_t len)
@@ -773,7 +922,7 @@ static void analyze(walk *w, const char *buf, size_t len)
 	for (size_t i = 0; i < w->nskip; i++)
 		w->skip[i] = w->skipbuf.data + w->skipoff[i];
 
-	dsn_hint hint = {0, NULL, NULL};
+	dsn_hint hint = {0, 0, 0, NULL, NULL};
 	const char *fmt = NULL;
 	char *context = NULL;
 	if (w->arf_node >= 0 || w->report_feedback) {
@@ -791,6 +940,7 @@ static void analyze(walk *w, const char *buf, size_t len)
 			msv_buf_free(&body);
 			msv_buf_free(&lf);
 		}
+		name_unnamed(w, 1);
 		if (rep->nrecipients)
 			set_format(c, w->ds_utf8[0] ? "rfc6533" : "rfc3464");
 		msv_dsn_kind fixed = MSV_DSN_UNKNOWN;
@@ -817,12 +967,15 @@ static void analyze(walk *w, const char *buf, size_t len)
 			read_autoreply(w);
 			rep->kind = MSV_DSN_AUTOREPLY;
 		} else if (rep->kind != MSV_DSN_FEEDBACK && (rep->nrecipients || bouncy)) {
+			const msv_buf *sent = orig_rcpts(w);
 			dsn_text_in in = {tx, w->cut, w->subject.data ? w->subject.data : "",
 			                  w->from.data ? w->from.data : "",
-			                  w->failed.len ? w->failed.data : NULL, w->skip, w->nskip};
+			                  w->failed.len ? w->failed.data : NULL, w->skip, w->nskip,
+			                  sent->data};
 			size_t prelude = 0;
 			int had = rep->nrecipients > 0;
 			dsn_text_read(c, &in, &fmt, &prelude);
+			name_unnamed(w, 1);
 			set_format(c, fmt);
 			/* The introduction is every recipient's context when the
 			 * prose was all there was. */
@@ -835,7 +988,7 @@ static void analyze(walk *w, const char *buf, size_t len)
 					set_format(c, "text");
 			}
 			hint.format = rep->format;
-			hint.delayed = text_says_delayed(w);
+			text_fate(w, &hint);
 			if (!rep->nrecipients && looks_like_autoreply(w)) {
 				set_format(c, "rfc3834");
 				read_autoreply(w);
@@ -843,6 +996,7 @@ static void analyze(walk *w, const char *buf, size_t len)
 			}
 		}
 	}
+	sent_case(w);
 	/* Classify. */
 	for (size_t i = 0; i < rep->nrecipients; i++)
 		dsn_classify_rcpt(c, &rep->recipients[i], &hint);
@@ -991,6 +1145,7 @@ static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
 	msv_buf_init(&w->skipbuf, 32 * 512);
 	msv_buf_init(&w->text, DSN_TEXT_MAX * 4 + 1);
 	msv_buf_init(&w->orig_raw, DSN_TEXT_MAX);
+	msv_buf_init(&w->sent, DSN_FIELD_MAX * 4);
 	analyze(w, buf, len);
 	const char *ip = NULL, *tp = NULL;
 	size_t il = 0, tl = 0;
@@ -1007,6 +1162,7 @@ static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
 	msv_buf_free(&w->skipbuf);
 	msv_buf_free(&w->text);
 	msv_buf_free(&w->orig_raw);
+	msv_buf_free(&w->sent);
 	if (c.oom) {
 		r = msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory reading a report");
 		goto done;

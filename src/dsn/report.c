@@ -207,6 +207,7 @@ void dsn_rcpt_clear(msv_dsn_recipient *r)
 	msv_free(r->will_retry_until);
 	msv_free(r->command);
 	msv_free(r->rule);
+	msv_free(r->final_recipient);
 	memset(r, 0, sizeof(*r));
 }
 

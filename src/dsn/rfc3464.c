@@ -242,6 +242,7 @@ typedef struct ds_state {
 	msv_dsn_recipient *cur; /* recipient of the current group, or NULL */
 	size_t added;
 	int have_final, have_orig, have_action, have_status, have_diag;
+	int after_final; /* an Action, Status or Diagnostic-Code followed the Final-Recipient */
 	msv_buf tmp;
 	int skip_group; /* the group's recipient was dropped (limit) */
 } ds_state;
@@ -250,6 +251,7 @@ static void new_group(ds_state *st)
 {
 	st->cur = NULL;
 	st->have_final = st->have_orig = st->have_action = st->have_status = st->have_diag = 0;
+	st->after_final = 0;
 	st->skip_group = 0;
 }
 
@@ -289,6 +291,10 @@ static void strip_type(const char **v, size_t *n)
 	}
 }
 
+/* Keeps a recipient field's value whole, type included ("rfc822;
+ * a@b", "X400; /S=Doe/"), comments removed and RFC 6533 escapes
+ * decoded: which address it gives is decided once the group is read
+ * (resolve_group). */
 static void set_addr(ds_state *st, char **field, const char *v, size_t n)
 {
 	dsn_ctx *c = st->c;
@@ -298,13 +304,11 @@ static void set_addr(ds_state *st, char **field, const char *v, size_t n)
 		return;
 	}
 	const char *s = st->tmp.data ? st->tmp.data : "";
-	size_t a0, a1;
-	if (!dsn_typed_addr(s, st->tmp.len, &a0, &a1))
-		return;
-	if (st->utf8 || memchr(s + a0, '\\', a1 - a0)) {
+	size_t len = st->tmp.len;
+	if (st->utf8 || memchr(s, '\\', len)) {
 		msv_buf dec;
 		msv_buf_init(&dec, DSN_FIELD_MAX * 4);
-		if (add_utf8_escapes(&dec, s + a0, a1 - a0)) {
+		if (add_utf8_escapes(&dec, s, len)) {
 			msv_buf_free(&dec);
 			c->oom = 1;
 			return;
@@ -313,7 +317,90 @@ static void set_addr(ds_state *st, char **field, const char *v, size_t n)
 		msv_buf_free(&dec);
 		return;
 	}
-	dsn_set(c, field, s + a0, a1 - a0);
+	dsn_set(c, field, s, len);
+}
+
+/* The canonical mailbox of a kept field value, or NULL (no Internet
+ * mailbox, or out of memory: c->oom). */
+static char *mailbox_of(dsn_ctx *c, const char *v)
+{
+	if (!v)
+		return NULL;
+	msv_buf b;
+	msv_buf_init(&b, DSN_FIELD_MAX);
+	int ok = 0;
+	if (dsn_mailbox(&b, &ok, v, strlen(v)) == MSV_E_NOMEM)
+		c->oom = 1;
+	char *r = ok ? dsn_str(c, b.data, b.len) : NULL;
+	msv_buf_free(&b);
+	return r;
+}
+
+/* A kept value as a person reads it: "rfc822;" dropped and the value
+ * without its brackets; another type kept in front ("X400; /S=Doe/"),
+ * so nobody takes it for a mailbox. */
+static char *shown_of(dsn_ctx *c, const char *v)
+{
+	size_t tl, n = strlen(v);
+	int type = dsn_addr_type(v, n, &tl);
+	const char *a = v + tl;
+	size_t an = n - tl;
+	while (an && (*a == ' ' || *a == '<')) {
+		a++;
+		an--;
+	}
+	while (an && (a[an - 1] == ' ' || a[an - 1] == '>'))
+		an--;
+	if (type != DSN_ADDR_OTHER)
+		return dsn_str(c, a, an);
+	msv_buf b;
+	msv_buf_init(&b, DSN_FIELD_MAX);
+	if (msv_buf_add(&b, v, tl) || msv_buf_addc(&b, ' ') || msv_buf_add(&b, a, an))
+		c->oom = 1;
+	char *r = dsn_str(c, b.data, b.len);
+	msv_buf_free(&b);
+	return r;
+}
+
+/* Which address a recipient group is about.  The address we sent to is
+ * the Original-Recipient (RFC 3464 2.3.1: the ORCPT we gave, or the
+ * address as the reporting MTA received it) when it is an Internet
+ * mailbox: the Final-Recipient is what that MTA made of it (an internal
+ * routing name such as user@ims-ms-daemon, another case, an alias's
+ * target, an X.400 name).  Else the Final-Recipient, else
+ * X-Actual-Recipient, when they are mailboxes.  address stays NULL when
+ * none is: the caller looks elsewhere (the returned message) or drops
+ * the group.  The Final-Recipient is kept in final_recipient when it is
+ * not the address reported. */
+static void resolve_group(dsn_ctx *c, msv_dsn_recipient *r)
+{
+	char *actual = r->address;
+	r->address = NULL;
+	char *om = mailbox_of(c, r->original_recipient);
+	char *fm = mailbox_of(c, r->final_recipient);
+	char *am = fm ? NULL : mailbox_of(c, actual);
+	const char *fin = r->final_recipient ? r->final_recipient : actual;
+	char *shown = fm ? NULL : fin ? shown_of(c, fin) : NULL;
+	r->address = om ? om : fm ? fm : am;
+	if (om) {
+		msv_free(r->original_recipient);
+		r->original_recipient = dsn_str(c, om, strlen(om));
+	} else if (r->original_recipient) {
+		char *o = shown_of(c, r->original_recipient);
+		msv_free(r->original_recipient);
+		r->original_recipient = o;
+	}
+	msv_free(r->final_recipient);
+	r->final_recipient = NULL;
+	const char *f = fm ? fm : shown;
+	if (f && (!r->address || strcmp(f, r->address)))
+		r->final_recipient = dsn_str(c, f, strlen(f));
+	if (om)
+		msv_free(fm);
+	if (om || fm)
+		msv_free(am);
+	msv_free(shown);
+	msv_free(actual);
 }
 
 static void field(ds_state *st, const char *name, size_t nl, const char *v, size_t n)
@@ -364,17 +451,25 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 		}
 		if (!cur_rcpt(st))
 			return;
-		if (id == F_FINAL_RCPT || !st->cur->address)
-			set_addr(st, &st->cur->address, v, n);
+		if (id == F_FINAL_RCPT)
+			set_addr(st, &st->cur->final_recipient, v, n);
+		else if (!st->cur->address)
+			set_addr(st, &st->cur->address, v, n); /* X-Actual-Recipient, until resolved */
 		return;
 	case F_ORIGINAL_RCPT:
-		if (st->have_orig)
+		/* RFC 3464 2.3 puts Original-Recipient first; after the
+		 * Action, Status or Diagnostic-Code that followed a group's
+		 * Final-Recipient, it starts the next group (reports without
+		 * blank lines).  Amazon SES writes Action first, then Final-
+		 * and Original-Recipient: one group. */
+		if (st->have_orig || st->after_final)
 			new_group(st);
 		st->have_orig = 1;
 		if (cur_rcpt(st))
 			set_addr(st, &st->cur->original_recipient, v, n);
 		return;
 	case F_ACTION: {
+		st->after_final |= st->have_final;
 		if (st->have_action && st->have_final)
 			new_group(st);
 		st->have_action = 1;
@@ -406,6 +501,7 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 		return;
 	}
 	case F_STATUS: {
+		st->after_final |= st->have_final;
 		if (st->have_status && st->have_final)
 			new_group(st);
 		st->have_status = 1;
@@ -437,6 +533,7 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 		}
 		return;
 	case F_DIAGNOSTIC:
+		st->after_final |= st->have_final;
 		if (st->have_diag && st->have_final)
 			new_group(st);
 		st->have_diag = 1;
@@ -526,16 +623,16 @@ size_t dsn_ds_read(dsn_ctx *c, const char *s, size_t n, int utf8)
 	if (name)
 		field(&st, name, nl, val, vl);
 	msv_buf_free(&st.tmp);
-	/* Groups without an address: take the original recipient, else drop. */
+	/* Groups that name no recipient at all are dropped; those whose
+	 * names are no mailbox keep a NULL address for the caller. */
 	size_t j = first;
 	while (j < c->rep->nrecipients) {
 		msv_dsn_recipient *r = &c->rep->recipients[j];
-		if (!r->address && r->original_recipient)
-			r->address = dsn_str(c, r->original_recipient, strlen(r->original_recipient));
-		if (!r->address) {
+		if (!r->address && !r->original_recipient && !r->final_recipient) {
 			dsn_rcpt_remove(c, j);
 			continue;
 		}
+		resolve_group(c, r);
 		j++;
 	}
 	return c->rep->nrecipients - first;

@@ -189,11 +189,64 @@ static int header_line(const char *p, size_t n)
 	return 0;
 }
 
+/* Lines that give an address for help or as an example, never a
+ * recipient's: "contact postmaster@...", "e.g. name@example.com". */
+static int help_line(const char *p, size_t n)
+{
+	static const char *const h[] = {"contact", "write to", "send mail to", "e.g.", "for example",
+	                                "such as", "help", "question", "reply to", "in the form",
+	                                "do not reply", "administrator", "support@"};
+	return dsn_ci_find_any(p, n, h, NWORDS(h));
+}
+
+/* Does the address list s (NULL: none) hold a[0..n), case-insensitively? */
+static int in_list(const char *s, const char *a, size_t n)
+{
+	size_t i = 0, a0, a1, sl = s ? strlen(s) : 0;
+	while (s && dsn_find_addr(s, sl, i, &a0, &a1)) {
+		i = a1;
+		if (a1 - a0 == n && !strncasecmp(s + a0, a, n))
+			return 1;
+	}
+	return 0;
+}
+
+static int list_has_addr(const char *s)
+{
+	size_t a0, a1;
+	return s && dsn_find_addr(s, strlen(s), 0, &a0, &a1);
+}
+
+/* The list holds exactly one address (repeats aside): its span. */
+static int single_addr(const char *s, size_t *s0, size_t *s1)
+{
+	size_t i = 0, a0, a1, sl = s ? strlen(s) : 0, found = 0;
+	while (s && dsn_find_addr(s, sl, i, &a0, &a1)) {
+		i = a1;
+		if (found && (a1 - a0 != *s1 - *s0 || strncasecmp(s + a0, s + *s0, a1 - a0)))
+			return 0;
+		*s0 = a0;
+		*s1 = a1;
+		found = 1;
+	}
+	return (int)found;
+}
+
 /* Notes addresses after "MAIL FROM:" (and "sender") as the sender's. */
 static void note_sender(tctx *x, const char *p, size_t n)
 {
+	/* The last ones are prose: "not accepting mail from <a>", "the
+	 * message from <a> to <b>", Office 365's "Sender Address: <a>". */
 	static const char *const ctx[] = {"mail from:", "mail from: ", "envelope-from <",
-	                                  "sender address <", "return-path: <", "from:<"};
+	                                  "sender address <", "return-path: <", "from:<",
+	                                  "sender address:", "envelope sender:", "envelope-sender:",
+	                                  "sender:", "originator:", "return path:", "mail from ",
+	                                  "message from ", "messages from ", "sent by "};
+	/* Every phrase holds one of these: most lines hold none, and are
+	 * done with in five scans rather than sixteen. */
+	static const char *const keys[] = {"from", "sender", "originator", "return", "sent by"};
+	if (!dsn_ci_find_any(p, n, keys, NWORDS(keys)))
+		return;
 	for (size_t k = 0; k < sizeof(ctx) / sizeof(ctx[0]); k++) {
 		long f = dsn_ci_find(p, n, ctx[k]);
 		if (f < 0)
@@ -268,6 +321,7 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 		if (e < n && p[e] == ':')
 			ok = 1;
 		else if (e < n && p[e] == '(') {
+			size_t paren = e;
 			long f = dsn_ci_find(p + e, n - e, "from ");
 			if (f >= 0) {
 				size_t o0, o1;
@@ -282,7 +336,10 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 				while (c2 < n && wsp(p[c2]))
 					c2++;
 				ok = c2 >= n || p[c2] == ':';
-				e = c2;
+				/* "addr (user not found)" (GroupWise): the words in
+				 * parentheses are the error; "(expanded from <x>):"
+				 * is followed by it. */
+				e = f < 0 && c2 >= n ? paren : c2;
 			}
 		} else if (e + 3 <= n && !memcmp(p + e, "...", 3))
 			ok = 1;
@@ -290,6 +347,20 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 			ok = 1;
 		else if (!coded && e > a1 && e < n)
 			ok = 1; /* "addr Invalid Address, ...", "addr on <date>", "addr [User unknown]" */
+		/* "553 <a>... Domain of sender address a does not exist",
+		 * "<a>: Sender address rejected": our own address, refused.
+		 * Only words right after the address say so: "<rcpt>: host
+		 * said: 553 <us>: Sender address rejected" is a recipient's
+		 * failure whose cause is the sender. */
+		static const char *const sender_words[] = {
+			"sender address", "domain of sender", "not accepting mail from", "sender rejected",
+			"sender verify", "sender domain", "envelope sender"};
+		size_t w = e;
+		while (w < n && (wsp(p[w]) || p[w] == ':' || p[w] == '.' || p[w] == '>'))
+			w++;
+		for (size_t q = 0; ok && q < NWORDS(sender_words); q++)
+			if (dsn_ci_prefix(p + w, n - w, sender_words[q]))
+				ok = 0;
 		if (ok) {
 			a->a0 = l.s + a0;
 			a->a1 = l.s + a1;
@@ -321,6 +392,68 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 		return 1;
 	}
 	return 0;
+}
+
+/* Does anchor j's line name the original address of the one before
+ * ("Original address: a@b" under "Recipient address: a@ims-ms-daemon",
+ * Sun/Oracle Messaging Server)? */
+static int original_line(const tctx *x, size_t j)
+{
+	static const char *const w[] = {"original address:", "original recipient:",
+	                                "original-recipient:", "original address :"};
+	span l = trim_line(x->t, x->lines[x->anchors[j].line].s, x->lines[x->anchors[j].line].e);
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (dsn_ci_prefix(x->t + l.s, l.e - l.s, w[i]))
+			return 1;
+	return 0;
+}
+
+/* Exim's "  a@b\n    generated by alias@c" and Sendmail's "<a@b>\n
+ * (expanded from: <alias@c>)" under a recipient: the alias is what we
+ * sent to. */
+static void generated_by(tctx *x)
+{
+	static const char *const w[] = {"generated by ", "(expanded from: ", "(expanded from "};
+	for (size_t j = 0; j < x->nanchors; j++) {
+		anchor *a = &x->anchors[j];
+		size_t end = j + 1 < x->nanchors ? x->anchors[j + 1].line : x->nlines;
+		for (size_t i = a->line + 1; !a->o1 && i < end && i <= a->line + 3; i++) {
+			span l = trim_line(x->t, x->lines[i].s, x->lines[i].e);
+			for (size_t k = 0; k < sizeof(w) / sizeof(w[0]); k++) {
+				size_t a0, a1, wl = strlen(w[k]);
+				if (dsn_ci_prefix(x->t + l.s, l.e - l.s, w[k]) &&
+				    dsn_find_addr(x->t, l.e, l.s + wl, &a0, &a1) && a0 <= l.s + wl + 1) {
+					a->o0 = a0;
+					a->o1 = a1;
+					break;
+				}
+			}
+		}
+	}
+}
+
+/* Folds an "Original address:" anchor into the recipient anchor just
+ * above or below it: one recipient, known by two names. */
+static void pair_original(tctx *x)
+{
+	size_t k = 0;
+	for (size_t j = 0; j < x->nanchors; j++) {
+		anchor *a = &x->anchors[j];
+		if (original_line(x, j) && k > 0 && !x->anchors[k - 1].o1 &&
+		    a->line - x->anchors[k - 1].line <= 2 && !original_line(x, j - 1)) {
+			x->anchors[k - 1].o0 = a->a0;
+			x->anchors[k - 1].o1 = a->a1;
+			continue;
+		}
+		if (original_line(x, j) && j + 1 < x->nanchors && !x->anchors[j + 1].o1 &&
+		    x->anchors[j + 1].line - a->line <= 2 && !original_line(x, j + 1)) {
+			x->anchors[j + 1].o0 = a->a0;
+			x->anchors[j + 1].o1 = a->a1;
+			continue;
+		}
+		x->anchors[k++] = *a;
+	}
+	x->nanchors = k;
 }
 
 /* ---- reading a block ---- */
@@ -582,6 +715,8 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 		}
 	}
 	x.lenient = 0;
+	pair_original(&x);
+	generated_by(&x);
 
 	if (complement) {
 		/* Fill what the report left out from the prose. */
@@ -591,7 +726,11 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 				continue;
 			for (size_t j = 0; j < x.nanchors; j++) {
 				anchor *a = &x.anchors[j];
-				int match = dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->address) ||
+				int match = (r->address && dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->address)) ||
+				            (r->final_recipient &&
+				             dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->final_recipient)) ||
+				            (r->address && a->o1 > a->o0 &&
+				             dsn_ci_eq(x.t + a->o0, a->o1 - a->o0, r->address)) ||
 				            (r->original_recipient &&
 				             dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->original_recipient));
 				if (!match)
@@ -632,6 +771,17 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 				size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
 				span b = block_span(&x, x.anchors[j].line, x.anchors[j].rest, l1);
 				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
+				const anchor *aj = &x.anchors[j];
+				char *o = aj->o1 > aj->o0 ? dsn_str(c, x.t + aj->o0, aj->o1 - aj->o0) : NULL;
+				if (o && !dsn_rcpt_find(c, o, strlen(o))) {
+					/* X-Failed-Recipients names the address an
+					 * alias expanded to; report the alias. */
+					r->final_recipient = r->address;
+					r->address = o;
+					r->original_recipient = dsn_str(c, o, strlen(o));
+				} else {
+					msv_free(o);
+				}
 			} else {
 				fill_from_block(c, r, x.t, n, 0);
 			}
@@ -655,14 +805,22 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 					l0--;
 				b = (span){x.lines[l0].s, x.lines[a->line].e};
 			}
-			msv_dsn_recipient *r = dsn_rcpt_find(c, x.t + a->a0, a->a1 - a->a0);
+			/* "<final> (expanded from <alias>)", "Original address:":
+			 * the alias is the address we sent to; the final one
+			 * is what the MTA made of it. */
+			int orig = a->o1 > a->o0;
+			size_t e0 = orig ? a->o0 : a->a0, e1 = orig ? a->o1 : a->a1;
+			msv_dsn_recipient *r = dsn_rcpt_find(c, x.t + e0, e1 - e0);
 			if (!r) {
 				r = dsn_rcpt_new(c);
 				if (!r)
 					break;
-				r->address = dsn_str(c, x.t + a->a0, a->a1 - a->a0);
-				if (a->o1 > a->o0)
+				r->address = dsn_str(c, x.t + e0, e1 - e0);
+				if (orig) {
 					r->original_recipient = dsn_str(c, x.t + a->o0, a->o1 - a->o0);
+					if (a->a1 - a->a0 != e1 - e0 || memcmp(x.t + a->a0, x.t + e0, e1 - e0))
+						r->final_recipient = dsn_str(c, x.t + a->a0, a->a1 - a->a0);
+				}
 				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
 			} else if (!r->status[0] && b.e > b.s) {
 				char st[MSV_DSN_STATUS_MAX];
@@ -690,33 +848,68 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 		}
 		*format = "text";
 	} else {
-		/* Every address mentioned that is not the sender's. */
-		size_t first_line[64];
-		size_t nfound = 0;
+		/* Every address mentioned that is not the sender's, nor one
+		 * the prose gives for help or as an example. */
+		size_t first_line[64], f0[64], f1[64];
+		size_t nfound = 0, in_orig = 0;
 		for (size_t i = 0; i < x.nlines && nfound < 64; i++) {
 			span l = trim_line(x.t, x.lines[i].s, x.lines[i].e);
-			if (header_line(x.t + l.s, l.e - l.s))
+			if (header_line(x.t + l.s, l.e - l.s) || help_line(x.t + l.s, l.e - l.s))
 				continue;
 			size_t k = l.s, a0, a1;
-			while (dsn_find_addr(x.t, l.e, k, &a0, &a1)) {
+			while (nfound < 64 && dsn_find_addr(x.t, l.e, k, &a0, &a1)) {
 				k = a1;
-				if (is_skip(&x, x.t + a0, a1 - a0) || dsn_rcpt_find(c, x.t + a0, a1 - a0))
+				if (is_skip(&x, x.t + a0, a1 - a0))
 					continue;
 				/* Not in a URL. */
 				if (a0 >= 7 && dsn_ci_find(x.t + (a0 >= 60 ? a0 - 60 : 0),
 				                           a0 - (a0 >= 60 ? a0 - 60 : 0), "://") >= 0)
 					continue;
-				msv_dsn_recipient *r = dsn_rcpt_new(c);
-				if (!r)
-					break;
-				r->address = dsn_str(c, x.t + a0, a1 - a0);
-				first_line[nfound++] = i;
-				if (nfound >= 64)
-					break;
+				size_t j;
+				for (j = 0; j < nfound; j++)
+					if (f1[j] - f0[j] == a1 - a0 && !strncasecmp(x.t + f0[j], x.t + a0, a1 - a0))
+						break;
+				if (j < nfound || dsn_rcpt_find(c, x.t + a0, a1 - a0))
+					continue;
+				first_line[nfound] = i;
+				f0[nfound] = a0;
+				f1[nfound] = a1;
+				in_orig += in_list(in->orig_to, x.t + a0, a1 - a0);
+				nfound++;
 			}
 		}
+		/* The returned message says whom it was sent to: addresses
+		 * the prose names besides those are someone else's; when it
+		 * names none of them, the caller takes the returned To. */
+		size_t s0, s1;
+		if (nfound == 1 && !in_orig && single_addr(in->orig_to, &s0, &s1)) {
+			/* One address in the prose, another in the returned
+			 * To ("Invalid final delivery userid: a@mail.example"
+			 * for a@example): the MTA's rewriting of ours. */
+			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			if (r) {
+				r->address = dsn_str(c, in->orig_to + s0, s1 - s0);
+				r->final_recipient = dsn_str(c, x.t + f0[0], f1[0] - f0[0]);
+				span b = block_span(&x, first_line[0], 0, x.nlines);
+				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
+			}
+			nfound = 0;
+		}
+		if (list_has_addr(in->orig_to)) {
+			size_t k = 0;
+			for (size_t j = 0; j < nfound; j++)
+				if (in_orig && in_list(in->orig_to, x.t + f0[j], f1[j] - f0[j])) {
+					first_line[k] = first_line[j];
+					f0[k] = f0[j];
+					f1[k++] = f1[j];
+				}
+			nfound = k;
+		}
 		for (size_t j = 0; j < nfound; j++) {
-			msv_dsn_recipient *r = &c->rep->recipients[before + j];
+			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			if (!r)
+				break;
+			r->address = dsn_str(c, x.t + f0[j], f1[j] - f0[j]);
 			size_t l0 = first_line[j];
 			size_t l1 = j + 1 < nfound && first_line[j + 1] > l0 ? first_line[j + 1] : x.nlines;
 			span b = block_span(&x, l0, 0, l1);

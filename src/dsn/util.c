@@ -315,3 +315,173 @@ msv_result dsn_add_html_text(msv_buf *out, const char *s, size_t n)
 	}
 	return r;
 }
+
+/* ---- RFC 5321 mailboxes in report fields ---- */
+
+/* atext (RFC 5322 3.2.3), with UTF-8 (RFC 6531 3.3). */
+static int atext(unsigned char ch)
+{
+	return ch >= 0x80 || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-/=?^_`{|}~", ch));
+}
+
+/* A dot-atom: atoms of atext joined by single dots. */
+static int dot_atom(const char *s, size_t n)
+{
+	if (!n || s[0] == '.' || s[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '.' ? i + 1 < n && s[i + 1] == '.' : !atext((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* A domain an Internet mailbox can have: an address literal, or at least
+ * two labels of letters, digits, '-', '_' or UTF-8 (a routing name such
+ * as "ims-ms-daemon" or "localhost" has one label: it is no Internet
+ * domain). */
+static int inet_domain(const char *s, size_t n)
+{
+	if (n >= 3 && s[0] == '[' && s[n - 1] == ']')
+		return 1;
+	size_t labels = 0, len = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			if (!len || len > 63)
+				return 0;
+			labels++;
+			len = 0;
+			continue;
+		}
+		unsigned char ch = (unsigned char)s[i];
+		if (!(ch >= 0x80 || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return 0;
+		len++;
+	}
+	return labels >= 2;
+}
+
+int dsn_addr_type(const char *s, size_t n, size_t *tl)
+{
+	const char *semi = memchr(s, ';', n);
+	*tl = 0;
+	if (!semi)
+		return DSN_ADDR_UNTYPED;
+	size_t k = (size_t)(semi - s);
+	for (size_t i = 0; i < k; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_' || ch == ' ' || ch == '\t'))
+			return DSN_ADDR_UNTYPED; /* the ';' is inside the address */
+	}
+	*tl = k + 1;
+	size_t a = 0, e = k;
+	while (a < e && (s[a] == ' ' || s[a] == '\t'))
+		a++;
+	while (e > a && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+		e--;
+	/* RFC 3464 2.3.2 rfc822, RFC 6533 3 utf-8; "smtp" and "internet"
+	 * are what some gateways write for the same thing. */
+	if (dsn_ci_eq(s + a, e - a, "rfc822") || dsn_ci_eq(s + a, e - a, "utf-8") ||
+	    dsn_ci_eq(s + a, e - a, "utf8") || dsn_ci_eq(s + a, e - a, "smtp") ||
+	    dsn_ci_eq(s + a, e - a, "internet"))
+		return DSN_ADDR_INTERNET;
+	return DSN_ADDR_OTHER;
+}
+
+msv_result dsn_mailbox(msv_buf *out, int *ok, const char *s, size_t n)
+{
+	*ok = 0;
+	size_t tl;
+	if (dsn_addr_type(s, n, &tl) == DSN_ADDR_OTHER)
+		return MSV_OK;
+	s += tl;
+	n -= tl;
+	size_t i = 0, e = n;
+	while (i < e && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	while (e > i && strchr(" \t,;", s[e - 1]))
+		e--;
+	/* "Name <a@b>", "<a@b>": the bracketed part. */
+	const char *lt = memchr(s + i, '<', e - i);
+	if (lt) {
+		const char *gt = memchr(lt, '>', (size_t)(s + e - lt));
+		if (!gt)
+			return MSV_OK;
+		i = (size_t)(lt - s) + 1;
+		e = (size_t)(gt - s);
+	}
+	/* Gateway prefixes: Exchange's "SMTP:a@b" and "SMTP=a@b", a
+	 * repeated "rfc822;", "mailto:". */
+	static const char *const pre[] = {"smtp:", "smtp=", "rfc822;", "mailto:"};
+	for (size_t k = 0; k < sizeof(pre) / sizeof(pre[0]); k++)
+		if (dsn_ci_prefix(s + i, e - i, pre[k])) {
+			i += strlen(pre[k]);
+			while (i < e && s[i] == ' ')
+				i++;
+		}
+	/* A source route "@relay:a@b" (RFC 5321 4.1.2, obsolete). */
+	if (i < e && s[i] == '@') {
+		const char *colon = memchr(s + i, ':', e - i);
+		if (!colon)
+			return MSV_OK;
+		i = (size_t)(colon - s) + 1;
+	}
+	while (e > i && s[e - 1] == '.')
+		e--; /* "a@example.com." */
+	if (i >= e)
+		return MSV_OK;
+	/* The domain follows the last '@' (a quoted local part may hold one). */
+	size_t at = e;
+	while (at > i && s[at - 1] != '@')
+		at--;
+	if (at <= i + 1 || !inet_domain(s + at, e - at))
+		return MSV_OK;
+	const char *lp = s + i;
+	size_t ll = at - 1 - i;
+	msv_buf local;
+	msv_buf_init(&local, 1024);
+	msv_result r = MSV_OK;
+	if (ll >= 2 && lp[0] == '"' && lp[ll - 1] == '"') {
+		for (size_t k = 1; k + 1 < ll && !r; k++) {
+			if (lp[k] == '\\' && k + 2 < ll)
+				k++;
+			r = msv_buf_addc(&local, lp[k]);
+		}
+	} else {
+		for (size_t k = 0; k < ll; k++)
+			if (!atext((unsigned char)lp[k]) && lp[k] != '.') {
+				msv_buf_free(&local);
+				return MSV_OK; /* blanks, a program, a file: no mailbox */
+			}
+		r = msv_buf_add(&local, lp, ll);
+	}
+	const char *l = local.data ? local.data : "";
+	if (!r && !local.len) {
+		msv_buf_free(&local);
+		return MSV_OK;
+	}
+	/* The canonical form: a local part that is a dot-atom unquoted
+	 * ("jdoe"@x is jdoe@x), any other quoted (RFC 5321 4.1.2). */
+	if (!r && dot_atom(l, local.len)) {
+		r = msv_buf_add(out, l, local.len);
+	} else if (!r) {
+		r = msv_buf_addc(out, '"');
+		for (size_t k = 0; k < local.len && !r; k++) {
+			if (l[k] == '"' || l[k] == '\\')
+				r = msv_buf_addc(out, '\\');
+			if (!r)
+				r = msv_buf_addc(out, l[k]);
+		}
+		if (!r)
+			r = msv_buf_addc(out, '"');
+	}
+	msv_buf_free(&local);
+	if (!r)
+		r = msv_buf_add(out, s + at - 1, e - at + 1);
+	if (!r)
+		*ok = 1;
+	return r;
+}

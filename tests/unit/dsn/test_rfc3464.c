@@ -334,8 +334,11 @@ static void test_rfc6533(void **state)
 		"--g--\n";
 	msv_dsn_report *r = parse3(m);
 	assert_string_equal(r->format, "rfc6533");
-	assert_string_equal(r->recipients[0].address, "\xe6\x97\xa5\xe6\x9c\xac@example.jp");
+	/* The address we sent to is the Original-Recipient; the one the
+	 * reporting MTA delivered to is kept as the final recipient. */
+	assert_string_equal(r->recipients[0].address, "\xc3\xa9t\xc3\xa9@example.jp");
 	assert_string_equal(r->recipients[0].original_recipient, "\xc3\xa9t\xc3\xa9@example.jp");
+	assert_string_equal(r->recipients[0].final_recipient, "\xe6\x97\xa5\xe6\x9c\xac@example.jp");
 	assert_int_equal(r->recipients[0].reason, MSV_DSN_R_USERUNKNOWN);
 	assert_string_equal(r->original_message_id, "<g1@example.com>");
 	assert_string_equal(r->original_subject, "caf\xc3\xa9");
