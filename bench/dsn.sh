@@ -1,18 +1,18 @@
 #!/bin/sh
 # Bounces parsed per second: msv_dsn_parse() over the whole bounce corpus
-# (shared/corpus/bounces: eml/, newline-variants/, not-bounce/), in memory,
+# (tests/data/bounces: eml/, newline-variants/, not-bounce/), in memory,
 # one thread, report freed after each parse.  Printed next to Sisimai's
 # published figure for its Go version (1,200 bounces/s), which was measured
 # on its authors' hardware, not here: the ratio compares two machines as
 # much as two parsers.  A benchmark, not a test: it never fails on a number.
 #   bench/dsn.sh [SECONDS]        (default 5)
 # Environment: BUILD=dir (default build) is the CMake build tree used;
-# MSV_CORPUS_DIR=dir (default ../shared/corpus) the corpus.
+# MSV_CORPUS_DIR=dir (default tests/data) the corpus.
 set -eu
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
 BUILD=${BUILD:-build}
-CORPUS=${MSV_CORPUS_DIR:-../shared/corpus}/bounces
+CORPUS=${MSV_CORPUS_DIR:-tests/data}/bounces
 SISIMAI_GO=1200   # bounces/s, Sisimai's published figure for go-sisimai
 
 [ -d "$CORPUS/eml" ] || { echo "dsn.sh: no corpus at $CORPUS (set MSV_CORPUS_DIR)" >&2; exit 66; }

@@ -6,7 +6,7 @@
  * Input: one option byte, then the text.
  *   byte 0: bit 0 the text is a key record (else a message);
  *           bit 1 verify with the fixed keys below (else no key)
- * The fixed keys are the RFC 8463 test keys (shared/corpus/dkim/keys),
+ * The fixed keys are the RFC 8463 test keys (tests/data/dkim/keys),
  * so seeds made from the RFC 8463 vector reach the signature check.
  * Checks: no crash, no leak, results well-formed. */
 #include <stdint.h>

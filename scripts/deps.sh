@@ -4,12 +4,13 @@
 #   scripts/deps.sh          build, test and peer packages
 #   scripts/deps.sh build    only what the build needs
 #   scripts/deps.sh peers    only the test peers (Postfix, SASL, aiosmtpd, dkimpy, OpenDKIM)
+#                            and curl (tests/tsan/daemon.sh; Debian 12 has none by default)
 # Postfix is preseeded to "No configuration": no system mail daemon is set
 # up; the tests run private instances (tests/peers/postfix.sh).
 set -eu
 
 BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libidn2-dev libcjson-dev libcmocka-dev libsqlite3-dev libinih-dev libmicrohttpd-dev python3 openssl"
-PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd python3-dkim opendkim-tools openssl"
+PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd python3-dkim opendkim-tools openssl curl"
 case "${1:-all}" in
     build) PKGS=$BUILD ;;
     peers) PKGS=$PEERS ;;

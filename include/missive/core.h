@@ -66,7 +66,8 @@ extern "C" {
 	X(MSV_E_STATE, 23, "state", "call not valid in this session state")                 \
 	X(MSV_E_CONFIG, 24, "config", "configuration error")                                \
 	X(MSV_E_REFUSED, 25, "refused", "no recipient was accepted")                        \
-	X(MSV_E_SYSTEM, 26, "system", "system call failed")
+	X(MSV_E_SYSTEM, 26, "system", "system call failed")                                 \
+	X(MSV_E_TOO_MANY_RCPT, 27, "too_many_recipients", "more recipients than allowed")
 
 typedef enum msv_result {
 #define MSV__ENUM(sym, num, name, text) sym = num,

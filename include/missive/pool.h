@@ -101,7 +101,10 @@ typedef struct msv_pool_message {
 	size_t len;
 } msv_pool_message;
 
-/* Called after each message of a batch, from the thread that sent it. */
+/* Called once per message of a batch, from the thread that sent it, as
+ * soon as that message's final reply is read (with pipelining: before the
+ * next message's reply, not at the end of the run); the session waits
+ * while it runs. */
 typedef void (*msv_pool_progress_fn)(void *payload, size_t index, const msv_pool_result *res);
 
 /* Sends n messages with up to in_flight at once (0: the pool's

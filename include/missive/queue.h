@@ -72,10 +72,14 @@ typedef struct msv_queue_options {
 	const char *path;     /* database file; created with its tables if missing */
 	int busy_timeout_ms;  /* wait this long for another process's lock; 0: 10 s */
 	int read_only;        /* open for inspection only (queue ls/show/stats) */
+	/* Run PRAGMA quick_check on opening (a daemon's start, not every
+	 * sendmail): damaged pages fail the open with MSV_E_IO naming the
+	 * file, instead of failing every later operation. */
+	int verify;
 } msv_queue_options;
 
 #define MSV_QUEUE_OPTIONS_VERSION 1
-#define MSV_QUEUE_OPTIONS_INIT {MSV_QUEUE_OPTIONS_VERSION, NULL, 0, 0}
+#define MSV_QUEUE_OPTIONS_INIT {MSV_QUEUE_OPTIONS_VERSION, NULL, 0, 0, 0}
 
 MSV_EXTERN MSV_WUR msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts,
                                              msv_error *err);
@@ -250,6 +254,15 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_mark_bounced(msv_queue *q, const char *q
                                                      const char *text, int64_t now_ms,
                                                      size_t *changed, msv_error *err);
 
+/* The queue ID of the newest message whose Message-ID is message_id (as
+ * stored, with its angle brackets) and that has the recipient address:
+ * for bounces that carry neither a VERP address nor an ENVID.  *found is
+ * 0 when there is none. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_find_message_id(msv_queue *q, const char *message_id,
+                                                        const char *address,
+                                                        char qid[MSV_QID_LEN + 1], int *found,
+                                                        msv_error *err);
+
 typedef struct msv_suppression {
 	char *address; /* lowercased */
 	char *reason;
@@ -271,6 +284,15 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_suppress_check(msv_queue *q, const char 
 MSV_EXTERN MSV_WUR msv_result msv_queue_suppress_list(msv_queue *q, msv_suppression **out,
                                                       size_t *n, msv_error *err);
 MSV_EXTERN void msv_suppressions_free(msv_suppression *s, size_t n);
+
+/* ---- health ---- */
+
+/* Commits one small write transaction that really writes to the file
+ * (one page and one fsync): 0 when the queue can take writes now, else the
+ * error a submission would get (disk full, file-size limit, read-only file
+ * system, lock held past the busy timeout).  For health checks; rate-limit
+ * the calls, each costs an fsync. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_probe_write(msv_queue *q, msv_error *err);
 
 #ifdef __cplusplus
 }

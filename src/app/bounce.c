@@ -8,6 +8,8 @@
 #include "missive/dsn.h"
 #include "submit.h"
 
+#define ADD(ok, call) ((ok) = (ok) && (call) != NULL)
+
 /* The VERP prefix and domain of a route's return-path template
  * ("bounces+{id}@example.com" -> "bounces+", "example.com"). */
 static int verp_parts(const char *tmpl, char *prefix, size_t pn, char *domain, size_t dn)
@@ -48,41 +50,62 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 	*out = NULL;
 	if (parse(c, msg, len, &rep, err))
 		return err->code == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
+	/* ok: every field made it (cJSON's adders return NULL when out of
+	 * memory); a reply with "matched" missing would read as unmatched. */
 	cJSON *j = cJSON_CreateObject();
-	cJSON_AddStringToObject(j, "kind", msv_dsn_kind_name(rep->kind));
+	int ok = j != NULL;
+	ADD(ok, cJSON_AddStringToObject(j, "kind", msv_dsn_kind_name(rep->kind)));
 	if (rep->queue_id)
-		cJSON_AddStringToObject(j, "queue_id", rep->queue_id);
+		ADD(ok, cJSON_AddStringToObject(j, "queue_id", rep->queue_id));
 	else
-		cJSON_AddNullToObject(j, "queue_id");
+		ADD(ok, cJSON_AddNullToObject(j, "queue_id"));
 	if (rep->original_message_id)
-		cJSON_AddStringToObject(j, "original_message_id", rep->original_message_id);
+		ADD(ok, cJSON_AddStringToObject(j, "original_message_id", rep->original_message_id));
 	else
-		cJSON_AddNullToObject(j, "original_message_id");
-	cJSON *rs = cJSON_AddArrayToObject(j, "recipients");
+		ADD(ok, cJSON_AddNullToObject(j, "original_message_id"));
+	cJSON *rs = ok ? cJSON_AddArrayToObject(j, "recipients") : NULL;
+	ADD(ok, rs);
 	int rc = 0;
 	int64_t now = msv_wall_ms();
 	for (size_t i = 0; i < rep->nrecipients && !rc; i++) {
 		const msv_dsn_recipient *r = &rep->recipients[i];
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddItemToArray(rs, o);
-		cJSON_AddStringToObject(o, "address", r->address);
-		cJSON_AddStringToObject(o, "action", msv_dsn_action_name(r->action));
-		cJSON_AddStringToObject(o, "status", r->status);
-		cJSON_AddStringToObject(o, "reason", msv_dsn_reason_name(r->reason));
-		cJSON_AddBoolToObject(o, "hard", r->hard);
+		cJSON *o = ok ? cJSON_CreateObject() : NULL;
+		if (!o || !cJSON_AddItemToArray(rs, o)) {
+			cJSON_Delete(o);
+			ok = 0;
+		}
+		ADD(ok, cJSON_AddStringToObject(o, "address", r->address));
+		ADD(ok, cJSON_AddStringToObject(o, "action", msv_dsn_action_name(r->action)));
+		ADD(ok, cJSON_AddStringToObject(o, "status", r->status));
+		ADD(ok, cJSON_AddStringToObject(o, "reason", msv_dsn_reason_name(r->reason)));
+		ADD(ok, cJSON_AddBoolToObject(o, "hard", r->hard));
 		int failed = r->action == MSV_DSN_ACTION_FAILED ||
 		             (r->action == MSV_DSN_ACTION_NONE && rep->kind == MSV_DSN_BOUNCE);
 		size_t changed = 0;
 		int suppressed = 0;
-		if (failed && rep->queue_id) {
+		/* Which message: the queue ID from VERP or the ENVID, else the
+		 * returned message's Message-ID with this recipient. */
+		char qid[MSV_QID_LEN + 1] = "";
+		int found = 0;
+		if (rep->queue_id)
+			snprintf(qid, sizeof(qid), "%s", rep->queue_id);
+		else if (failed && rep->original_message_id &&
+		         msv_queue_find_message_id(q, rep->original_message_id, r->address, qid,
+		                                   &found, err))
+			rc = cli_exit_code(err);
+		if (!rc && failed && *qid) {
 			char text[MSV_TEXT_MAX];
 			snprintf(text, sizeof(text), "bounce (%s): %s", msv_dsn_reason_name(r->reason),
 			         r->diagnostic ? r->diagnostic : "");
-			if (msv_queue_mark_bounced(q, rep->queue_id, r->address, r->status, text, now,
-			                           &changed, err))
+			if (msv_queue_mark_bounced(q, qid, r->address, r->status, text, now, &changed, err))
 				rc = cli_exit_code(err);
+			if (!rc && changed && !rep->queue_id)
+				ADD(ok, cJSON_AddStringToObject(o, "queue_id", qid));
 		}
-		if (!rc && failed && r->hard && c->suppress_hard_bounces) {
+		/* Only a bounce for a recipient of a message we queued may
+		 * suppress: anyone can forge a DSN, and an unmatched one would
+		 * let them silence any address (a victim's, a rival's). */
+		if (!rc && failed && r->hard && changed > 0 && c->suppress_hard_bounces) {
 			char why[256];
 			snprintf(why, sizeof(why), "%s %s", msv_dsn_reason_name(r->reason), r->status);
 			if (msv_queue_suppress_add(q, r->address, why, "bounce", now, err))
@@ -90,10 +113,15 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 			else
 				suppressed = 1;
 		}
-		cJSON_AddBoolToObject(o, "matched", changed > 0);
-		cJSON_AddBoolToObject(o, "suppressed", suppressed);
+		ADD(ok, cJSON_AddBoolToObject(o, "matched", changed > 0));
+		ADD(ok, cJSON_AddBoolToObject(o, "suppressed", suppressed));
 	}
 	msv_dsn_report_free(rep);
+	if (!rc && !ok) {
+		/* The queue changes stand; the sender may post it again. */
+		msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory building the bounce's result");
+		rc = EX_OSERR;
+	}
 	if (rc) {
 		cJSON_Delete(j);
 		return rc;

@@ -10,8 +10,11 @@
 
 /* Parses msg (docs/dsn.md); for each failed recipient marks the queued
  * recipient bounced (matched by the queue ID from the envelope ID or the
- * route's VERP return path) and, for hard failures when [suppression]
- * hard-bounces is on, adds the address to the suppression list.
+ * route's VERP return path, and by the address being a recipient of that
+ * message) and, for matched hard failures when [suppression] hard-bounces
+ * is on, adds the address to the suppression list.  An unmatched bounce
+ * is reported ("matched": false) and changes nothing: a forged DSN must
+ * not suppress an address we never sent to.
  * *out gets {"kind", "queue_id", "original_message_id", "recipients":
  * [{"address", "action", "status", "reason", "hard", "matched",
  * "suppressed"}]}.  Returns 0, or an EX_* code with err set. */

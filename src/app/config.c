@@ -111,7 +111,53 @@ typedef struct parse_ctx {
 	const char *path;
 	int rc;           /* first EX_* error */
 	char msg[512];    /* and what it was; inih gives its line */
+	char seen[64][48]; /* "section/key" of the single-valued sections */
+	size_t nseen;
 } parse_ctx;
+
+/* A key of [queue], [http], [daemon], ... given twice: the second would
+ * silently win, and a reader of the file may well trust the first. */
+static int seen_before(parse_ctx *p, const char *section, const char *name)
+{
+	char k[48];
+	snprintf(k, sizeof(k), "%s/%s", section, name);
+	for (size_t i = 0; i < p->nseen; i++)
+		if (!strcmp(p->seen[i], k))
+			return 1;
+	if (p->nseen < sizeof(p->seen) / sizeof(p->seen[0]))
+		memcpy(p->seen[p->nseen++], k, sizeof(k));
+	return 0;
+}
+
+/* inih cuts a line longer than its buffer and reads the rest as a line
+ * of its own (a long value could smuggle in a key), and a NUL ends a
+ * value silently.  The file is checked first: each such line is refused
+ * with its number.  0, or EX_CONFIG after printing why. */
+static int config_text_ok(FILE *f, const char *path)
+{
+	int ch, line = 1;
+	long col = 0, size = 0;
+	while ((ch = getc(f)) != EOF) {
+		if (++size > (1L << 20)) {
+			cli_err("%s: larger than 1 MiB: not a configuration file", path);
+			return EX_CONFIG;
+		}
+		if (!ch) {
+			cli_err("%s:%d: a NUL byte: the file is not text", path, line);
+			return EX_CONFIG;
+		}
+		if (ch == '\n') {
+			line++;
+			col = 0;
+		} else if (++col > INI_MAX_LINE - 2) {
+			cli_err("%s:%d: the line is longer than %d characters", path, line,
+			        INI_MAX_LINE - 2);
+			return EX_CONFIG;
+		}
+	}
+	rewind(f);
+	return 0;
+}
 
 static int fail(parse_ctx *p, int rc, const char *section, const char *name, const char *why,
                 const char *value)
@@ -124,13 +170,21 @@ static int fail(parse_ctx *p, int rc, const char *section, const char *name, con
 	return 0;
 }
 
+/* A copy of v that lives as long as the config.  On failure the load
+ * fails too (p->rc), so a key is never silently left at its default. */
 static const char *keep(parse_ctx *p, const char *v)
 {
 	char **n = msv_realloc(p->c->strings, (p->c->nstrings + 1) * sizeof(*n));
-	if (!n)
-		return NULL;
-	p->c->strings = n;
-	return n[p->c->nstrings++] = msv_strdup(v);
+	if (n) {
+		p->c->strings = n;
+		if ((n[p->c->nstrings++] = msv_strdup(v)))
+			return n[p->c->nstrings - 1];
+	}
+	if (!p->rc) {
+		p->rc = EX_OSERR;
+		snprintf(p->msg, sizeof(p->msg), "out of memory");
+	}
+	return NULL;
 }
 
 static app_route *route_new(parse_ctx *p, const char *name)
@@ -166,17 +220,24 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 		char *dup = msv_strdup(value), *save = NULL;
 		if (!dup)
 			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
-		for (char *t = strtok_r(dup, " ,\t", &save); t; t = strtok_r(NULL, " ,\t", &save)) {
+		int oom = 0;
+		for (char *t = strtok_r(dup, " ,\t", &save); t && !oom; t = strtok_r(NULL, " ,\t", &save)) {
 			char **d = msv_realloc(r->domains, (r->ndomains + 1) * sizeof(*d));
-			if (!d)
+			if (!d) {
+				oom = 1;
 				break;
+			}
 			r->domains = d;
 			for (char *q = t; *q; q++)
 				*q = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
-			r->domains[r->ndomains++] = msv_strdup(t);
+			if (!(r->domains[r->ndomains] = msv_strdup(t)))
+				oom = 1;
+			else
+				r->ndomains++;
 		}
 		msv_free(dup);
-		return 1;
+		/* A domain dropped for want of memory would route its mail elsewhere. */
+		return oom ? fail(p, EX_OSERR, section, name, "out of memory", NULL) : 1;
 	}
 	if (!strcmp(name, "dsn-notify") || !strcmp(name, "dsn-ret") || !strcmp(name, "return-path")) {
 		char up[64];
@@ -259,6 +320,8 @@ static int handler(void *user, const char *section, const char *name, const char
 			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
 		return route_key(p, r, section, name, value);
 	}
+	if (seen_before(p, section, name))
+		return fail(p, EX_CONFIG, section, name, "given twice (remove one)", NULL);
 	if (!strcmp(section, "queue")) {
 		if (!strcmp(name, "path")) {
 			c->queue_path = keep(p, value);
@@ -284,6 +347,29 @@ static int handler(void *user, const char *section, const char *name, const char
 			if (parse_size(value, &sz) || sz < 1024)
 				return fail(p, EX_CONFIG, section, name, "expected a size (25M), got", value);
 			c->http_max_body = sz;
+			return 1;
+		}
+		if (!strcmp(name, "max-connections") || !strcmp(name, "max-connections-per-ip")) {
+			/* Each connection is a file descriptor; missived raises its
+			 * soft limit to the hard one and caps this below that. */
+			if (parse_uint(value, 1000000, &u) || !u)
+				return fail(p, EX_CONFIG, section, name,
+				            "expected a number from 1 to 1000000, got", value);
+			*(name[15] ? &c->http_max_conns_per_ip : &c->http_max_conns) = u;
+			return 1;
+		}
+		if (!strcmp(name, "header-timeout") || !strcmp(name, "idle-timeout")) {
+			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 86400000)
+				return fail(p, EX_CONFIG, section, name,
+				            "expected a duration from 1s to 1d, got", value);
+			*(name[0] == 'h' ? &c->http_header_timeout_ms : &c->http_idle_timeout_ms) = ms;
+			return 1;
+		}
+		if (!strcmp(name, "max-inflight")) {
+			size_t sz;
+			if (parse_size(value, &sz) || sz < 1024)
+				return fail(p, EX_CONFIG, section, name, "expected a size (256M), got", value);
+			c->http_max_inflight = sz;
 			return 1;
 		}
 	} else if (!strcmp(section, "daemon")) {
@@ -315,6 +401,43 @@ static int handler(void *user, const char *section, const char *name, const char
 			if (!*value || *end || m > 0777)
 				return fail(p, EX_CONFIG, section, name, "expected an octal mode (0666), got", value);
 			c->socket_mode = (unsigned)m;
+			return 1;
+		}
+		if (!strcmp(name, "socket-max-per-uid")) {
+			if (parse_uint(value, 4096, &u) || !u)
+				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 4096, got", value);
+			c->socket_max_per_uid = u;
+			return 1;
+		}
+		if (!strcmp(name, "socket-timeout")) {
+			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 3600000)
+				return fail(p, EX_CONFIG, section, name, "expected a duration from 1s to 1h, got", value);
+			c->socket_timeout_ms = ms;
+			return 1;
+		}
+		if (!strcmp(name, "socket-max-inflight")) {
+			size_t sz;
+			if (parse_size(value, &sz) || sz < (1u << 20) || sz > ((size_t)1 << 40))
+				return fail(p, EX_CONFIG, section, name, "expected a size from 1M to 1T (64M), got", value);
+			c->socket_max_inflight = sz;
+			return 1;
+		}
+	} else if (!strcmp(section, "submission")) {
+		if (!strcmp(name, "myhostname") || !strcmp(name, "trusted-users")) {
+			/* Both end up in a header: one line of printable ASCII. */
+			for (const char *q = value; *q; q++)
+				if (*q < 32 || *q > 126)
+					return fail(p, EX_CONFIG, section, name, "expected printable ASCII, got", value);
+			if (name[0] == 'm' && (!*value || strlen(value) > 253 || strpbrk(value, " ,;@<>()\"\\[]")))
+				return fail(p, EX_CONFIG, section, name, "expected a host name, got", value);
+			*(name[0] == 'm' ? &c->myhostname : &c->trusted_users) = keep(p, value);
+			return 1;
+		}
+		if (!strcmp(name, "max-recipients")) {
+			/* 5000: the HTTP API's recipient array (src/daemon/http.c). */
+			if (parse_uint(value, 5000, &u) || !u)
+				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 5000, got", value);
+			c->max_recipients = u;
 			return 1;
 		}
 	} else if (!strcmp(section, "retry")) {
@@ -350,9 +473,9 @@ static int handler(void *user, const char *section, const char *name, const char
  * path would be too long for a socket (sendmail then writes the queue). */
 static const char *default_socket(parse_ctx *p)
 {
-	const char *q = p->c->queue_path, *slash = strrchr(q, '/');
+	const char *q = p->c->queue_path, *slash = q ? strrchr(q, '/') : NULL;
 	char s[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	if (strstr(q, "://"))
+	if (!q || strstr(q, "://"))
 		return "";
 	int n = slash ? snprintf(s, sizeof(s), "%.*s/submit.sock", (int)(slash - q), q)
 	              : snprintf(s, sizeof(s), "submit.sock");
@@ -368,21 +491,37 @@ int app_config_load(app_config *c, const char *path)
 	c->retry = rp;
 	c->lease_ms = 300000;
 	c->http_max_body = 25u << 20;
+	c->http_max_conns = 2048;
+	c->http_max_conns_per_ip = 128;
+	c->http_header_timeout_ms = 10000;
+	c->http_idle_timeout_ms = 60000;
+	c->http_max_inflight = 256u << 20;
 	c->workers = 4;
 	c->batch = 64;
 	c->grace_ms = 30000;
 	c->poll_ms = 1000;
 	c->suppress_hard_bounces = 1;
 	c->socket_mode = 0666;
-	if (!(c->path = msv_strdup(path)))
+	c->socket_max_per_uid = 8;
+	c->socket_max_inflight = 64u << 20;
+	c->socket_timeout_ms = 120000;
+	c->max_recipients = 1000;
+	if (!(c->path = msv_strdup(path))) {
+		cli_err("cannot load the configuration file %s: out of memory", path);
 		return EX_OSERR;
+	}
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		cli_err("cannot read the configuration file %s: %s (give --config FILE or set MISSIVE_CONFIG)",
 		        path, strerror(errno));
 		return EX_CONFIG;
 	}
-	parse_ctx p = {c, path, 0, ""};
+	int trc = config_text_ok(f, path);
+	if (trc) {
+		fclose(f);
+		return trc;
+	}
+	parse_ctx p = {c, path, 0, "", {""}, 0};
 	int line = ini_parse_file(f, handler, &p);
 	fclose(f);
 	if (line) {
@@ -398,11 +537,20 @@ int app_config_load(app_config *c, const char *path)
 		c->http_listen = keep(&p, "127.0.0.1:8025");
 	if (!c->socket_path)
 		c->socket_path = default_socket(&p);
+	if (!c->myhostname)
+		c->myhostname = keep(&p, "");
+	if (!c->trusted_users)
+		c->trusted_users = keep(&p, "root");
 	if (c->retry.cap_ms < c->retry.base_ms) {
 		cli_err("%s: [retry] cap is smaller than base", path);
 		return EX_CONFIG;
 	}
-	return c->queue_path && c->http_listen ? 0 : EX_OSERR;
+	if (p.rc) {
+		/* keep() failed: a key or a default would be missing. */
+		cli_err("%s: %s", path, p.msg);
+		return p.rc;
+	}
+	return 0;
 }
 
 static void route_free(app_route *r)
@@ -427,6 +575,21 @@ void app_config_free(app_config *c)
 	msv_free(c->strings);
 	msv_free(c->path);
 	memset(c, 0, sizeof(*c));
+}
+
+int app_user_trusted(const app_config *c, long uid, const char *name)
+{
+	if (uid == 0)
+		return 1;
+	size_t nl = name ? strlen(name) : 0;
+	for (const char *t = c->trusted_users; nl && t && *t;) {
+		t += strspn(t, " ,\t");
+		size_t k = strcspn(t, " ,\t");
+		if (k == nl && !memcmp(t, name, nl))
+			return 1;
+		t += k;
+	}
+	return 0;
 }
 
 app_route *app_route_for(const app_config *c, const char *sender)
@@ -483,6 +646,17 @@ void app_config_example(FILE *f)
 	      "# token-file = /etc/missive/http-token\n"
 	      "# Largest accepted request body.\n"
 	      "max-body = 25M\n"
+	      "# Connections open at once, in all and from one client address; more\n"
+	      "# are refused (closed at once) so that no client can starve the others.\n"
+	      "max-connections = 2048\n"
+	      "max-connections-per-ip = 128\n"
+	      "# A client must send its request line and headers within header-timeout\n"
+	      "# (slow-loris); a connection with no traffic for idle-timeout is closed.\n"
+	      "header-timeout = 10s\n"
+	      "idle-timeout = 60s\n"
+	      "# Request bodies held in memory at once, all connections together; a\n"
+	      "# request that would go over gets 503 with Retry-After.\n"
+	      "max-inflight = 256M\n"
 	      "\n"
 	      "[daemon]\n"
 	      "# Delivery threads, and recipients each claims at once.\n"
@@ -499,7 +673,31 @@ void app_config_example(FILE *f)
 	      "# in the queue's directory.  Without missived, sendmail writes the queue.\n"
 	      "# socket = /var/lib/missive/submit.sock\n"
 	      "# Who may submit through it: 0666 lets every local user (as sendmail(8)).\n"
-	      "socket-mode = 0666\n"
+	      "socket-mode = 0666\n",
+	      f);
+	/* Two strings: one would pass the 4095 octets C99 compilers must take. */
+	fputs("# Connections one local user may hold on the socket at once (root: any);\n"
+	      "# more are closed at once and that sendmail writes the queue itself or\n"
+	      "# exits 75 (try again later).\n"
+	      "socket-max-per-uid = 8\n"
+	      "# Request octets held in memory for all socket clients together; a\n"
+	      "# request that would go over is answered 75 (try again later).\n"
+	      "socket-max-inflight = 64M\n"
+	      "# The whole request must arrive within this (sendmail sends at once).\n"
+	      "socket-timeout = 2m\n"
+	      "\n"
+	      "[submission]\n"
+	      "# The host part of a local user's default sender (user@myhostname) and\n"
+	      "# the HOST of X-Authentication-Warning.  Default: the host name if it\n"
+	      "# has a dot, else localhost.localdomain.\n"
+	      "# myhostname = mail.example.com\n"
+	      "# Local users who may set the envelope sender (-f) and From freely.\n"
+	      "# Others may too, but -f from them adds X-Authentication-Warning, and\n"
+	      "# without -f their envelope sender is user@myhostname, whatever From says.\n"
+	      "trusted-users = root\n"
+	      "# Recipients per message on every way in (sendmail arguments and -t,\n"
+	      "# the socket, the HTTP API), counted as named; more is refused.\n"
+	      "max-recipients = 1000\n"
 	      "\n"
 	      "[retry]\n"
 	      "# After the n-th temporary failure, wait a random time in\n"

@@ -35,12 +35,24 @@ typedef struct app_config {
 	const char *http_listen; /* "" disables the API */
 	const char *http_token_file; /* read by missived only */
 	size_t http_max_body;
+	unsigned http_max_conns;        /* max-connections: open at once, all clients */
+	unsigned http_max_conns_per_ip; /* max-connections-per-ip */
+	int64_t http_header_timeout_ms; /* header-timeout: request line and headers */
+	int64_t http_idle_timeout_ms;   /* idle-timeout: a connection with no traffic */
+	size_t http_max_inflight;       /* max-inflight: request bodies held at once */
 	/* [daemon] */
 	unsigned workers, batch;
 	int64_t grace_ms, poll_ms;
 	const char *log_file;    /* NULL: stderr */
 	const char *socket_path; /* submission socket; "": none */
 	unsigned socket_mode;
+	unsigned socket_max_per_uid; /* socket-max-per-uid: connections of one uid at once */
+	size_t socket_max_inflight;  /* socket-max-inflight: request octets held at once */
+	int64_t socket_timeout_ms;   /* socket-timeout: a whole request must arrive within */
+	/* [submission] */
+	const char *myhostname;      /* "": the host's name (gethostname) */
+	const char *trusted_users;   /* who may set the sender: login names, space/comma list */
+	unsigned max_recipients;     /* max-recipients: per message, every way in */
 	/* [retry] */
 	msv_retry_policy retry;
 	/* [route ...] */
@@ -73,6 +85,10 @@ int app_route_finish(app_route *r, const char *cfgpath, int what);
  * RET (ret = 1: FULL or HDRS) value, upper-cased into out (n bytes).
  * 0, or -1 when invalid or too long. */
 int app_dsn_param(const char *value, int ret, char *out, size_t n);
+
+/* 1 when the local user name (NULL: none) with uid may set the envelope
+ * sender and From freely: root, or a name in [submission] trusted-users. */
+int app_user_trusted(const app_config *c, long uid, const char *name);
 
 /* Durations as in the file: "30", "30s", "500ms", "5m", "2h", "7d". */
 int app_parse_duration(const char *s, int64_t *ms);

@@ -9,9 +9,10 @@
 
 /* {"id", "created", "sender", "message_id", "route", "size", "recipients":
  * [{"address", "state", "attempts", "next_attempt", "updated", "last_reply"}],
- * "attempts": [...]} ("attempts" only when info has them). */
+ * "attempts": [...]} ("attempts" only when info has them); NULL when out of
+ * memory (never an object with fields missing). */
 cJSON *app_info_json(const msv_queue_info *info);
-/* ISO 8601 UTC with milliseconds, or null for ms <= 0. */
-void app_json_time(cJSON *o, const char *key, int64_t ms);
+/* ISO 8601 UTC with milliseconds, or null for ms <= 0.  0 when out of memory. */
+int app_json_time(cJSON *o, const char *key, int64_t ms);
 
 #endif

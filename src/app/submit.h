@@ -17,7 +17,15 @@ typedef struct app_submit_opts {
 	const char *dsn_notify;   /* -N: NEVER or SUCCESS,FAILURE,DELAY; NULL: the route's */
 	const char *dsn_ret;      /* -R: FULL or HDRS; NULL: the route's */
 	const char *envid;        /* -V: DSN envelope ID; NULL: the queue ID */
+	/* Who submits.  local 1: a local user (sendmail into the queue, or
+	 * missived's socket), uid from getuid() or the socket's SO_PEERCRED,
+	 * never from the request; user its login name (NULL: the uid has none).
+	 * local 0: not a local user (HTTP API): no default sender. */
+	int local;
+	long uid;
+	const char *user;
 } app_submit_opts;
+
 
 /* What is stored: the message as it will be sent. */
 typedef struct app_prepared {

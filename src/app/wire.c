@@ -1,5 +1,6 @@
 /* The submission socket's fields: see wire.h. */
 #include <errno.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -121,16 +122,31 @@ static int bad(app_wire_req *r, char *why, size_t whysz, const char *name, const
 
 int app_wire_decode(char *buf, size_t len, app_wire_req *r, char *why, size_t whysz)
 {
+	return app_wire_decode_limit(buf, len, SIZE_MAX, r, why, whysz);
+}
+
+int app_wire_decode_limit(char *buf, size_t len, size_t max_rcpt, app_wire_req *r, char *why,
+                          size_t whysz)
+{
 	memset(r, 0, sizeof(*r));
 	app_wire_field f;
-	size_t off = 0;
+	size_t off = 0, nrcpt = 0;
 	int got;
 	/* First only whether it is complete: the second pass writes NULs over
-	 * the line ends that a partial buffer must keep for the next try. */
+	 * the line ends that a partial buffer must keep for the next try.
+	 * This pass runs again after every read, so it must stay short: the
+	 * recipient cap stops it (and the client) after max_rcpt + 1 fields
+	 * instead of walking millions of tiny rcpt fields each time. */
 	for (int n = 0; (got = app_wire_next(buf, len, &off, &f, why, whysz)) == 1; n++) {
 		/* Another protocol is told so at once, not once it stops sending. */
 		if (!n && (strcmp(f.name, "missive-submit") || f.len != 1 || f.val[0] != APP_WIRE_VERSION[0]))
 			return bad(r, why, whysz, NULL, "not a missive-submit version 1 request");
+		if (!strcmp(f.name, "rcpt") && ++nrcpt > max_rcpt) {
+			bad(r, why, whysz, NULL, "");
+			snprintf(why, whysz, "too many recipients: more than [submission] max-recipients (%zu)",
+			         max_rcpt);
+			return -2;
+		}
 		if (!strcmp(f.name, "end")) {
 			if (f.len)
 				return bad(r, why, whysz, "end", "is not empty");
@@ -283,4 +299,18 @@ int app_wire_send(int fd, const char *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+void app_local_user(app_submit_opts *o, long uid, char *buf, size_t bufsz)
+{
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+	o->local = 1;
+	o->uid = uid;
+	o->user = NULL;
+	if (uid >= 0 && getpwuid_r((uid_t)uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res &&
+	    strlen(res->pw_name) < bufsz) {
+		memcpy(buf, res->pw_name, strlen(res->pw_name) + 1);
+		o->user = buf;
+	}
 }

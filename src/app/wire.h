@@ -46,6 +46,11 @@ typedef struct app_wire_req {
  * into buf.  1 when complete, 0 when more is needed, -1 when malformed
  * (why says how; r is freed). */
 int app_wire_decode(char *buf, size_t len, app_wire_req *r, char *why, size_t whysz);
+/* The same with at most max_rcpt rcpt fields: more is -2 (why names
+ * max-recipients), as soon as the buffer holds one too many, so that the
+ * answer need not wait for the rest of the request. */
+int app_wire_decode_limit(char *buf, size_t len, size_t max_rcpt, app_wire_req *r, char *why,
+                          size_t whysz);
 void app_wire_req_free(app_wire_req *r);
 
 /* The answer to a request: rc 0 with res's id and nrcpt, or an EX_* code
@@ -55,6 +60,11 @@ int app_wire_reply(msv_buf *b, int rc, const app_submitted *res, const char *err
  * error set), 0 when more is needed, -1 when malformed (why set). */
 int app_wire_reply_decode(const char *buf, size_t len, int *rc, app_submitted *res, char *error,
                           size_t errsz, char *why, size_t whysz);
+
+/* Makes o a local user's submission: o->local, o->uid, and o->user in
+ * buf (NULL when the uid has no passwd entry).  Here, not in submit.c:
+ * `missive sendmail` links this file without SQLite (module.h). */
+void app_local_user(app_submit_opts *o, long uid, char *buf, size_t bufsz);
 
 /* Writes all of p to a socket (no SIGPIPE).  0, or -1 with errno set. */
 int app_wire_send(int fd, const char *p, size_t n);

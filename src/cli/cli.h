@@ -20,7 +20,9 @@ int cli_usage(const char *cmd, const char *fmt, ...) MSV_PRINTF(2, 3);
 /* Reads a whole file ("-" is stdin) up to max bytes.  Returns 0, or an
  * EX_* code after printing why. */
 int cli_read_file(const char *path, size_t max, char **out, size_t *len, const char *what);
-/* Reads a secret from a file: the first line, without its line end. */
+/* Reads a secret from a file: the first line, without its line end.  The
+ * file must be a regular file of this user or root, mode 0600 or
+ * stricter (no group or other bits): EX_CONFIG naming file and mode. */
 int cli_read_secret_file(const char *path, char **out, const char *what);
 
 int cmd_send(int argc, char **argv);

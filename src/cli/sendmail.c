@@ -30,7 +30,9 @@ static void usage(FILE *f)
 	      "  -t             recipients from the To, Cc and Bcc fields (added to RCPT...);\n"
 	      "                 Bcc fields are removed from the message\n"
 	      "  -i, -oi        a line with a single dot does not end the message\n"
-	      "  -f ADDR        envelope sender (default: the From address); -f '<>' for none\n"
+	      "  -f ADDR        envelope sender; -f '<>' for none.  Default: the From address\n"
+	      "                 for root and [submission] trusted-users, else USER@myhostname;\n"
+	      "                 -f from others adds an X-Authentication-Warning field\n"
 	      "  -F NAME        display name for the From field when the message has none\n"
 	      "  -N DSN         DSN NOTIFY: never, or success,failure,delay (default: the route's)\n"
 	      "  -R RET         DSN RET: full or hdrs\n"
@@ -41,12 +43,14 @@ static void usage(FILE *f)
 	      "  --json         print {\"id\": QUEUE-ID, \"recipients\": N} on success\n"
 	      "  -h, --help     this text\n"
 	      "Accepted and ignored for compatibility: -odi -odb -oem -oee -om -B TYPE -bm -U\n"
-	      "-G -L TAG -X FILE and other -oX.\n"
+	      "-G -h N -L TAG -X FILE and other -oX.  At most [submission] max-recipients.\n"
 	      "\n"
 	      "Missing Date, Message-ID and From fields are added; line ends become CRLF; the\n"
 	      "route's DKIM keys sign the message.\n"
-	      "Exit codes: 0 queued, 64 usage, 65 bad message or address, 73 queue not\n"
-	      "writable, 75 try again, 77 a recipient is suppressed, 78 configuration error.\n",
+	      "Exit codes: 0 queued, 64 usage, 65 bad message or address, 67 no user name\n"
+	      "for the sender, 73 queue not writable (no socket configured), 75 try again\n"
+	      "(missived busy or down and the queue not writable here), 77 a recipient is\n"
+	      "suppressed, 78 configuration error.\n",
 	      f);
 }
 
@@ -83,12 +87,13 @@ static int read_message(int dot_ends, msv_buf *out)
 	return 0;
 }
 
-/* Hands the message to missived.  -1 when no missived took it: nothing
- * listens, or it went away before answering (then the caller writes the
- * queue itself: a message is queued twice rather than lost).  Otherwise
- * missived's answer, an EX_* code, with res filled or the error printed. */
+/* Hands the message to missived.  -1 when missived did not take it:
+ * nothing listens, it went away before answering (the caller writes the
+ * queue itself: a message is queued twice rather than lost), or it
+ * answered 75, busy (why says so).  Otherwise missived's answer, an EX_*
+ * code, with res filled or the error printed. */
 static int via_missived(const app_config *cfg, const app_submit_opts *o, const msv_buf *raw,
-                        app_submitted *res, int *refused)
+                        app_submitted *res, int *refused, char *busy, size_t busysz)
 {
 	if (!*cfg->socket_path)
 		return -1;
@@ -112,7 +117,13 @@ static int via_missived(const app_config *cfg, const app_submit_opts *o, const m
 	msv_buf_init(&b, SENDMAIL_MAX + (1u << 20));
 	int rc = -1, got = 0;
 	char error[MSV_TEXT_MAX], why[256];
-	if (!app_wire_request(&b, o, raw->data, raw->len) && !app_wire_send(fd, b.data, b.len)) {
+	/* Read the answer even when sending failed: missived answers a request
+	 * it refuses early (too many recipients, busy) and closes without
+	 * reading the rest, and that answer is still there to read. */
+	if (!app_wire_request(&b, o, raw->data, raw->len)) {
+		int sent = !app_wire_send(fd, b.data, b.len);
+		if (sent)
+			shutdown(fd, SHUT_WR);
 		b.len = 0;
 		while (!got && !msv_buf_reserve(&b, 4096)) {
 			ssize_t n = read(fd, b.data + b.len, b.cap - b.len);
@@ -129,6 +140,10 @@ static int via_missived(const app_config *cfg, const app_submit_opts *o, const m
 		cli_err("sendmail: missived's answer: %s; writing the queue directly", why);
 	if (got <= 0)
 		return -1;
+	if (rc == EX_TEMPFAIL) {
+		snprintf(busy, busysz, "%s", error);
+		return -1;
+	}
 	if (rc)
 		cli_err("sendmail: %s", error);
 	return rc;
@@ -156,6 +171,13 @@ int cmd_sendmail(int argc, char **argv)
 				cli_err("sendmail: -%c needs a value (see 'missive sendmail --help')", f);
 				return EX_USAGE;
 			}
+		}
+		/* sendmail's -hN (hop count) is not a request for help: -h 17 printed
+		 * this text and exited 0 with the message dropped. */
+		if (a[1] == 'h' && (a[2] ? a[2] >= '0' && a[2] <= '9'
+		                         : i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9')) {
+			i += !a[2];
+			continue;
 		}
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
@@ -212,12 +234,35 @@ int cmd_sendmail(int argc, char **argv)
 	app_submitted res;
 	memset(&res, 0, sizeof(res));
 	int refused = 0;
-	if (!(rc = read_message(dot_ends, &raw)) &&
-	    (rc = via_missived(&cfg, &o, &raw, &res, &refused)) < 0) {
+	char busy[MSV_TEXT_MAX] = "";
+	/* Straight into the queue, this is the user who submits (missived
+	 * takes it from the socket instead, never from the request). */
+	char user[256];
+	app_local_user(&o, (long)getuid(), user, sizeof(user));
+	if (o.nrcpt > cfg.max_recipients) {
+		cli_err("sendmail: too many recipients: more than [submission] max-recipients (%u)",
+		        cfg.max_recipients);
+		rc = EX_DATAERR;
+	} else if (!(rc = read_message(dot_ends, &raw)) &&
+	           (rc = via_missived(&cfg, &o, &raw, &res, &refused, busy, sizeof(busy))) < 0) {
 		const cli_module *m = cli_module_get();
 		rc = m ? m->sendmail_queue(&cfg, &o, raw.data ? raw.data : "", raw.len, &res) : EX_OSFILE;
 		if (rc && refused) /* the real reason this user could not submit */
 			cli_err("sendmail: missived's socket %s: %s", cfg.socket_path, strerror(refused));
+		/* missived could not take it and this user cannot write the queue:
+		 * 75, so that cron, PHP and MTAs keep the message and try again,
+		 * never a code that reads as "this will never work" (issue 12).
+		 * A fault of the message itself keeps its own code, and so does
+		 * a missing command module (72: the installation is broken). */
+		if (rc && m && *cfg.socket_path && (!res.failed || res.failed == APP_SUBMIT_QUEUE)) {
+			if (*busy)
+				cli_err("sendmail: %s (and this user cannot write the queue %s)", busy,
+				        cfg.queue_path);
+			else
+				cli_err("sendmail: missived did not take the message and this user cannot "
+				        "write the queue %s: try again later", cfg.queue_path);
+			rc = EX_TEMPFAIL;
+		}
 	}
 	msv_buf_free(&raw);
 	if (!rc && json)

@@ -1,8 +1,11 @@
 /* Helpers shared by the subcommands: exit codes, errors, reading files. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -52,6 +55,9 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return EX_USAGE;
 }
 
+static int cli_read_stream(FILE *f, const char *path, size_t max, char **out, size_t *len,
+                           const char *what);
+
 int cli_read_file(const char *path, size_t max, char **out, size_t *len, const char *what)
 {
 	int is_stdin = !strcmp(path, "-");
@@ -60,6 +66,17 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
 		cli_err("cannot open %s %s: %s", what, path, strerror(errno));
 		return EX_NOINPUT;
 	}
+	int rc = cli_read_stream(f, is_stdin ? "-" : path, max, out, len, what);
+	if (!is_stdin)
+		fclose(f);
+	return rc;
+}
+
+/* Reads f to its end (path "-": stdin, for messages). */
+static int cli_read_stream(FILE *f, const char *path, size_t max, char **out, size_t *len,
+                           const char *what)
+{
+	int is_stdin = !strcmp(path, "-");
 	msv_buf b;
 	msv_buf_init(&b, max);
 	char tmp[65536];
@@ -76,8 +93,6 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
 		cli_err("cannot read %s %s: %s", what, path, strerror(errno));
 		rc = EX_IOERR;
 	}
-	if (!is_stdin)
-		fclose(f);
 	if (rc) {
 		msv_buf_free(&b);
 		return rc;
@@ -95,11 +110,51 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
 	return 0;
 }
 
+/* Like ssh with a private key: a secret that others can read is no
+ * longer a secret, and one owned by another user (not root) may have been
+ * put there by them; refuse both, naming the file and its mode.  Checked
+ * on the open descriptor, so the file cannot be swapped after the check. */
+static int secret_file_ok(int fd, const char *path, const char *what)
+{
+	struct stat st;
+	if (fstat(fd, &st)) {
+		cli_err("cannot read %s %s: %s", what, path, strerror(errno));
+		return EX_CONFIG;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		cli_err("%s %s is not a regular file", what, path);
+		return EX_CONFIG;
+	}
+	if (st.st_mode & 077) {
+		cli_err("%s %s: mode %04o is accessible by others; chmod 600 it", what, path,
+		        (unsigned)(st.st_mode & 07777));
+		return EX_CONFIG;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		cli_err("%s %s is owned by uid %lu, not by this user (uid %lu) or root; chown it",
+		        what, path, (unsigned long)st.st_uid, (unsigned long)geteuid());
+		return EX_CONFIG;
+	}
+	return 0;
+}
+
 int cli_read_secret_file(const char *path, char **out, const char *what)
 {
 	char *data;
 	size_t len;
-	int rc = cli_read_file(path, 16384, &data, &len, what);
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		cli_err("cannot open %s %s: %s", what, path, strerror(errno));
+		return EX_CONFIG;
+	}
+	int rc = secret_file_ok(fd, path, what);
+	FILE *f = rc ? NULL : fdopen(fd, "rb");
+	if (!f) {
+		close(fd);
+		return rc ? rc : EX_OSERR;
+	}
+	rc = cli_read_stream(f, path, 16384, &data, &len, what);
+	fclose(f);
 	if (rc)
 		return rc == EX_NOINPUT ? EX_CONFIG : rc;
 	size_t end = strcspn(data, "\r\n");

@@ -4,6 +4,7 @@
 #define MSV_DAEMON_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <time.h>
 
 #include "config.h"
@@ -35,6 +36,12 @@ typedef struct daemon_ctx {
 	unsigned running;       /* workers still running */
 	pthread_cond_t exited;
 	uint64_t wake_seq;      /* bumped by each submission */
+	struct recorder *rec;   /* writes delivery outcomes (recorder.h) */
+	/* Queue write health for /healthz (metrics.c). */
+	pthread_mutex_t health_mu;
+	int64_t health_probe_ms;   /* when the last write probe ran */
+	int health_bad;            /* the last queue write failed */
+	char health_why[MSV_TEXT_MAX]; /* and why (no addresses: queue errors name none) */
 } daemon_ctx;
 
 /* worker.c */
@@ -46,11 +53,11 @@ void daemon_wake(daemon_ctx *d);
 
 /* http.c: starts the API on cfg->http_listen; NULL handle on failure
  * after logging why. */
-struct MHD_Daemon;
+typedef struct http_server http_server;
 /* The [http] settings: 0, or EX_CONFIG after printing why. */
 int http_check(const app_config *c, int have_token);
-struct MHD_Daemon *http_start(daemon_ctx *d);
-void http_stop(struct MHD_Daemon *h);
+http_server *http_start(daemon_ctx *d);
+void http_stop(http_server *h);
 
 /* submitsock.c: the submission socket ([daemon] socket) for `missive
  * sendmail`.  0 with *out NULL when disabled; an EX_* code after logging
@@ -70,8 +77,15 @@ void metrics_submitted(metrics *m, unsigned n);
 void metrics_http(metrics *m, unsigned status);
 /* The Prometheus text exposition, appended to out. */
 int metrics_render(daemon_ctx *d, msv_buf *out);
+/* The result of a queue write (a submission, a bounce, a probe): a failure
+ * makes /healthz answer 503 with err's text until a write succeeds. */
+void health_write_result(daemon_ctx *d, const msv_error *err);
+/* 0 when the queue takes writes; else -1 with why set.  Probes with a
+ * real write at most once a second. */
+int health_check(daemon_ctx *d, char *why, size_t whysz);
 
 /* missived.c: one log line with a UTC timestamp, to stderr or the log file. */
 void dlog(const char *fmt, ...) MSV_PRINTF(1, 2);
+void vdlog(const char *fmt, va_list ap) MSV_PRINTF(1, 0);
 
 #endif

@@ -10,9 +10,13 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sysexits.h>
 
 #include "daemon.h"
@@ -22,10 +26,42 @@
 #include "qjson.h"
 #include "submit.h"
 
+/* A request body held in memory.  Not an msv_buf: its capacity is
+ * exactly what is charged to max-inflight (msv_buf rounds up to powers of
+ * two, which would let real memory run past the budget). */
+typedef struct body {
+	char *data;
+	size_t len, cap;
+} body;
+
 typedef struct request {
-	msv_buf body;
-	int too_large;
+	body body;
+	int too_large;   /* over max-body, or unauthorized: the body is discarded */
+	int over_budget; /* max-inflight was full: discarded, answered 503 */
+	size_t reserved; /* bytes of max-inflight this request holds (body.cap) */
 } request;
+
+/* One open connection, for the header timeout.  MHD's own timeout counts
+ * idleness, so a client sending a byte every few seconds would keep a
+ * connection forever (slow-loris); the watchdog closes any connection
+ * whose headers are not complete by its deadline. */
+typedef struct conn_track {
+	struct conn_track *prev, *next;
+	int fd;
+	int64_t deadline_ms; /* monotonic; 0 while a request is handled */
+	int shut;
+} conn_track;
+
+struct http_server {
+	daemon_ctx *d;
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t mu; /* guards everything below */
+	conn_track conns;   /* circular list head */
+	size_t inflight;    /* bytes of request bodies held now */
+	pthread_cond_t stop_cv;
+	pthread_t watchdog;
+	int stopping, watchdog_ok;
+};
 
 static enum MHD_Result send_text(struct MHD_Connection *c, daemon_ctx *d, unsigned status,
                                  const char *type, const char *text, size_t len)
@@ -46,9 +82,9 @@ static enum MHD_Result send_json(struct MHD_Connection *c, daemon_ctx *d, unsign
 {
 	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
 	cJSON_Delete(j);
+	static const char nomem[] = "{\"error\":{\"code\":\"nomem\",\"message\":\"out of memory\"}}";
 	if (!s)
-		return send_text(c, d, 500, "application/json",
-		                 "{\"error\":{\"code\":\"nomem\",\"message\":\"out of memory\"}}", 56);
+		return send_text(c, d, 500, "application/json", nomem, sizeof(nomem) - 1);
 	enum MHD_Result ret = send_text(c, d, status, "application/json", s, strlen(s));
 	cJSON_free(s);
 	return ret;
@@ -58,26 +94,43 @@ static enum MHD_Result send_error(struct MHD_Connection *c, daemon_ctx *d, unsig
                                   const char *code, const char *msg)
 {
 	cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
-	cJSON_AddStringToObject(e, "code", code);
-	cJSON_AddStringToObject(e, "message", msg);
+	if (!cJSON_AddStringToObject(e, "code", code) || !cJSON_AddStringToObject(e, "message", msg)) {
+		/* Out of memory: the status and code still say what happened
+		 * (codes are fixed identifiers, no escaping). */
+		cJSON_Delete(j);
+		char s[160];
+		int n = snprintf(s, sizeof(s),
+		                 "{\"error\":{\"code\":\"%s\",\"message\":\"out of memory\"}}", code);
+		return send_text(c, d, status, "application/json", s,
+		                 n > 0 && (size_t)n < sizeof(s) ? (size_t)n : 0);
+	}
 	return send_json(c, d, status, j);
 }
 
 /* ---- POST /v1/messages ---- */
 
+/* Recipients as named in the request.  One more than the largest
+ * [submission] max-recipients (5000): a longer list keeps that many and
+ * app_prepare() refuses it, naming the key, with the same
+ * "too_many_recipients" code and 400 as any list over the configured
+ * limit (issue 12: the same limit on every way in). */
+#define STRS_MAX 5001
+
 typedef struct strs {
-	const char *v[256];
+	const char *v[STRS_MAX];
 	size_t n;
 } strs;
 
-/* A string or an array of strings into s; 0, or -1 with why set. */
+/* A string or an array of strings appended to s (past STRS_MAX, only
+ * counted as full); 0, or -1 with why set. */
 static int get_list(const cJSON *j, const char *key, strs *s, char *why, size_t whysz)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
 	if (!v)
 		return 0;
 	if (cJSON_IsString(v)) {
-		s->v[s->n++] = v->valuestring;
+		if (s->n < STRS_MAX)
+			s->v[s->n++] = v->valuestring;
 		return 0;
 	}
 	if (!cJSON_IsArray(v)) {
@@ -86,10 +139,12 @@ static int get_list(const cJSON *j, const char *key, strs *s, char *why, size_t 
 	}
 	const cJSON *e;
 	cJSON_ArrayForEach(e, v) {
-		if (!cJSON_IsString(e) || s->n == sizeof(s->v) / sizeof(s->v[0])) {
-			snprintf(why, whysz, "\"%s\" must hold at most 256 strings", key);
+		if (!cJSON_IsString(e)) {
+			snprintf(why, whysz, "\"%s\" must be a string or an array of strings", key);
 			return -1;
 		}
+		if (s->n == STRS_MAX)
+			break; /* too many whatever follows: refused by count */
 		s->v[s->n++] = e->valuestring;
 	}
 	return 0;
@@ -126,26 +181,33 @@ static int build_structured(const cJSON *j, msv_buf *out, strs *rcpt, char *why,
 		                     "and \"text\" or \"html\" (or give \"raw\")");
 		return -1;
 	}
-	strs to = {{0}, 0}, cc = {{0}, 0}, bcc = {{0}, 0};
-	if (get_list(j, "to", &to, why, whysz) || get_list(j, "cc", &cc, why, whysz) ||
-	    get_list(j, "bcc", &bcc, why, whysz))
+	/* to, cc and bcc one after the other in rcpt itself (40 KB each on
+	 * the stack otherwise); it gets the envelope recipients at the end. */
+	strs *a = rcpt;
+	a->n = 0;
+	if (get_list(j, "to", a, why, whysz))
 		return -1;
-	if (!to.n && !cc.n && !bcc.n) {
+	size_t nto = a->n;
+	if (get_list(j, "cc", a, why, whysz))
+		return -1;
+	size_t ncc = a->n - nto;
+	if (get_list(j, "bcc", a, why, whysz))
+		return -1;
+	if (!a->n) {
 		snprintf(why, whysz, "missing field: \"to\" (or \"cc\", \"bcc\")");
 		return -1;
 	}
+	if (a->n == STRS_MAX)
+		return 0; /* more than any max-recipients: refused by count, nothing built */
 	msv_mime_msg *m = NULL;
 	if (msv_mime_new(&m, NULL)) {
 		snprintf(why, whysz, "out of memory");
 		return -1;
 	}
 	msv_result r = msv_mime_add_address(m, MSV_MIME_FROM, from_name, from);
-	for (size_t i = 0; !r && i < to.n; i++)
-		r = msv_mime_add_address(m, MSV_MIME_TO, NULL, to.v[i]);
-	for (size_t i = 0; !r && i < cc.n; i++)
-		r = msv_mime_add_address(m, MSV_MIME_CC, NULL, cc.v[i]);
-	for (size_t i = 0; !r && i < bcc.n; i++)
-		r = msv_mime_add_address(m, MSV_MIME_BCC, NULL, bcc.v[i]);
+	for (size_t i = 0; !r && i < a->n; i++)
+		r = msv_mime_add_address(m, i < nto ? MSV_MIME_TO : i < nto + ncc ? MSV_MIME_CC
+		                                                   : MSV_MIME_BCC, NULL, a->v[i]);
 	if (!r && reply_to)
 		r = msv_mime_add_address(m, MSV_MIME_REPLY_TO, NULL, reply_to);
 	if (!r)
@@ -230,13 +292,56 @@ static int build_structured(const cJSON *j, msv_buf *out, strs *rcpt, char *why,
 			goto fail_why;
 		}
 	msv_mime_free(m);
-	for (size_t off = msglen; off < out->len && rcpt->n < 256; off += strlen(out->data + off) + 1)
+	rcpt->n = 0; /* from the names as given to the envelope's */
+	for (size_t off = msglen; off < out->len && rcpt->n < STRS_MAX; off += strlen(out->data + off) + 1)
 		rcpt->v[rcpt->n++] = out->data + off;
 	out->len = msglen;
 	return 0;
 fail_why:
 	msv_mime_free(m);
 	return -1;
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+	           : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+	    (c == 0xf4 && s[1] > 0x8f))
+		return 0; /* overlong, a surrogate, or past U+10FFFF */
+	return len;
+}
+
+/* A body that must be JSON: RFC 8259 requires UTF-8, and any NUL byte
+ * (raw, or the \u0000 escape) would end a cJSON string early, so the
+ * message would be queued cut short while the client hears 202.  0, or
+ * -1 with why set naming the byte offset. */
+static int check_text(const char *s, size_t n, int utf8, char *why, size_t whysz)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		if (!u[i]) {
+			snprintf(why, whysz, "the body holds a NUL byte (at offset %zu): no field may "
+			                     "contain one", i);
+			return -1;
+		}
+		size_t k = utf8 ? utf8_seq(u + i, n - i) : 1;
+		if (!k) {
+			snprintf(why, whysz, "the body is not valid UTF-8 (at offset %zu); JSON must be "
+			                     "UTF-8 (RFC 8259)", i);
+			return -1;
+		}
+		i += k;
+	}
+	return 0;
 }
 
 /* 1 when the JSON text has a \u0000 escape.  cJSON keeps strings
@@ -257,6 +362,9 @@ static int has_nul_escape(const char *s, size_t n)
 
 static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, request *rq)
 {
+	char bad[160];
+	if (check_text(rq->body.data, rq->body.len, 1, bad, sizeof(bad)))
+		return send_error(c, d, 400, "invalid", bad);
 	if (has_nul_escape(rq->body.data, rq->body.len))
 		return send_error(c, d, 400, "invalid",
 		                  "a string holds a NUL (\\u0000): no message field may contain one");
@@ -319,17 +427,32 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 	if (rc && res.failed == APP_SUBMIT_PREPARE)
 		return send_error(c, d, rc == EX_CONFIG ? 500 : 400,
 		                  rc == EX_CONFIG ? "config" : msv_result_name(err.code), err.message);
-	if (rc)
-		return res.failed == APP_SUBMIT_SUPPRESSED ? send_error(c, d, 403, "suppressed", err.message)
-		                                           : send_error(c, d, 503, "queue", err.message);
+	if (rc && res.failed == APP_SUBMIT_SUPPRESSED)
+		return send_error(c, d, 403, "suppressed", err.message);
+	if (rc) {
+		/* The client will retry; the operator must hear of it (queue
+		 * errors name the file, never an address). */
+		health_write_result(d, &err);
+		dlog("HTTP submission refused with 503: %s", err.message);
+		return send_error(c, d, 503, "queue", err.message);
+	}
+	health_write_result(d, NULL);
 	metrics_submitted(&d->m, 1);
 	daemon_wake(d);
 	dlog("%s: queued through the HTTP API, %zu recipient%s", res.id, res.nrcpt,
 	     res.nrcpt == 1 ? "" : "s");
 	cJSON *reply = cJSON_CreateObject();
-	cJSON_AddStringToObject(reply, "id", res.id);
-	cJSON_AddStringToObject(reply, "message_id", res.message_id);
-	cJSON_AddNumberToObject(reply, "recipients", (double)res.nrcpt);
+	if (!cJSON_AddStringToObject(reply, "id", res.id) ||
+	    (res.message_id && !cJSON_AddStringToObject(reply, "message_id", res.message_id)) ||
+	    !cJSON_AddNumberToObject(reply, "recipients", (double)res.nrcpt)) {
+		/* Out of memory, but queued: a 500 would have the client send it
+		 * again.  The ID is hex: no escaping, no allocation. */
+		cJSON_Delete(reply);
+		msv_free(res.message_id);
+		char s[80];
+		int n = snprintf(s, sizeof(s), "{\"id\":\"%s\",\"recipients\":%zu}", res.id, res.nrcpt);
+		return send_text(c, d, 202, "application/json", s, (size_t)n);
+	}
 	msv_free(res.message_id);
 	return send_json(c, d, 202, reply);
 }
@@ -338,6 +461,10 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 
 static enum MHD_Result get_message(struct MHD_Connection *c, daemon_ctx *d, const char *id)
 {
+	/* Queue IDs are MSV_QID_LEN hex digits; anything else is no message. */
+	size_t n = strspn(id, "0123456789abcdefABCDEF");
+	if (n != MSV_QID_LEN || id[n])
+		return send_error(c, d, 404, "not_found", "no such message (IDs are 16 hex digits)");
 	msv_queue_info info;
 	msv_error err;
 	if (msv_queue_show(d->q, id, &info, &err))
@@ -358,7 +485,15 @@ static enum MHD_Result post_bounce(struct MHD_Connection *c, daemon_ctx *d, requ
 	const char *msg = rq->body.data ? rq->body.data : "";
 	size_t len = rq->body.len;
 	cJSON *j = NULL;
-	if (ct && !strncmp(ct, "application/json", 16)) {
+	char bad[160];
+	int json = ct && !strncasecmp(ct, "application/json", 16);
+	/* A bounce itself may be 8-bit in any charset; JSON must be UTF-8. */
+	if (check_text(msg, len, json, bad, sizeof(bad)))
+		return send_error(c, d, 400, "invalid", bad);
+	if (json && has_nul_escape(msg, len))
+		return send_error(c, d, 400, "invalid",
+		                  "\"raw\" holds a NUL (\\u0000): a bounce cannot contain one");
+	if (json) {
 		j = cJSON_ParseWithLength(msg, len);
 		const cJSON *raw = cJSON_GetObjectItemCaseSensitive(j, "raw");
 		if (!cJSON_IsString(raw)) {
@@ -372,10 +507,171 @@ static enum MHD_Result post_bounce(struct MHD_Connection *c, daemon_ctx *d, requ
 	msv_error err;
 	int rc = app_apply_bounce(d->cfg, d->q, msg, len, &res, &err);
 	cJSON_Delete(j);
+	if (rc && rc != EX_DATAERR) {
+		health_write_result(d, &err);
+		dlog("HTTP bounce refused with 503: %s", err.message);
+	}
 	if (rc)
 		return send_error(c, d, rc == EX_DATAERR ? 400 : 503,
 		                  rc == EX_DATAERR ? "bad_message" : "queue", err.message);
 	return send_json(c, d, 200, res);
+}
+
+/* ---- limits: the in-flight body budget and the header deadline ---- */
+
+/* Takes n bytes of max-inflight: 0, or -1 when that would go over. */
+static int budget_take(http_server *h, size_t n)
+{
+	int ok;
+	pthread_mutex_lock(&h->mu);
+	ok = n <= h->d->cfg->http_max_inflight && h->inflight <= h->d->cfg->http_max_inflight - n;
+	if (ok)
+		h->inflight += n;
+	pthread_mutex_unlock(&h->mu);
+	return ok ? 0 : -1;
+}
+
+static void budget_give(http_server *h, size_t n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->inflight -= n;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void body_drop(http_server *h, request *rq)
+{
+	msv_free(rq->body.data);
+	memset(&rq->body, 0, sizeof(rq->body));
+	budget_give(h, rq->reserved);
+	rq->reserved = 0;
+}
+
+/* Makes room for n more body bytes, charging max-inflight for the whole
+ * allocation before it is made.  0; -1 over max-body; -2 over budget. */
+static int body_room(http_server *h, request *rq, size_t n)
+{
+	size_t max = h->d->cfg->http_max_body, need = rq->body.len + n;
+	if (n > max || rq->body.len > max - n)
+		return -1;
+	if (need + 1 <= rq->body.cap)
+		return 0;
+	/* Unknown length (chunked): double, from 64 KiB, up to max-body. */
+	size_t cap = rq->body.cap < 32768 ? 65536 : rq->body.cap * 2;
+	if (cap > max + 1)
+		cap = max + 1;
+	if (cap < need + 1)
+		cap = need + 1;
+	if (budget_take(h, cap - rq->reserved))
+		return -2;
+	rq->reserved = cap;
+	char *p = msv_realloc(rq->body.data, cap);
+	if (!p)
+		return -2;
+	rq->body.data = p;
+	rq->body.cap = cap;
+	return 0;
+}
+
+static conn_track *track_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Sets the connection's header deadline to now + ms (ms 0: disarm); with
+ * tighten, only moves it earlier. */
+static void track_deadline(http_server *h, struct MHD_Connection *c, int64_t ms, int tighten)
+{
+	conn_track *t = track_of(c);
+	if (!t)
+		return;
+	int64_t at = ms ? msv_now_ms() + ms : 0;
+	pthread_mutex_lock(&h->mu);
+	if (!tighten || (t->deadline_ms && at < t->deadline_ms))
+		t->deadline_ms = at;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	http_server *h = cls;
+	conn_track *t = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(t = msv_calloc(1, sizeof(*t))))
+			return; /* untracked: only MHD's idle timeout applies */
+		t->fd = ci->connect_fd;
+		t->deadline_ms = msv_now_ms() + h->d->cfg->http_header_timeout_ms;
+		pthread_mutex_lock(&h->mu);
+		t->next = h->conns.next;
+		t->prev = &h->conns;
+		t->next->prev = t;
+		h->conns.next = t;
+		pthread_mutex_unlock(&h->mu);
+		*socket_context = t;
+		return;
+	}
+	/* CLOSED comes before MHD closes the descriptor: once unlinked here,
+	 * the watchdog can no longer shut down a reused descriptor number. */
+	if (t) {
+		pthread_mutex_lock(&h->mu);
+		t->prev->next = t->next;
+		t->next->prev = t->prev;
+		pthread_mutex_unlock(&h->mu);
+		msv_free(t);
+	}
+	*socket_context = NULL;
+}
+
+/* The request line of a (kept-alive) connection's next request has
+ * arrived: its headers are due within header-timeout. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)uri;
+	http_server *h = cls;
+	track_deadline(h, c, h->d->cfg->http_header_timeout_ms, 1);
+	return NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+	http_server *h = arg;
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping) {
+		struct timespec until;
+		daemon_abstime(&until, 250);
+		pthread_cond_timedwait(&h->stop_cv, &h->mu, &until);
+		int64_t now = msv_now_ms();
+		unsigned closed = 0;
+		for (conn_track *t = h->conns.next; t != &h->conns; t = t->next)
+			if (t->deadline_ms && !t->shut && now >= t->deadline_ms) {
+				/* MHD sees end of file and closes it in its own thread. */
+				shutdown(t->fd, SHUT_RDWR);
+				t->shut = 1;
+				closed++;
+			}
+		if (closed)
+			dlog("HTTP: closed %u connection%s that had not sent a complete request within "
+			     "header-timeout (%lld ms)",
+			     closed, closed == 1 ? "" : "s", (long long)h->d->cfg->http_header_timeout_ms);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) MSV_PRINTF(2, 0);
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	dlog("HTTP (libmicrohttpd): %s", line);
 }
 
 /* ---- dispatch ---- */
@@ -391,28 +687,95 @@ static int authorized(struct MHD_Connection *c, daemon_ctx *d)
 	return CRYPTO_memcmp(h + 7, d->http_token, tl) == 0;
 }
 
+/* Content-Length as a number: 0 and *n set, 1 when absent, -1 when not a
+ * plain decimal number (strtoull would take "-1" or " 5"). */
+static int content_length(struct MHD_Connection *c, unsigned long long *n)
+{
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+	if (!cl)
+		return 1;
+	if (!*cl || strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 19)
+		return -1;
+	*n = strtoull(cl, NULL, 10);
+	return 0;
+}
+
+/* The first call for a request: headers are complete. */
+static void request_start(http_server *h, struct MHD_Connection *c, request *rq)
+{
+	daemon_ctx *d = h->d;
+	track_deadline(h, c, 0, 0);
+	unsigned long long cl = 0;
+	int have = content_length(c, &cl);
+	/* Without the token nothing of the body is kept (it will get 401):
+	 * no client buffers max-body bytes here before authenticating. */
+	if (have < 0 || (!have && cl > d->cfg->http_max_body) || !authorized(c, d)) {
+		rq->too_large = 1;
+		return;
+	}
+	if (have || !cl)
+		return;
+	/* The whole declared body is charged now, before a byte of it is
+	 * held, so slow senders cannot together hold more than the budget. */
+	int r = body_room(h, rq, (size_t)cl);
+	if (r == -2) {
+		rq->over_budget = 1;
+		body_drop(h, rq);
+	}
+}
+
+static enum MHD_Result over_budget(struct MHD_Connection *c, daemon_ctx *d)
+{
+	dlog("HTTP request refused with 503: its body would go over max-inflight (%zu bytes held "
+	     "by requests in progress)",
+	     d->cfg->http_max_inflight);
+	cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
+	cJSON_AddStringToObject(e, "code", "busy");
+	cJSON_AddStringToObject(e, "message", "too many request bodies in progress (max-inflight); "
+	                                      "retry later");
+	char *s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	static const char fallback[] = "{\"error\":{\"code\":\"busy\",\"message\":\"retry later\"}}";
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    s ? strlen(s) : sizeof(fallback) - 1, s ? s : (void *)fallback, MHD_RESPMEM_MUST_COPY);
+	cJSON_free(s);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Retry-After", "5");
+	enum MHD_Result ret = MHD_queue_response(c, 503, r);
+	MHD_destroy_response(r);
+	metrics_http(&d->m, 503);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **state)
 {
 	(void)version;
-	daemon_ctx *d = cls;
+	http_server *hs = cls;
+	daemon_ctx *d = hs->d;
 	request *rq = *state;
 	if (!rq) {
 		if (!(rq = msv_calloc(1, sizeof(*rq))))
 			return MHD_NO;
-		msv_buf_init(&rq->body, d->cfg->http_max_body);
 		*state = rq;
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		/* Without the token nothing of the body is kept (it will get 401):
-		 * no client buffers max-body bytes here before authenticating. */
-		if ((cl && strtoull(cl, NULL, 10) > d->cfg->http_max_body) || !authorized(c, d))
-			rq->too_large = 1;
+		request_start(hs, c, rq);
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!rq->too_large && msv_buf_add(&rq->body, upload, *upload_size))
-			rq->too_large = 1;
+		if (!rq->too_large && !rq->over_budget) {
+			int r = body_room(hs, rq, *upload_size);
+			if (r) {
+				*(r == -1 ? &rq->too_large : &rq->over_budget) = 1;
+				body_drop(hs, rq);
+			} else {
+				memcpy(rq->body.data + rq->body.len, upload, *upload_size);
+				rq->body.len += *upload_size;
+				rq->body.data[rq->body.len] = '\0';
+			}
+		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -423,8 +786,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return send_error(c, d, 405, "method", "use GET");
 		msv_queue_stats qs;
 		msv_error err;
+		char why[MSV_TEXT_MAX + 64];
 		if (msv_queue_stats_get(d->q, msv_wall_ms(), &qs, &err))
 			return send_error(c, d, 503, "queue", err.message);
+		if (health_check(d, why, sizeof(why)))
+			return send_error(c, d, 503, "queue_write", why);
 		return send_text(c, d, 200, "application/json", "{\"status\":\"ok\"}", 15);
 	}
 	if (!authorized(c, d))
@@ -441,7 +807,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		msv_buf_free(&o);
 		return r;
 	}
-	if (!strcmp(url, "/v1/messages")) {
+	int msgs = !strcmp(url, "/v1/messages"), bounces = !strcmp(url, "/v1/bounces");
+	if (msgs || bounces) {
 		if (!post)
 			return send_error(c, d, 405, "method", "use POST");
 		if (rq->too_large) {
@@ -450,14 +817,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			         d->cfg->http_max_body);
 			return send_error(c, d, 413, "too_large", why);
 		}
-		return post_message(c, d, rq);
-	}
-	if (!strcmp(url, "/v1/bounces")) {
-		if (!post)
-			return send_error(c, d, 405, "method", "use POST");
-		if (rq->too_large)
-			return send_error(c, d, 413, "too_large", "the body is larger than max-body");
-		return post_bounce(c, d, rq);
+		if (rq->over_budget)
+			return over_budget(c, d);
+		return msgs ? post_message(c, d, rq) : post_bounce(c, d, rq);
 	}
 	if (!strncmp(url, "/v1/messages/", 13)) {
 		if (!get)
@@ -470,15 +832,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void completed(void *cls, struct MHD_Connection *c, void **state,
                       enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)c;
 	(void)toe;
+	http_server *h = cls;
 	request *rq = *state;
 	if (rq) {
-		msv_buf_free(&rq->body);
+		body_drop(h, rq);
 		msv_free(rq);
 	}
 	*state = NULL;
+	/* Kept alive: the next request's line must come within idle-timeout
+	 * (MHD closes a silent connection then), its headers within
+	 * header-timeout of that (on_uri). */
+	track_deadline(h, c, h->d->cfg->http_idle_timeout_ms + h->d->cfg->http_header_timeout_ms, 0);
 }
 
 /* "HOST:PORT" or "[V6]:PORT" into a socket address. */
@@ -534,28 +899,86 @@ int http_check(const app_config *c, int have_token)
 	return 0;
 }
 
-struct MHD_Daemon *http_start(daemon_ctx *d)
+/* max-connections, less what the descriptor limit cannot give (the queue,
+ * the submission socket and SMTP connections need some too). */
+static unsigned conn_limit(const app_config *c)
+{
+	struct rlimit rl;
+	unsigned want = c->http_max_conns;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	rlim_t spare = 64 + 4 * (rlim_t)c->workers;
+	rlim_t can = rl.rlim_cur > spare + 16 ? rl.rlim_cur - spare : 16;
+	if (want > can) {
+		dlog("HTTP: max-connections %u lowered to %llu: the open-files limit is %llu "
+		     "(raise it, e.g. LimitNOFILE= in the service unit)",
+		     want, (unsigned long long)can, (unsigned long long)rl.rlim_cur);
+		want = (unsigned)can;
+	}
+	return want;
+}
+
+http_server *http_start(daemon_ctx *d)
 {
 	struct sockaddr_storage ss;
 	int loopback = 0;
 	if (parse_listen(d->cfg->http_listen, &ss, &loopback)) /* checked by http_check() */
 		return NULL;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	http_server *h = msv_calloc(1, sizeof(*h));
+	if (!h) {
+		dlog("HTTP: out of memory");
+		return NULL;
+	}
+	h->d = d;
+	h->conns.next = h->conns.prev = &h->conns;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->stop_cv, NULL);
+	/* MHD_USE_AUTO: epoll on Linux; select() could not watch a descriptor
+	 * past FD_SETSIZE (1024), so a thousand idle connections would lock
+	 * real clients out. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	/* Several threads, so concurrent submissions share a group commit. */
-	struct MHD_Daemon *h = MHD_start_daemon(
-	    flags, 0, NULL, NULL, handle, d, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)8, MHD_OPTION_NOTIFY_COMPLETED, completed, d,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-	if (!h)
+	unsigned idle_s = (unsigned)((d->cfg->http_idle_timeout_ms + 999) / 1000);
+	/* Several threads, so concurrent submissions share a group commit.
+	 * The logger must come first: MHD logs while reading later options. */
+	h->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)8, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+	    MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+	    MHD_OPTION_CONNECTION_LIMIT, conn_limit(d->cfg), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    d->cfg->http_max_conns_per_ip, MHD_OPTION_END);
+	if (!h->mhd) {
 		dlog("cannot listen on %s (in use, or not an address of this machine)",
 		     d->cfg->http_listen);
+		http_stop(h);
+		return NULL;
+	}
+	if (pthread_create(&h->watchdog, NULL, watchdog_main, h)) {
+		dlog("HTTP: cannot start the header-timeout thread");
+		http_stop(h);
+		return NULL;
+	}
+	h->watchdog_ok = 1;
 	return h;
 }
 
-void http_stop(struct MHD_Daemon *h)
+void http_stop(http_server *h)
 {
-	if (h)
-		MHD_stop_daemon(h);
+	if (!h)
+		return;
+	if (h->watchdog_ok) {
+		pthread_mutex_lock(&h->mu);
+		h->stopping = 1;
+		pthread_cond_signal(&h->stop_cv);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->watchdog, NULL);
+	}
+	if (h->mhd)
+		MHD_stop_daemon(h->mhd);
+	pthread_cond_destroy(&h->stop_cv);
+	pthread_mutex_destroy(&h->mu);
+	msv_free(h);
 }

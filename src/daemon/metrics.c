@@ -1,4 +1,5 @@
 /* Counters and the /metrics page in Prometheus text format 0.0.4. */
+#include <stdio.h>
 #include <string.h>
 
 #include "daemon.h"
@@ -130,4 +131,38 @@ int metrics_render(daemon_ctx *d, msv_buf *o)
 		rc |= msv_buf_addf(o, "missive_http_responses_total{code=\"%dxx\"} %llu\n", c,
 		                   (unsigned long long)m.http[c]);
 	return rc;
+}
+
+void health_write_result(daemon_ctx *d, const msv_error *err)
+{
+	pthread_mutex_lock(&d->health_mu);
+	d->health_bad = err != NULL;
+	if (err)
+		snprintf(d->health_why, sizeof(d->health_why), "%s", err->message);
+	pthread_mutex_unlock(&d->health_mu);
+}
+
+int health_check(daemon_ctx *d, char *why, size_t whysz)
+{
+	int64_t now = msv_wall_ms();
+	msv_error err;
+	pthread_mutex_lock(&d->health_mu);
+	/* A probe costs an fsync: once a second at most, however often a load
+	 * balancer asks.  The lock also keeps probes from piling up. */
+	if (now - d->health_probe_ms >= 1000 || now < d->health_probe_ms) {
+		d->health_probe_ms = now;
+		int was = d->health_bad;
+		d->health_bad = msv_queue_probe_write(d->q, &err) != MSV_OK;
+		if (d->health_bad)
+			snprintf(d->health_why, sizeof(d->health_why), "%s", err.message);
+		if (d->health_bad != was)
+			dlog(d->health_bad ? "health: the queue cannot be written: %s"
+			                   : "health: the queue takes writes again%s",
+			     d->health_bad ? err.message : "");
+	}
+	int bad = d->health_bad;
+	if (bad)
+		snprintf(why, whysz, "the queue cannot be written: %s", d->health_why);
+	pthread_mutex_unlock(&d->health_mu);
+	return bad ? -1 : 0;
 }

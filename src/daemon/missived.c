@@ -1,7 +1,9 @@
 /* missived: the delivery daemon.  Foreground, logs to stderr (or a log
  * file reopened on SIGHUP); SIGTERM/SIGINT drain: stop claiming, let
  * in-flight sends finish within the grace period, release leases, exit 0. */
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <signal.h>
@@ -9,17 +11,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "daemon.h"
+#include "recorder.h"
 #include "submit.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void dlog(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdlog(fmt, ap);
+	va_end(ap);
+}
+
+void vdlog(const char *fmt, va_list ap)
 {
 	char ts[40];
 	struct timespec now;
@@ -28,29 +41,74 @@ void dlog(const char *fmt, ...)
 	gmtime_r(&now.tv_sec, &tm);
 	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
-	va_list ap;
-	va_start(ap, fmt);
 	pthread_mutex_lock(&log_mu);
 	fprintf(stderr, "%s missived: ", ts);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_mu);
-	va_end(ap);
 }
 
-static int reopen_log(const char *path)
+/* Points stderr at the log file: 0, or -1 with why set and stderr as it
+ * was.  O_NOFOLLOW: the log's directory may be writable by others (a
+ * shared /var/log/app), and a symlink planted there must not make
+ * missived append to, or create, a file of the attacker's choice with its
+ * privileges.  New files get 0640 whatever the umask allows beyond it. */
+static int reopen_log(const char *path, char *why, size_t whysz)
 {
 	if (!path)
 		return 0;
-	pthread_mutex_lock(&log_mu);
-	FILE *f = freopen(path, "a", stderr);
-	pthread_mutex_unlock(&log_mu);
-	if (!f) {
-		/* stderr is gone; nothing left to say it on. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0640);
+	struct stat st;
+	if (fd < 0) {
+		snprintf(why, whysz, "[daemon] log-file %s: %s", path,
+		         errno == ELOOP ? "is a symbolic link; give the real path" : strerror(errno));
 		return -1;
 	}
-	return 0;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(why, whysz, "[daemon] log-file %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	fflush(stderr);
+	pthread_mutex_lock(&log_mu);
+	int rc = dup2(fd, STDERR_FILENO);
+	pthread_mutex_unlock(&log_mu);
+	if (rc < 0)
+		snprintf(why, whysz, "[daemon] log-file %s: %s", path, strerror(errno));
+	close(fd);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Each HTTP connection is a descriptor: the soft limit (often 1024) goes
+ * up to the hard one, so max-connections is not cut short by a default. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Opens the queue, checking its pages (PRAGMA quick_check): a damaged
+ * file must stop the start, not make every claim fail later. */
+static int open_queue(daemon_ctx *d)
+{
+	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
+	o.path = d->cfg->queue_path;
+	o.verify = 1;
+	msv_error err;
+	if (!msv_queue_open(&d->q, &o, &err))
+		return 0;
+	if (strstr(err.message, o.path))
+		cli_err("%s", err.message);
+	else
+		cli_err("queue %s: %s", o.path, err.message);
+	if (err.code == MSV_E_IO)
+		return EX_IOERR;
+	int rc = cli_exit_code(&err);
+	return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
 }
 
 static void usage(FILE *f)
@@ -69,7 +127,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Signals: SIGTERM or SIGINT drain and exit 0; SIGHUP reopens the log file.\n"
 	      "Exit codes: 0 stopped cleanly, 64 usage, 69 cannot listen (address in use),\n"
-	      "73 queue or log not writable, 78 configuration error.  See missived(8).\n",
+	      "73 queue or log not writable, 74 queue file damaged, 78 configuration error.\n"
+	      "See missived(8).\n",
 	      f);
 }
 
@@ -126,6 +185,10 @@ int main(int argc, char **argv)
 	};
 	const char *cfgflag = NULL;
 	int check = 0, c;
+	/* cJSON allocates through msv_malloc too, so that the torture tests
+	 * (docs/internals/torture.md) fail its allocations as well. */
+	cJSON_Hooks hooks = {msv_malloc, msv_free};
+	cJSON_InitHooks(&hooks);
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cfgflag = optarg; break;
@@ -157,17 +220,22 @@ int main(int argc, char **argv)
 		rc = load_token(&d, &token);
 	if (!rc && *cfg.http_listen)
 		rc = http_check(&cfg, token != NULL);
-	if (!rc && !check && reopen_log(cfg.log_file))
+	char why[600];
+	if (!rc && !check && reopen_log(cfg.log_file, why, sizeof(why))) {
+		cli_err("%s", why);
 		rc = EX_CANTCREAT;
+	}
 	if (!rc)
-		rc = app_queue_open(&cfg, 0, &d.q);
-	if (!rc && !(d.pools = msv_calloc(cfg.nroutes, sizeof(*d.pools))))
+		rc = open_queue(&d);
+	if (!rc && !(d.pools = msv_calloc(cfg.nroutes, sizeof(*d.pools)))) {
+		cli_err("cannot set up the routes' connection pools: out of memory");
 		rc = EX_OSERR;
+	}
 	for (size_t i = 0; !rc && i < cfg.nroutes; i++) {
 		msv_error err;
 		if (msv_pool_new(&d.pools[i], &cfg.routes[i]->pool, &err)) {
 			cli_err("route %s: %s", cfg.routes[i]->name, err.message);
-			rc = EX_CONFIG;
+			rc = err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
 		}
 	}
 	if (rc || check) {
@@ -185,17 +253,22 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit must fail the queue write (reported, retried),
+	 * not kill the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
+	raise_nofile();
 
 	char host[256] = "localhost";
 	gethostname(host, sizeof(host) - 1);
 	snprintf(d.owner, sizeof(d.owner), "missived:%s:%ld", host, (long)getpid());
 	metrics_init(&d.m);
 	pthread_mutex_init(&d.mu, NULL);
+	pthread_mutex_init(&d.health_mu, NULL);
 	pthread_cond_init(&d.wake, NULL);
 	pthread_cond_init(&d.exited, NULL);
 	release_orphans(&d, host);
 
-	struct MHD_Daemon *http = NULL;
+	http_server *http = NULL;
 	submitsock *sock = NULL;
 	if (*cfg.http_listen && !(http = http_start(&d))) {
 		rc = EX_UNAVAILABLE;
@@ -206,7 +279,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	pthread_t *th = msv_calloc(cfg.workers, sizeof(*th));
-	if (!th) {
+	/* Outcomes are written by their own thread (recorder.c), started
+	 * before the workers that feed it and stopped after them. */
+	if (!th || recorder_start(&d, &d.rec)) {
+		if (!th)
+			dlog("cannot start the workers: out of memory");
+		msv_free(th);
 		rc = EX_OSERR;
 		http_stop(http);
 		submitsock_stop(sock, 1);
@@ -237,9 +315,11 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			if (reopen_log(cfg.log_file))
-				break;
-			dlog("SIGHUP: log reopened");
+			/* On failure the old log stays open: keep running, say so there. */
+			if (reopen_log(cfg.log_file, why, sizeof(why)))
+				dlog("SIGHUP: cannot reopen the log: %s", why);
+			else
+				dlog("SIGHUP: log reopened");
 			continue;
 		}
 		dlog("%s: draining (grace %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -263,6 +343,9 @@ int main(int argc, char **argv)
 		for (unsigned i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
 	msv_free(th);
+	/* The workers' last outcomes go to disk before the leases are let go:
+	 * what was sent must not be claimed and sent again. */
+	recorder_stop(d.rec);
 	size_t released = 0;
 	msv_error err;
 	if (msv_queue_release(d.q, d.owner, &released, &err))
@@ -277,6 +360,7 @@ int main(int argc, char **argv)
 	}
 	dlog("stopped; released %zu leases", released);
 out:
+	recorder_free(d.rec);
 	for (size_t i = 0; d.pools && i < cfg.nroutes; i++)
 		msv_pool_free(d.pools[i]);
 	msv_free(d.pools);

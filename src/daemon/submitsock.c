@@ -18,8 +18,12 @@
 #include "daemon.h"
 #include "wire.h"
 
-#define CONN_MAX 64     /* connections served at once; more are closed unanswered */
+/* Connections served at once.  One local user holds at most
+ * [daemon] socket-max-per-uid of them (root: any), so 64 connections held
+ * open by one user no longer shut every other user out (issue 12). */
+#define CONN_MAX 128
 #define IO_TIMEOUT_S 60 /* a client that stalls longer is dropped */
+#define READ_CHUNK (1u << 16)
 
 typedef struct submitsock submitsock;
 
@@ -27,6 +31,7 @@ typedef struct conn {
 	submitsock *s;
 	int fd;        /* -1: slot free */
 	int reading;   /* the request is not complete yet */
+	long uid;      /* the peer's, from SO_PEERCRED at accept; -1: unknown */
 } conn;
 
 struct submitsock {
@@ -36,6 +41,7 @@ struct submitsock {
 	pthread_mutex_t mu;
 	pthread_cond_t idle;
 	unsigned active;
+	size_t inflight; /* octets of request buffers held, all connections */
 	conn slots[CONN_MAX];
 };
 
@@ -48,6 +54,84 @@ static void answer(int fd, int rc, const app_submitted *res, const char *error)
 	msv_buf_free(&b);
 }
 
+/* Makes room for the next read in c's request buffer, charged against
+ * [daemon] socket-max-inflight before the memory is taken: a set of held
+ * connections, each sending a large message slowly, raised missived's
+ * RSS by 650 MB.  *charged is what this buffer holds of the budget.  0,
+ * or -1 (over budget or out of memory: try later) or -2 (larger than a
+ * request may be), with why set. */
+static int grow(submitsock *s, msv_buf *in, size_t *charged, char *why, size_t whysz)
+{
+	if (in->len + READ_CHUNK + 1 <= in->cap)
+		return 0;
+	if (in->len + READ_CHUNK > in->max) {
+		snprintf(why, whysz, "the request is larger than %zu octets", in->max);
+		return -2;
+	}
+	/* msv_buf_reserve doubles: the new size is under twice what is needed. */
+	size_t need = 2 * (in->len + READ_CHUNK + 1), budget = s->d->cfg->socket_max_inflight;
+	if (need > in->max + 1)
+		need = in->max + 1;
+	int ok;
+	pthread_mutex_lock(&s->mu);
+	ok = s->inflight - *charged + need <= budget;
+	if (ok)
+		s->inflight += need - *charged;
+	pthread_mutex_unlock(&s->mu);
+	if (!ok) {
+		snprintf(why, whysz, "missived is busy: the requests in progress hold [daemon] "
+		                     "socket-max-inflight (%zu octets); try again later", budget);
+		return -1;
+	}
+	*charged = need;
+	int r = msv_buf_reserve(in, READ_CHUNK);
+	pthread_mutex_lock(&s->mu);
+	s->inflight -= need - (r ? 0 : in->cap); /* what it really took */
+	pthread_mutex_unlock(&s->mu);
+	*charged = r ? 0 : in->cap;
+	if (r) {
+		snprintf(why, whysz, "out of memory for the request");
+		return -1;
+	}
+	return 0;
+}
+
+/* After an answer sent before the request was read whole (refused early):
+ * reads and drops what the client still sends, for at most DRAIN_MS, so
+ * the close does not reset the connection: a client blocked sending then
+ * got ECONNRESET instead of the answer, and wrote the queue itself or gave
+ * up without knowing why. */
+#define DRAIN_MS 5000
+
+static void drain(int fd)
+{
+	char scratch[16384];
+	struct timeval tv = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	shutdown(fd, SHUT_WR);
+	int64_t end = msv_now_ms() + DRAIN_MS;
+	while (msv_now_ms() < end) {
+		ssize_t n = read(fd, scratch, sizeof(scratch));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
+}
+
+/* Refused at accept: the answer, then the same as drain() but without
+ * waiting (the accept thread must not block): what the client already
+ * sent is dropped, so the close does not reset the connection. */
+static void refuse_now(int fd, const char *msg)
+{
+	char scratch[16384];
+	answer(fd, EX_TEMPFAIL, NULL, msg);
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 64 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
+
 /* Reads one request whole and answers it. */
 static void serve(conn *c)
 {
@@ -56,14 +140,27 @@ static void serve(conn *c)
 	int fd = c->fd;
 	msv_buf in;
 	msv_buf_init(&in, APP_MESSAGE_MAX + (1u << 20));
+	size_t charged = 0;
 	app_wire_req rq;
 	char why[256] = "";
-	int got = 0;
+	int got = 0, rc = 0, busy = 0;
+	/* [daemon] socket-timeout bounds the whole request: sendmail reads its
+	 * message before it connects, so a request takes milliseconds, and a
+	 * client trickling a byte a minute would otherwise keep its slot. */
+	int64_t deadline = msv_now_ms() + d->cfg->socket_timeout_ms;
 	while (!got) {
-		if (msv_buf_reserve(&in, 1 << 16)) {
-			snprintf(why, sizeof(why), "the request is larger than %zu octets", in.max);
+		int g = grow(s, &in, &charged, why, sizeof(why));
+		if (g) {
+			busy = g == -1;
 			got = -1;
 			break;
+		}
+		int64_t left = deadline - msv_now_ms();
+		struct pollfd pf = {fd, POLLIN, 0};
+		if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
+			dlog("socket: a request from uid %ld took longer than [daemon] socket-timeout; "
+			     "dropped", c->uid);
+			goto out;
 		}
 		ssize_t n = read(fd, in.data + in.len, in.cap - in.len);
 		if (n < 0 && errno == EINTR)
@@ -71,37 +168,57 @@ static void serve(conn *c)
 		if (n <= 0) /* the client went away or stalled: nothing to answer */
 			goto out;
 		in.len += (size_t)n;
-		got = app_wire_decode(in.data, in.len, &rq, why, sizeof(why));
+		got = app_wire_decode_limit(in.data, in.len, d->cfg->max_recipients, &rq, why, sizeof(why));
 	}
 	if (got < 0) {
 		char msg[320];
-		snprintf(msg, sizeof(msg), "bad submission: %s", why);
-		answer(fd, EX_PROTOCOL, NULL, msg);
+		/* Over the budget or out of memory: 75, the client writes the
+		 * queue itself or tries later.  A recipient cap: the message's
+		 * fault (65).  Anything else: the client's (76). */
+		rc = busy ? EX_TEMPFAIL : got == -2 ? EX_DATAERR : EX_PROTOCOL;
+		if (rc == EX_PROTOCOL)
+			snprintf(msg, sizeof(msg), "bad submission: %s", why);
+		else
+			snprintf(msg, sizeof(msg), "%s", why);
+		if (rc == EX_TEMPFAIL)
+			dlog("socket: a request from uid %ld refused: over [daemon] socket-max-inflight",
+			     c->uid);
+		/* Free the budget first: the drain may take a while. */
+		msv_buf_free(&in);
+		pthread_mutex_lock(&s->mu);
+		s->inflight -= charged;
+		charged = 0;
+		pthread_mutex_unlock(&s->mu);
+		answer(fd, rc, NULL, msg);
+		drain(fd);
 		goto out;
 	}
 	/* From here the client waits for its answer, even through SIGTERM. */
 	pthread_mutex_lock(&s->mu);
 	c->reading = 0;
 	pthread_mutex_unlock(&s->mu);
+	/* The submitter is who the kernel says connected, never what the
+	 * request claims: it picks the default sender and the trust. */
+	char user[256];
+	app_local_user(&rq.o, c->uid, user, sizeof(user));
 	app_submitted res;
 	msv_error err;
-	int rc = app_submit(d->cfg, d->q, rq.msg, rq.msglen, &rq.o, &res, &err);
+	rc = app_submit(d->cfg, d->q, rq.msg, rq.msglen, &rq.o, &res, &err);
 	app_wire_req_free(&rq);
 	if (!rc) {
 		metrics_submitted(&d->m, 1);
 		daemon_wake(d);
 		msv_free(res.message_id);
 		/* Who submitted, for the audit trail: the uid, not the addresses. */
-		struct ucred cr;
-		socklen_t crl = sizeof(cr);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl))
-			cr.uid = (uid_t)-1;
-		dlog("%s: queued by uid %ld through the socket, %zu recipient%s", res.id, (long)cr.uid,
+		dlog("%s: queued by uid %ld through the socket, %zu recipient%s", res.id, c->uid,
 		     res.nrcpt, res.nrcpt == 1 ? "" : "s");
 	}
 	answer(fd, rc, &res, rc ? err.message : NULL);
 out:
 	msv_buf_free(&in);
+	pthread_mutex_lock(&s->mu);
+	s->inflight -= charged;
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void *conn_main(void *arg)
@@ -138,25 +255,42 @@ static void *accept_main(void *arg)
 		struct timeval tv = {IO_TIMEOUT_S, 0};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		struct ucred cr;
+		socklen_t crl = sizeof(cr);
+		long uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) ? -1 : (long)cr.uid;
 		conn *c = NULL;
+		unsigned mine = 0;
 		pthread_mutex_lock(&s->mu);
-		for (size_t i = 0; !c && i < CONN_MAX; i++)
-			if (s->slots[i].fd < 0)
+		for (size_t i = 0; i < CONN_MAX; i++) {
+			if (s->slots[i].fd < 0 && !c)
 				c = &s->slots[i];
+			else if (s->slots[i].fd >= 0 && s->slots[i].uid == uid)
+				mine++;
+		}
+		if (uid != 0 && mine >= s->d->cfg->socket_max_per_uid)
+			c = NULL;
 		if (c) {
 			c->fd = fd;
 			c->reading = 1;
+			c->uid = uid;
 			s->active++;
 		}
 		pthread_mutex_unlock(&s->mu);
-		/* Full (someone holds CONN_MAX connections open), or no thread: the
-		 * client hears nothing and writes the queue itself rather than wait. */
+		/* Full, this user holds socket-max-per-uid connections, or no
+		 * thread: 75 at once (a fresh socket's buffer takes it without
+		 * blocking), and the client writes the queue itself or tries
+		 * later rather than wait. */
 		pthread_t t;
 		pthread_attr_t a;
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 		if (!c) {
-			close(fd);
+			char msg[200];
+			snprintf(msg, sizeof(msg), "missived is busy: %s; try again later",
+			         uid != 0 && mine >= s->d->cfg->socket_max_per_uid
+			         ? "this user holds [daemon] socket-max-per-uid connections"
+			         : "every connection slot is taken");
+			refuse_now(fd, msg);
 		} else if (pthread_create(&t, &a, conn_main, c)) {
 			pthread_mutex_lock(&s->mu);
 			close(fd);
@@ -205,8 +339,10 @@ int submitsock_start(daemon_ctx *d, submitsock **out)
 	if (clear_stale(path, &sa))
 		return EX_UNAVAILABLE;
 	submitsock *s = msv_calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		dlog("cannot start the submission socket: out of memory");
 		return EX_OSERR;
+	}
 	s->d = d;
 	s->stop[0] = s->stop[1] = -1;
 	for (size_t i = 0; i < CONN_MAX; i++) {
@@ -214,12 +350,15 @@ int submitsock_start(daemon_ctx *d, submitsock **out)
 		s->slots[i].fd = -1;
 	}
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	/* Created with no more than socket-mode allows, not widened for a
-	 * moment by a lax umask (no other thread creates files yet). */
+	/* Created with exactly socket-mode: bind() makes the socket 0777 less
+	 * the umask, so the umask is set to the mode's complement for that one
+	 * call (no other thread creates files yet).  Never chmod() by path
+	 * afterwards: between bind and chmod, whoever can write the directory
+	 * could put a symlink there, and chmod follows it (issue 12). */
 	mode_t um = umask(~(mode_t)d->cfg->socket_mode & 0777);
 	int bad = s->fd < 0 || bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(um);
-	if (bad || chmod(path, d->cfg->socket_mode) || listen(s->fd, 128) || pipe(s->stop)) {
+	if (bad || listen(s->fd, 128) || pipe(s->stop)) {
 		dlog("[daemon] socket %s: %s", path, strerror(errno));
 		if (s->fd >= 0)
 			close(s->fd);

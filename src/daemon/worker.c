@@ -1,11 +1,13 @@
 /* Delivery workers: claim due recipients with a lease, send them through
- * the route's pool, record each recipient's outcome in one transaction. */
+ * the route's pool, and hand each message's outcomes to the recorder
+ * (recorder.c) as soon as its final reply is read. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "daemon.h"
 #include "missive/dsn.h"
+#include "recorder.h"
 #include "missive/policy.h"
 
 void daemon_wake(daemon_ctx *d)
@@ -115,10 +117,89 @@ static void decide(daemon_ctx *d, const msv_queue_job *j, size_t i, const msv_po
 	}
 }
 
-/* Sends the jobs of one route (route index ri, or SIZE_MAX: none). */
-static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, size_t ri)
+/* A refusal that says the address is bad (550 5.1.1 user unknown) is a
+ * hard bounce now, as it would be in a DSN later: the reason to put the
+ * address on the suppression list (in why), or NULL. */
+static const char *hard_bounce(const daemon_ctx *d, const msv_queue_outcome *o, char *why,
+                               size_t n)
+{
+	if (!d->cfg->suppress_hard_bounces || o->state != MSV_RCPT_BOUNCED || !o->reply_code)
+		return NULL;
+	msv_dsn_verdict v;
+	msv_dsn_classify(&v, o->enhanced, o->reply_code, o->text, "RCPT");
+	if (!v.hard)
+		return NULL;
+	snprintf(why, n, "%s %s", msv_dsn_reason_name(v.reason), v.status);
+	return why;
+}
+
+/* One route's claimed messages on their way: what the pool's progress
+ * callback needs.  With in_flight 1 the pool calls it from this worker's
+ * thread only, so nothing here is shared. */
+typedef struct sending {
+	daemon_ctx *d;
+	msv_queue_job *const *jobs;
+	const app_route *r;     /* NULL: no route */
+	int64_t started;
+	size_t *off;            /* message i's first recipient in out, addr, why */
+	msv_queue_outcome *out;
+	const char **addr, **supp;
+	char (*why)[160];
+	char *reported;         /* message i's outcomes went to the recorder */
+	uint64_t *prev;         /* the recorder's ticket for this worker's previous
+	                         * message; kept across batches, as the worker's
+	                         * pooled connection carries on from one to the next */
+} sending;
+
+/* Message i's final reply was read (res; NULL: no route): its outcomes go
+ * to the recorder now, not after the batch, so that a kill re-sends only
+ * what was on the wire. */
+static void record_message(sending *s, size_t i, const msv_pool_result *res)
+{
+	daemon_ctx *d = s->d;
+	const msv_queue_job *j = s->jobs[i];
+	size_t k = s->off[i];
+	if (s->reported[i])
+		return;
+	s->reported[i] = 1;
+	int64_t now = msv_wall_ms();
+	tally t = {0, 0, 0, 0};
+	for (size_t x = 0; x < j->nrcpt; x++) {
+		decide(d, j, x, res, s->r ? s->r->conn.peer : NULL, s->started, now, &s->out[k + x],
+		       &t);
+		s->supp[k + x] = hard_bounce(d, &s->out[k + x], s->why[k + x], sizeof(s->why[0]));
+	}
+	if (res)
+		metrics_attempt(&d->m, res->latency_ms);
+	const msv_queue_outcome *first = &s->out[k];
+	dlog("%s: %u sent, %u deferred, %u bounced, %u dead via %s (%d %s)", j->qid, t.sent,
+	     t.deferred, t.bounced, t.dead, s->r ? s->r->conn.peer : "no route", first->reply_code,
+	     first->enhanced && *first->enhanced ? first->enhanced : "-");
+	uint64_t ticket =
+	    recorder_add(d->rec, j->qid, &s->out[k], j->nrcpt, s->addr + k, s->supp + k);
+	/* The connection goes on to the next message only once the one before
+	 * this is on disk: at any moment at most two of its messages may have
+	 * reached the server without their outcome on disk (while waiting: the
+	 * one before and this one; after: this one and the next one on the
+	 * wire).  That is what a kill -9 can make us send twice.  The commit
+	 * overlaps the next message's round trip, so it costs no throughput
+	 * while the disk keeps up. */
+	recorder_wait(d->rec, *s->prev);
+	*s->prev = ticket;
+}
+
+static void on_result(void *payload, size_t index, const msv_pool_result *res)
+{
+	record_message(payload, index, res);
+}
+
+/* Sends the jobs of one route (route index ri, or SIZE_MAX: none); prev:
+ * the worker's last ticket (sending). */
+static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, size_t ri,
+                          uint64_t *prev)
 {
 	app_route *r = ri == SIZE_MAX ? NULL : d->cfg->routes[ri];
+	sending s = {d, jobs, r, msv_wall_ms(), NULL, NULL, NULL, NULL, NULL, NULL, prev};
 	msv_envelope *env = msv_calloc(n, sizeof(*env));
 	msv_pool_message *msgs = msv_calloc(n, sizeof(*msgs));
 	msv_pool_result *res = msv_calloc(n, sizeof(*res));
@@ -126,22 +207,29 @@ static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, s
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += jobs[i]->nrcpt;
-	msv_queue_outcome *out = msv_calloc(total ? total : 1, sizeof(*out));
-	const char **rcpts = msv_calloc(total ? total : 1, sizeof(*rcpts));
-	if (!env || !msgs || !res || !senders || !out || !rcpts) {
+	size_t slots = total ? total : 1;
+	s.off = msv_calloc(n, sizeof(*s.off));
+	s.out = msv_calloc(slots, sizeof(*s.out));
+	s.addr = msv_calloc(slots, sizeof(*s.addr));
+	s.supp = msv_calloc(slots, sizeof(*s.supp));
+	s.why = msv_calloc(slots, sizeof(*s.why));
+	s.reported = msv_calloc(n, 1);
+	if (!env || !msgs || !res || !senders || !s.off || !s.out || !s.addr || !s.supp || !s.why ||
+	    !s.reported) {
 		dlog("out of memory delivering %zu messages; leases expire and they will be retried", n);
 		goto done;
 	}
-	int64_t started = msv_wall_ms();
+	for (size_t i = 0, k = 0; i < n; k += jobs[i]->nrcpt, i++) {
+		s.off[i] = k;
+		for (size_t x = 0; x < jobs[i]->nrcpt; x++)
+			s.addr[k + x] = jobs[i]->rcpt[x].address;
+	}
 	if (r) {
-		size_t k = 0;
 		for (size_t i = 0; i < n; i++) {
 			const msv_queue_job *j = jobs[i];
 			envelope_sender(r, j, senders[i], sizeof(senders[i]));
-			for (size_t x = 0; x < j->nrcpt; x++)
-				rcpts[k + x] = j->rcpt[x].address;
 			env[i].from = senders[i];
-			env[i].rcpt = rcpts + k;
+			env[i].rcpt = s.addr + s.off[i];
 			env[i].nrcpt = j->nrcpt;
 			env[i].size = j->len;
 			env[i].body_8bit = j->body_8bit;
@@ -152,50 +240,25 @@ static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, s
 			msgs[i].env = &env[i];
 			msgs[i].msg = j->body;
 			msgs[i].len = j->len;
-			k += j->nrcpt;
 		}
-		msv_pool_send_batch(d->pools[ri], &r->conn.co, msgs, n, 1, res, NULL, NULL);
+		/* in_flight 1: one connection per worker, and on_result runs on
+		 * this thread (sending is not locked). */
+		msv_pool_send_batch(d->pools[ri], &r->conn.co, msgs, n, 1, res, on_result, &s);
 	}
-	int64_t now = msv_wall_ms();
-	size_t k = 0;
-	tally all = {0, 0, 0, 0};
 	for (size_t i = 0; i < n; i++) {
-		const msv_queue_job *j = jobs[i];
-		tally t = {0, 0, 0, 0};
-		for (size_t x = 0; x < j->nrcpt; x++)
-			decide(d, j, x, r ? &res[i] : NULL, r ? r->conn.peer : NULL, started, now,
-			       &out[k++], &t);
-		if (r)
-			metrics_attempt(&d->m, res[i].latency_ms);
-		const msv_queue_outcome *first = &out[k - j->nrcpt];
-		dlog("%s: %u sent, %u deferred, %u bounced, %u dead via %s (%d %s)", j->qid, t.sent,
-		     t.deferred, t.bounced, t.dead, r ? r->conn.peer : "no route", first->reply_code,
-		     first->enhanced && *first->enhanced ? first->enhanced : "-");
-		all.sent += t.sent;
-		all.deferred += t.deferred;
-		all.bounced += t.bounced;
-		all.dead += t.dead;
-	}
-	msv_error err;
-	/* A refusal that says the address is bad (550 5.1.1 user unknown) is a
-	 * hard bounce now, as it would be in a DSN later: suppress it. */
-	for (size_t i = 0, x = 0; d->cfg->suppress_hard_bounces && i < n; i++)
-		for (size_t y = 0; y < jobs[i]->nrcpt; y++, x++) {
-			if (out[x].state != MSV_RCPT_BOUNCED || !out[x].reply_code)
-				continue;
-			msv_dsn_verdict v;
-			msv_dsn_classify(&v, out[x].enhanced, out[x].reply_code, out[x].text, "RCPT");
-			char why[160];
-			snprintf(why, sizeof(why), "%s %s", msv_dsn_reason_name(v.reason), v.status);
-			if (v.hard && msv_queue_suppress_add(d->q, jobs[i]->rcpt[y].address, why, "smtp",
-			                                     now, &err))
-				dlog("%s: cannot update the suppression list: %s", jobs[i]->qid, err.message);
+		if (s.reported[i])
+			continue;
+		if (r) {
+			/* The pool reports every message; should one slip through,
+			 * its result cannot be trusted to say "sent": try it again. */
+			msv_pool_result_free(&res[i]);
+			memset(&res[i], 0, sizeof(res[i]));
+			res[i].code = MSV_E_STATE;
+			msv_error_set(&res[i].err, MSV_E_STATE, MSV_CLASS_TEMPORARY,
+			              "the connection pool gave no result for this message");
 		}
-	if (msv_queue_record(d->q, out, total, now, &err))
-		dlog("cannot record %zu outcomes: %s; the leases expire and they will be retried", total,
-		     err.message);
-	else
-		metrics_outcomes(&d->m, all.sent, all.deferred, all.bounced, all.dead);
+		record_message(&s, i, r ? &res[i] : NULL);
+	}
 done:
 	for (size_t i = 0; res && i < n; i++)
 		msv_pool_result_free(&res[i]);
@@ -203,11 +266,15 @@ done:
 	msv_free(msgs);
 	msv_free(res);
 	msv_free(senders);
-	msv_free(out);
-	msv_free(rcpts);
+	msv_free(s.off);
+	msv_free(s.out);
+	msv_free(s.addr);
+	msv_free(s.supp);
+	msv_free(s.why);
+	msv_free(s.reported);
 }
 
-static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n)
+static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n, uint64_t *prev)
 {
 	msv_queue_job **group = msv_calloc(n, sizeof(*group));
 	size_t *ri = msv_calloc(n, sizeof(*ri));
@@ -226,7 +293,7 @@ static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n)
 					group[g++] = &jobs[x];
 					done[x] = 1;
 				}
-			deliver_route(d, group, g, ri[i]);
+			deliver_route(d, group, g, ri[i], prev);
 		}
 	}
 	msv_free(group);
@@ -264,6 +331,7 @@ void *worker_main(void *arg)
 {
 	daemon_ctx *d = arg;
 	int gather = 0;
+	uint64_t prev = 0; /* the recorder's ticket for this worker's last message */
 	for (;;) {
 		pthread_mutex_lock(&d->mu);
 		int stop = d->stopping;
@@ -288,7 +356,7 @@ void *worker_main(void *arg)
 			size_t rcpts = 0;
 			for (size_t i = 0; i < n; i++)
 				rcpts += jobs[i].nrcpt;
-			deliver(d, jobs, n);
+			deliver(d, jobs, n, &prev);
 			msv_queue_jobs_free(jobs, n);
 			gather = rcpts < d->cfg->batch;
 			continue;

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/rsa.h>
@@ -315,6 +317,28 @@ msv_result msv_dkim_signer_load(msv_dkim_signer **out, const msv_dkim_options *o
 	if (!f)
 		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "cannot open DKIM key file %s: %s",
 		                     key_path, strerror(errno));
+	/* As ssh does for its keys: a private key others can read, or that
+	 * another user (not root) owns and could replace, is refused.  fstat
+	 * on the open file: what is checked is what is read. */
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	if (fstat(fileno(f), &st) || (st.st_mode & 077) ||
+	    (st.st_uid != geteuid() && st.st_uid != 0)) {
+		int e = errno;
+		fclose(f);
+		if (st.st_mode & 077)
+			return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			                     "DKIM key file %s: mode %04o is accessible by others; chmod "
+			                     "600 it",
+			                     key_path, (unsigned)(st.st_mode & 07777));
+		if (st.st_uid != geteuid() && st.st_uid != 0)
+			return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			                     "DKIM key file %s is owned by uid %lu, not by this user or "
+			                     "root; chown it",
+			                     key_path, (unsigned long)st.st_uid);
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "cannot read DKIM key file %s: %s", key_path, strerror(e));
+	}
 	msv_buf b;
 	msv_buf_init(&b, KEY_FILE_MAX);
 	char tmp[4096];

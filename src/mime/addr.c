@@ -1,9 +1,9 @@
 /*
  * Addresses: syntax checks and the form written for a transport.
  *
- * RFCs: 5322 3.4.1 (addr-spec; only the dot-atom local part is accepted:
- * quoted local parts are legal but refused by too many systems to be
- * worth producing), 5321 4.5.3.1 (64-octet local part, 255-octet domain,
+ * RFCs: 5322 3.4.1 (addr-spec: a dot-atom local part, or one quoted
+ * string as RFC 5321 4.1.2 writes it; a quoted local part that is a
+ * dot-atom is unquoted by the address-list reader), 5321 4.5.3.1 (64-octet local part, 255-octet domain,
  * 254-octet path), 5890/5891 (IDNA 2008 via libidn2, TR46
  * non-transitional), 6531/6532 (UTF-8 local parts need SMTPUTF8).
  */
@@ -53,6 +53,31 @@ static msv_result domain_alabel(msv_buf *out, const char *dom, size_t n, const c
 	return r;
 }
 
+/* A quoted-string local part (RFC 5321 4.1.2 Quoted-string): '"', then
+ * printable ASCII or UTF-8 with '"' and '\\' escaped, then '"' right
+ * before the '@'.  0 when it is one.  No space and no angle bracket,
+ * although RFC 5321 allows them: the SMTP client refuses to send those
+ * (src/smtp), so such a message would stay queued, deferred forever. */
+static int quoted_local(const char *p, size_t n)
+{
+	if (n < 2 || p[n - 1] != '"')
+		return -1;
+	for (size_t i = 1; i + 1 < n; i++) {
+		if (p[i] == ' ' || p[i] == '<' || p[i] == '>')
+			return -1;
+		if (p[i] == '\\') {
+			if (++i + 1 >= n)
+				return -1; /* the escape took the closing quote */
+		} else if (p[i] == '"') {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static msv_result domain_check(const char *addr, const char *dom, size_t dl, msv_error *err,
+                               const char *what);
+
 msv_result msv__addr_check(const char *addr, msv_error *err, const char *what)
 {
 	size_t len = strlen(addr);
@@ -75,6 +100,10 @@ msv_result msv__addr_check(const char *addr, msv_error *err, const char *what)
 	size_t ll = (size_t)(at - addr);
 	if (ll > LOCAL_MAX)
 		return bad(err, what, addr, "local part longer than 64 octets");
+	if (addr[0] == '"')
+		return quoted_local(addr, ll) ? bad(err, what, addr, "a quoted local part that is malformed "
+		                                                   "or holds a space or angle bracket")
+		                              : domain_check(addr, at + 1, len - ll - 1, err, what);
 	if (addr[0] == '.' || addr[ll - 1] == '.')
 		return bad(err, what, addr, "local part starts or ends with a dot");
 	for (size_t i = 0; i < ll; i++) {
@@ -85,14 +114,22 @@ msv_result msv__addr_check(const char *addr, msv_error *err, const char *what)
 			return bad(err, what, addr,
 			           "local part holds a character outside RFC 5322 dot-atom text");
 	}
-	const char *dom = at + 1;
-	size_t dl = len - ll - 1;
+	return domain_check(addr, at + 1, len - ll - 1, err, what);
+}
+
+/* The domain of addr: a host name (A-labels or U-labels) or an address
+ * literal. */
+static msv_result domain_check(const char *addr, const char *dom, size_t dl, msv_error *err,
+                               const char *what)
+{
 	if (dom[0] == '[') {
 		if (dom[dl - 1] != ']' || dl < 3)
 			return bad(err, what, addr, "unterminated address literal");
 		for (size_t i = 1; i + 1 < dl; i++) {
 			unsigned char c = (unsigned char)dom[i];
-			if (c == '[' || c == ']' || c == '\\' || c == ' ' || c >= 0x7f)
+			/* '<' '>' would end the SMTP path it is written into. */
+			if (c == '[' || c == ']' || c == '\\' || c == ' ' || c == '<' || c == '>' ||
+			    c >= 0x7f)
 				return bad(err, what, addr, "bad character in the address literal");
 		}
 		return MSV_OK;

@@ -431,6 +431,9 @@ static void run_done(void *payload, size_t index, msv_result code, const msv_smt
 		msv_pool_result_free(res);
 		return;
 	}
+	/* Report now, as the reply is read, not when the run ends: missived
+	 * records each outcome from here, and what it has recorded a crash
+	 * cannot make it send again (tests/unit/pool: batch_progress_per_reply). */
 	if (rn->b->progress)
 		rn->b->progress(rn->b->payload, i, res);
 }

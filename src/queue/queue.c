@@ -652,6 +652,21 @@ msv_result msv_queue_mark_bounced(msv_queue *q, const char *qid, const char *add
 	                            now_ms, changed, err);
 }
 
+msv_result msv_queue_find_message_id(msv_queue *q, const char *message_id, const char *address,
+                                     char qid[MSV_QID_LEN + 1], int *found, msv_error *err)
+{
+	msv_result r;
+	if (!q || !message_id || !address || !qid || !found)
+		return usage(err, "msv_queue_find_message_id needs a queue, a Message-ID, an address "
+		                  "and out parameters");
+	*found = 0;
+	qid[0] = '\0';
+	if ((r = check_line(err, "the Message-ID", message_id, 0)) ||
+	    (r = check_line(err, "the bounced address", address, 0)))
+		return r;
+	return q->ops->find_message_id(q->be, message_id, address, qid, found, err);
+}
+
 /* Checks a suppression address and returns its lowercased copy in *out. */
 static msv_result suppress_key(const char *address, char **out, msv_error *err)
 {
@@ -725,6 +740,16 @@ msv_result msv_queue_suppress_list(msv_queue *q, msv_suppression **out, size_t *
 	*out = NULL;
 	*n = 0;
 	return q->ops->suppress_list(q->be, out, n, err);
+}
+
+msv_result msv_queue_probe_write(msv_queue *q, msv_error *err)
+{
+	if (!q)
+		return usage(err, "msv_queue_probe_write needs a queue");
+	if (q->read_only)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "the queue was opened read-only");
+	return q->ops->probe_write(q->be, err);
 }
 
 void msv_suppressions_free(msv_suppression *s, size_t n)

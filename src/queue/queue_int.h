@@ -87,12 +87,18 @@ typedef struct msv__queue_ops {
 	msv_result (*mark_bounced)(void *be, const char *qid, const char *address,
 	                           const char *status, const char *text, int64_t now_ms,
 	                           size_t *changed, msv_error *err);
+	/* The newest message with this Message-ID that has this recipient
+	 * (address compared without regard to case). */
+	msv_result (*find_message_id)(void *be, const char *message_id, const char *address,
+	                              char qid[MSV_QID_LEN + 1], int *found, msv_error *err);
 	msv_result (*suppress_add)(void *be, const char *address, const char *reason,
 	                           const char *source, int64_t now_ms, msv_error *err);
 	msv_result (*suppress_rm)(void *be, const char *address, int *removed, msv_error *err);
 	msv_result (*suppress_check)(void *be, const char *address, int *found, char **reason,
 	                             msv_error *err);
 	msv_result (*suppress_list)(void *be, msv_suppression **out, size_t *n, msv_error *err);
+	/* One small real write transaction, committed (health checks). */
+	msv_result (*probe_write)(void *be, msv_error *err);
 } msv__queue_ops;
 
 extern const msv__queue_ops msv__queue_sqlite_ops;

@@ -35,7 +35,7 @@
  * newer file instead of misreading it.  application_id marks the file as a
  * missive queue ("MSVQ") so that pointing the queue at some other SQLite
  * database fails clearly instead of adding tables to it. */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define APPLICATION_ID 0x4d535651
 
 /* Room left in SQLite's row size limit for the columns beside the body. */
@@ -73,6 +73,7 @@ static const char schema_sql[] =
 	" size INTEGER NOT NULL,"
 	" body BLOB NOT NULL);" /* last: reading the other columns skips its pages */
 	"CREATE INDEX messages_created ON messages(created_ms);"
+	"CREATE INDEX messages_mid ON messages(message_id);" /* bounces matched by Message-ID */
 	"CREATE TABLE recipients ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" msg INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
@@ -267,8 +268,12 @@ static msv_result conn_open(sq *s, sq_conn *c, int flags, int busy_ms, msv_error
 	c->busy_timeout_ms = busy_ms;
 	/* FULLMUTEX on top of our own mutex: cheap next to an fsync, and a
 	 * locking slip of ours can then never corrupt the connection. */
+	/* NOFOLLOW: the file was checked not to be a symlink (create_file());
+	 * this closes the window in which one could be swapped in. */
 	int rc = sqlite3_open_v2(s->path, &c->db,
-	                         flags | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+	                         flags | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE |
+	                             SQLITE_OPEN_NOFOLLOW,
+	                         NULL);
 	if (rc != SQLITE_OK) {
 		msv_result r = sq_fail(err, s, c->db, rc, "opening the database");
 		sqlite3_close(c->db);
@@ -391,6 +396,58 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 
 /* ---- open, create, migrate ---- */
 
+/* Size of path + suffix in bytes, or -1 when it cannot be read. */
+static off_t side_file_size(const char *path, const char *suffix)
+{
+	char p[4096];
+	struct stat st;
+	if ((size_t)snprintf(p, sizeof(p), "%s%s", path, suffix) >= sizeof(p) || stat(p, &st) != 0)
+		return -1;
+	return st.st_size;
+}
+
+/* An existing queue file must be a regular file, not a symlink (another
+ * user could point it at a file of ours), and not empty: SQLite would
+ * silently make an empty file a new, empty queue, so a queue truncated by
+ * accident (a full disk, a bad restore) would lose every message without
+ * a word.  An empty file is accepted only while another process that has
+ * just created it is writing the schema (it takes milliseconds), or when
+ * its -wal file holds the content. */
+static msv_result check_existing(sq *s, msv_error *err)
+{
+	for (int tries = 0;; tries++) {
+		int fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0) {
+			int e = errno;
+			if (e == ELOOP)
+				return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+				                     "queue %s is a symbolic link: refusing to follow it; "
+				                     "give the real path",
+				                     s->path);
+			if (e == EACCES || e == EPERM)
+				return MSV_OK; /* SQLite reports it, with its hint */
+			return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			                     "queue %s: cannot open it: %s", s->path, strerror(e));
+		}
+		struct stat st;
+		int ok = fstat(fd, &st) == 0;
+		close(fd);
+		if (!ok || !S_ISREG(st.st_mode))
+			return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			                     "queue %s is not a regular file", s->path);
+		if (st.st_size > 0 || side_file_size(s->path, "-wal") > 0)
+			return MSV_OK;
+		if (tries == 20)
+			return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			                     "queue %s is an empty (0-byte) file that this process did "
+			                     "not create: refusing to start a new queue over it (was it "
+			                     "truncated?); remove it to start an empty queue",
+			                     s->path);
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Creates the database file with mode 0600 (queued mail is personal data)
  * before SQLite does, since SQLite would use 0644; its -wal and -shm files
  * copy the database file's mode.  *created tells whether we made it. */
@@ -404,7 +461,7 @@ static msv_result create_file(sq *s, int *created, msv_error *err)
 		return MSV_OK;
 	}
 	if (errno == EEXIST)
-		return MSV_OK;
+		return check_existing(s, err);
 	int e = errno;
 	if (e == ENOENT || e == ENOTDIR) {
 		char dir[512];
@@ -483,18 +540,22 @@ static msv_result sq_migrate(sq *s, msv_error *err)
 		return r;
 	if ((r = check_format(s, &s->w, &version, err)))
 		goto fail;
+	char sql[64];
 	if (version == 0) {
-		char sql[64];
 		if ((r = exec(s, &s->w, schema_sql, "creating the tables", err)))
 			goto fail;
 		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APPLICATION_ID);
 		if ((r = exec(s, &s->w, sql, "marking the file", err)))
 			goto fail;
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-		if ((r = exec(s, &s->w, sql, "marking the file", err)))
-			goto fail;
+	} else if (version < 2 &&
+	           (r = exec(s, &s->w, "CREATE INDEX messages_mid ON messages(message_id)",
+	                     "adding the Message-ID index (schema 2)", err))) {
+		goto fail;
 	}
-	/* Later schema versions: "if (version < 2) { ALTER ...; user_version = 2 }". */
+	/* Later schema versions: "if (version < 3) { ALTER ... }" above. */
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if ((r = exec(s, &s->w, sql, "marking the file", err)))
+		goto fail;
 	return commit(s, &s->w, "setting up the schema", err);
 fail:
 	rollback(&s->w);
@@ -536,6 +597,30 @@ static msv_result prepare_hot(sq *s, msv_error *err)
 			return sq_fail(err, s, s->w.db, rc, "preparing the queue's statements");
 	}
 	return MSV_OK;
+}
+
+/* PRAGMA quick_check: every page and index structure readable (not the
+ * index contents, which integrity_check would compare at several times the
+ * cost).  A damaged file fails here, at start, with a clear message
+ * instead of failing every later claim. */
+static msv_result quick_check(sq *s, msv_error *err)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->w.db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return msv_error_set(err, MSV_E_IO, MSV_CLASS_LOCAL,
+		                     "queue %s is damaged: cannot check it: %s", s->path,
+		                     sqlite3_errstr(rc));
+	rc = sqlite3_step(st);
+	const unsigned char *v = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	msv_result r = MSV_OK;
+	if (!v || strcmp((const char *)v, "ok"))
+		r = msv_error_set(err, MSV_E_IO, MSV_CLASS_LOCAL,
+		                  "queue %s is damaged (PRAGMA quick_check: %.200s); restore it from a "
+		                  "backup or move it aside",
+		                  s->path, v ? (const char *)v : sqlite3_errstr(rc));
+	sqlite3_finalize(st);
+	return r;
 }
 
 static msv_result sq_open(void **out, const msv_queue_options *o, size_t *max_body,
@@ -615,6 +700,8 @@ static msv_result sq_open(void **out, const msv_queue_options *o, size_t *max_bo
 			goto fail;
 		if (created)
 			sync_dir(s->path);
+		if (o->verify && !created && (r = quick_check(s, err)))
+			goto fail;
 		if ((r = conn_open(s, &s->r, SQLITE_OPEN_READONLY, o->busy_timeout_ms, err)) ||
 		    (r = prepare_hot(s, err)))
 			goto fail;
@@ -1541,6 +1628,36 @@ out:
 	return r;
 }
 
+static msv_result sq_find_message_id(void *be, const char *message_id, const char *address,
+                                     char qid[MSV_QID_LEN + 1], int *found, msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	*found = 0;
+	pthread_mutex_lock(&s->w.mu);
+	/* The newest such message: a resubmission reuses the Message-ID. */
+	if ((r = prepare(s, &s->w,
+	                 "SELECT m.qid FROM messages m WHERE m.message_id = ?1 AND EXISTS"
+	                 " (SELECT 1 FROM recipients r WHERE r.msg = m.id"
+	                 " AND r.address = ?2 COLLATE NOCASE) ORDER BY m.id DESC LIMIT 1",
+	                 &st, err)))
+		goto out;
+	bind_str(st, 1, message_id);
+	bind_str(st, 2, address);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(qid, MSV_QID_LEN + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+		*found = 1;
+	} else if (rc != SQLITE_DONE) {
+		r = sq_fail(err, s, s->w.db, rc, "finding a message by Message-ID");
+	}
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
 static msv_result sq_suppress_add(void *be, const char *address, const char *reason,
                                   const char *source, int64_t now_ms, msv_error *err)
 {
@@ -1655,6 +1772,25 @@ out:
 	return MSV_OK;
 }
 
+/* Rewrites user_version with its own value: SQLite still dirties page 1,
+ * so the commit appends a WAL frame and fsyncs, as a submission would. */
+static msv_result sq_probe_write(void *be, msv_error *err)
+{
+	sq *s = be;
+	char sql[64];
+	msv_result r;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	pthread_mutex_lock(&s->w.mu);
+	if (!(r = begin_write(s, "probing a write", err))) {
+		if ((r = exec(s, &s->w, sql, "probing a write", err)))
+			rollback(&s->w);
+		else
+			r = commit(s, &s->w, "probing a write", err);
+	}
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
 const msv__queue_ops msv__queue_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1673,8 +1809,10 @@ const msv__queue_ops msv__queue_sqlite_ops = {
 	.purge = sq_purge,
 	.stats = sq_stats,
 	.mark_bounced = sq_mark_bounced,
+	.find_message_id = sq_find_message_id,
 	.suppress_add = sq_suppress_add,
 	.suppress_rm = sq_suppress_rm,
 	.suppress_check = sq_suppress_check,
 	.suppress_list = sq_suppress_list,
+	.probe_write = sq_probe_write,
 };

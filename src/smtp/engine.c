@@ -936,6 +936,22 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 	msv_result r = check_envelope(s, env, &utf8);
 	if (r)
 		return r;
+	/* Grow the recipient array the new transaction will use (with an
+	 * overlap, the one of prev) before anything moves: a refusal must
+	 * leave the engine as it was, or the finishing transaction would be
+	 * reported as PREV_DONE to a caller that never saw a new one begin. */
+	msv_smtp_txn *next = overlap ? &s->prev : &s->txn;
+	size_t *next_cap = overlap ? &s->prev_cap : &s->rcpt_cap;
+	if (env->nrcpt > *next_cap) {
+		size_t bytes;
+		if (msv_mul_size(&bytes, env->nrcpt, sizeof(*next->rcpt)))
+			return refuse(s, MSV_E_TOO_LARGE, MSV_CLASS_USAGE, "too many recipients");
+		msv_rcpt_result *p = msv_realloc(next->rcpt, bytes);
+		if (!p)
+			return refuse(s, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+		next->rcpt = p;
+		*next_cap = env->nrcpt;
+	}
 	if (overlap) {
 		/* the finishing transaction moves aside; "." now answers for it */
 		msv_smtp_txn t = s->prev;
@@ -946,16 +962,6 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 		s->rcpt_cap = cap;
 		s->prev_pending = 1;
 		s->pend[s->pend_head + s->pend_len - 1].idx = 1;
-	}
-	if (env->nrcpt > s->rcpt_cap) {
-		size_t bytes;
-		if (msv_mul_size(&bytes, env->nrcpt, sizeof(*s->txn.rcpt)))
-			return refuse(s, MSV_E_TOO_LARGE, MSV_CLASS_USAGE, "too many recipients");
-		msv_rcpt_result *p = msv_realloc(s->txn.rcpt, bytes);
-		if (!p)
-			return refuse(s, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
-		s->txn.rcpt = p;
-		s->rcpt_cap = env->nrcpt;
 	}
 	memset(&s->txn.mail, 0, sizeof(s->txn.mail));
 	memset(&s->txn.data, 0, sizeof(s->txn.data));

@@ -17,12 +17,17 @@ Here:
   * start_peer, stop_process: the Python SMTP peers of tests/peers (sinksmtp.py,
     faultsmtp.py, aiosmtpd_server.py) on 127.0.0.1:<ephemeral>;
   * make_certs: the test CA and certificates (tests/peers/certs.sh);
+  * as_user, runnable_copy: running a build-tree program as an unprivileged user
+    (nobody), from a copy every user can reach even when the build tree lies under
+    a mode-0700 directory such as /root;
   * prepare_postfix, Postfix: a private Postfix (tests/peers/postfix.sh) with its
     ports, SASL credentials and Maildir; split_prepended for the headers it adds;
   * CRASH, ADDRESS: a sanitizer report or a crash, an e-mail address (in a log).
 """
 
+import atexit
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -164,6 +169,62 @@ def read_env(path):
     return env
 
 
+# --------------------------------------------------------------------- other users
+
+def as_user(name="nobody"):
+    """subprocess keyword arguments that run a command as the user name: its uid, its
+    primary group, no supplementary groups (the caller must be root)."""
+    pw = pwd.getpwnam(name)
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
+_copies = {}
+
+
+def _shared_objects(exe):
+    """The shared objects beside exe: what a program of the build tree loads from its
+    own directory (missive finds missive-commands.so there)."""
+    d = os.path.dirname(exe)
+    return sorted(os.path.join(d, n) for n in os.listdir(d)
+                  if (n.endswith(".so") or ".so." in n)
+                  and os.path.isfile(os.path.join(d, n)))
+
+
+def _check_reachable(path, user):
+    """Raises RuntimeError naming the first directory above path that others may not
+    traverse (their x bit): user could not reach path through it."""
+    d = os.path.dirname(os.path.abspath(path))
+    while True:
+        mode = os.stat(d).st_mode
+        if not mode & 0o001:
+            raise RuntimeError("%s has mode %04o: the user %s cannot reach %s through it; "
+                               "set TMPDIR to a directory every user can traverse"
+                               % (d, mode & 0o7777, user, path))
+        if d == "/":
+            return
+        d = os.path.dirname(d)
+
+
+def runnable_copy(exe, user="nobody"):
+    """The path of a copy of the executable exe, with the shared objects beside it, that
+    the unprivileged user can run.  Only the owner can reach a build tree under a
+    mode-0700 directory (root's home is one), so every test that runs a build-tree
+    program as another user runs this copy instead.  The copy is made once per exe,
+    in a new mode-0755 temp dir, and removed when the test program exits (kept if
+    MISSIVE_BIN_KEEP is set)."""
+    exe = os.path.abspath(exe)
+    if exe not in _copies:
+        d = make_dir("missive-bin-")
+        atexit.register(remove_dir, d, "MISSIVE_BIN_KEEP", "binaries copied for " + user)
+        for f in [exe] + _shared_objects(exe):
+            dst = os.path.join(d, os.path.basename(f))
+            shutil.copyfile(f, dst)
+            os.chmod(dst, 0o755)
+        _copies[exe] = os.path.join(d, os.path.basename(exe))
+    _check_reachable(_copies[exe], user)
+    return _copies[exe]
+
+
 # ------------------------------------------------------------------------- polling
 
 _counter = [0]
@@ -282,3 +343,39 @@ def split_prepended(data):
             i += 1
         pre.setdefault(name.decode(), []).append(value.decode(errors="replace"))
     return pre, b"\n".join(lines[i:])
+
+
+# ---- missived's submission socket (src/app/wire.h) ----
+
+def wire_field(name, value):
+    """One field of the submission socket's framing: "NAME LEN\\n" VALUE "\\n"."""
+    if isinstance(value, str):
+        value = value.encode()
+    return b"%s %d\n%s\n" % (name.encode(), len(value), value)
+
+
+def wire_request(msg, *fields):
+    return (wire_field("missive-submit", "1") + b"".join(wire_field(k, v) for k, v in fields)
+            + wire_field("message", msg) + wire_field("end", ""))
+
+
+def wire_call(path, data, timeout=20):
+    """Sends data on the socket (as much as the peer takes), closes the sending
+    side, returns all that came back."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass        # refused early: the answer is still there to read
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return got
+            got += b
+    finally:
+        s.close()

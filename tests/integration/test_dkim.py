@@ -42,7 +42,7 @@ import dkim  # python3-dkim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("MSV_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
-CORPUS = os.path.join(SRC, "..", "shared", "corpus", "dkim")
+CORPUS = os.path.join(SRC, "tests", "data", "dkim")
 CMD_TIMEOUT = 60
 CRASH = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error|Segmentation fault")
 CANONS = ["relaxed/relaxed", "relaxed/simple", "simple/relaxed", "simple/simple"]

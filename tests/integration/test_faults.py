@@ -39,7 +39,7 @@ HEADERS = ("From: Sender <sender@example.org>\n"
            "Message-ID: <fault-test@example.org>\n"
            "\n").encode()
 SIMPLE = HEADERS + b"Hello.\n.leading dot\n..two dots\n.\nbye\n"
-# shared/corpus/smtp/smuggling-cases.tsv S02-S08, S10 (S09 has a NUL: exit 65)
+# tests/data/smtp/smuggling-cases.tsv S02-S08, S10 (S09 has a NUL: exit 65)
 SMUGGLE = HEADERS + (b"start\n"
                      b"S02 a\n.\nMAIL FROM:<evil@example.org>\n"
                      b"S03 b\r\n.\nc\n"
@@ -91,6 +91,8 @@ def setUpModule():
     for name, data in files.items():
         with open(os.path.join(T["dir"], name), "wb") as f:
             f.write(data)
+        # Secret files must be private (missive refuses group/world access).
+        os.chmod(os.path.join(T["dir"], name), 0o600)
 
 
 def tearDownModule():

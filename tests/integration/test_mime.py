@@ -33,7 +33,7 @@ from harness import (Postfix, make_certs, make_dir, prepare_postfix,  # noqa: E4
                      remove_dir, set_up)
 
 SRC = os.environ.get("MSV_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
-CORPUS = os.path.normpath(os.path.join(SRC, "..", "shared", "corpus"))
+CORPUS = os.path.join(SRC, "tests", "data")
 BIN = os.path.abspath(os.environ.get("MISSIVE_BIN", "build/src/cli/missive"))
 # The parser dump program is a unit-test binary of the same build tree.
 DUMP = os.path.normpath(os.path.join(os.path.dirname(BIN), "..", "..", "tests",

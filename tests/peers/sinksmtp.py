@@ -2,7 +2,7 @@
 """sinksmtp.py - a fast recording SMTP sink for missive's daemon tests (stdlib only).
 
     sinksmtp.py --port 0 --ready-file F --record FILE [--save-dir DIR]
-                [--data-delay SECONDS] [--delay-file PATH]
+                [--data-delay SECONDS] [--delay-file PATH] [--events FILE]
 
 Listens on 127.0.0.1 (one thread per session) and accepts every message: EHLO
 offers PIPELINING, 8BITMIME, SIZE and ENHANCEDSTATUSCODES (no CHUNKING, no TLS,
@@ -11,12 +11,21 @@ groups work.  After the final dot of each message it appends ONE line of JSON
 to --record and flushes it BEFORE answering 250, so every message the client
 saw accepted is in the record:
     {"n": N, "mail_from": "...", "rcpt_tos": [...], "message_id": "<...>" or null,
-     "size": BYTES, "sha256": HEX, "session": S}
+     "size": BYTES, "sha256": HEX, "session": S, "t": DOT_TIME}
+(DOT_TIME: time.time() when the final dot was read.)
 The message content (after dot-unstuffing, CRLF kept) is written first to
 DIR/N.eml when --save-dir is given.
 
 --data-delay S sleeps S seconds after the final dot before answering (a slow
 server, for drain tests); with --delay-file P it sleeps only while P exists.
+--events FILE appends one line per session event, for crash tests that must
+know what was on the wire at a given moment (times are time.time()):
+    open S T      session S accepted
+    replied S T   the reply to session S's last final dot was written
+    close S T     session S ended (EOF, QUIT, error)
+A message of session S is "on the wire" from its record's t until the next
+"replied S" line.
+
 The bound port is written to --ready-file (atomically) once listening.
 SIGTERM ends the process.
 """
@@ -42,6 +51,13 @@ class Sink:
         self.n = 0
         self.sessions = 0
         self.record = open(args.record, "a", buffering=1, encoding="utf-8")
+        self.events = open(args.events, "a", buffering=1) if args.events else None
+
+    def event(self, what, session):
+        if self.events:
+            with self.lock:
+                self.events.write("%s %d %.6f\n" % (what, session, time.time()))
+                self.events.flush()
 
     def delay(self):
         d = self.args.data_delay
@@ -51,7 +67,7 @@ class Sink:
             return
         time.sleep(d)
 
-    def store(self, session, mail_from, rcpts, body):
+    def store(self, session, mail_from, rcpts, body, t_dot):
         head = body.split(b"\r\n\r\n", 1)[0]
         m = MID.search(head)
         with self.lock:
@@ -65,7 +81,7 @@ class Sink:
             rec = {"n": n, "mail_from": mail_from, "rcpt_tos": rcpts,
                    "message_id": m.group(1).decode("latin-1") if m else None,
                    "size": len(body), "sha256": hashlib.sha256(body).hexdigest(),
-                   "session": session}
+                   "session": session, "t": t_dot}
             self.record.write(json.dumps(rec) + "\n")
             self.record.flush()
         return n
@@ -79,6 +95,7 @@ class Sink:
             sock.sendall(text.encode() + b"\r\n")
 
         mail_from, rcpts, greeted = None, [], False
+        self.event("open", session)
         try:
             reply("220 %s ESMTP sinksmtp" % HOST)
             while True:
@@ -120,13 +137,15 @@ class Sink:
                         if not d:
                             return
                         if d == b".\r\n":
+                            t_dot = time.time()
                             break
                         parts.append(d[1:] if d.startswith(b".") else d)
                     body = b"".join(parts)
                     self.delay()
-                    n = self.store(session, mail_from, rcpts, body)
+                    n = self.store(session, mail_from, rcpts, body, t_dot)
                     mail_from, rcpts = None, []
                     reply("250 2.0.0 ok: queued as SINK%d" % n)
+                    self.event("replied", session)
                 elif verb == "RSET":
                     mail_from, rcpts = None, []
                     reply("250 2.0.0 ok")
@@ -140,6 +159,7 @@ class Sink:
         except OSError:
             pass
         finally:
+            self.event("close", session)
             try:
                 sock.close()
             except OSError:
@@ -155,6 +175,7 @@ def main():
     ap.add_argument("--data-delay", type=float, default=0.0,
                     help="seconds to wait after the final dot before replying")
     ap.add_argument("--delay-file", help="delay only while this file exists")
+    ap.add_argument("--events", help="session events (open, replied, close) with times")
     args = ap.parse_args()
     sink = Sink(args)
     lsock = socket.create_server(("127.0.0.1", args.port), backlog=128)

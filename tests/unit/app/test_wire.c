@@ -353,6 +353,38 @@ static void malformed_after_recipients(void **state)
 	msv_free(buf);
 }
 
+/* Issue 12: rcpt fields past max-recipients are refused (-2, naming the
+ * key) as soon as one too many is in the buffer, before the rest of the
+ * request arrives; exactly max is fine. */
+static void recipient_cap(void **state)
+{
+	(void)state;
+	msv_buf in;
+	msv_buf_init(&in, 1 << 20);
+	assert_int_equal(msv_buf_addstr(&in, V), MSV_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(msv_buf_addstr(&in, "rcpt 1\nx\n"), MSV_OK);
+	size_t five = in.len;
+	assert_int_equal(msv_buf_addstr(&in, M E), MSV_OK);
+	char *buf = copy_of(in.data, in.len);
+	app_wire_req r;
+	char why[256] = "";
+	assert_int_equal(app_wire_decode_limit(buf, in.len, 5, &r, why, sizeof(why)), 1);
+	assert_int_equal(r.o.nrcpt, 5);
+	app_wire_req_free(&r);
+	msv_free(buf);
+	/* A sixth, and the message not even begun. */
+	in.len = five;
+	assert_int_equal(msv_buf_addstr(&in, "rcpt 1\ny\nmessage 100\nFrom"), MSV_OK);
+	buf = copy_of(in.data, in.len);
+	assert_int_equal(app_wire_decode_limit(buf, in.len, 5, &r, why, sizeof(why)), -2);
+	assert_non_null(strstr(why, "max-recipients (5)"));
+	assert_null(r.rcpt);
+	assert_int_equal(app_wire_decode_limit(buf, in.len, 6, &r, why, sizeof(why)), 0);
+	msv_free(buf);
+	msv_buf_free(&in);
+}
+
 /* The limits of a field head, one either side. */
 static void field_limits(void **state)
 {
@@ -599,6 +631,7 @@ int main(void)
 	    cmocka_unit_test(any_order),
 	    cmocka_unit_test(malformed_requests),
 	    cmocka_unit_test(malformed_after_recipients),
+	    cmocka_unit_test(recipient_cap),
 	    cmocka_unit_test(field_limits),
 	    cmocka_unit_test(put_field),
 	    cmocka_unit_test(reply_ok),

@@ -1,4 +1,4 @@
-/* DKIM canonicalization: the 39 cases of the shared corpus
+/* DKIM canonicalization: the 39 cases of the test corpus
  * (dkim/canon/cases.json), fed whole, byte by byte and split at every
  * point; line-end normalization; header splitting; tag lists. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* The DKIM vectors of the shared corpus (dkim/vectors.json): RFC 6376
+/* The DKIM vectors of the test corpus (tests/data/dkim/vectors.json): RFC 6376
  * Appendix A, RFC 8463 Appendix A (and its draft-era simple/simple
  * twin), go-msgauth's sign vectors and the 2015 Gmail message with its
  * two tampered copies.

@@ -1,5 +1,5 @@
 /*
- * The bounce corpus (shared/corpus/bounces, from Sisimai's set-of-emails)
+ * The bounce corpus (tests/data/bounces, from Sisimai's set-of-emails)
  * as a ratchet: every message is parsed, every expected row compared on
  * status code and on reason, the agreement printed, and the test fails
  * when it drops below the counts in tests/unit/dsn/ratchet.txt.  Raise

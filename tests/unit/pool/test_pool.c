@@ -38,6 +38,9 @@ typedef struct server {
 	int idle_close_ms;     /* send 421 and close after this much silence */
 	int mail_421_after;    /* in each session, 421 to MAIL number N+1 (0: never) */
 	int drop_data_msg;     /* drop the connection in the DATA of message N overall (0: never) */
+	int hold_data_msg;     /* hold the 250 of message N overall until release (0: never) */
+	atomic_int release;    /* set by the test: answer the held message */
+	atomic_int hold_timed_out; /* the held 250 went out only after HOLD_MAX_MS */
 	/* counters */
 	atomic_int sessions;
 	atomic_int messages;   /* completed with 250 */
@@ -91,6 +94,20 @@ static int next_line(session *ss, char *out, size_t cap, int idle_ms)
 	}
 }
 
+/* Longest a held 250 waits for the test to release it. */
+#define HOLD_MAX_MS 3000
+
+static void hold(server *sv)
+{
+	for (int waited = 0; !atomic_load(&sv->release); waited += 5) {
+		if (waited >= HOLD_MAX_MS) {
+			atomic_store(&sv->hold_timed_out, 1);
+			return;
+		}
+		usleep(5000);
+	}
+}
+
 static void *serve_session(void *arg)
 {
 	session *ss = arg;
@@ -135,6 +152,8 @@ static void *serve_session(void *arg)
 			}
 			if (dropped || !done)
 				break;
+			if (sv->hold_data_msg == n)
+				hold(sv);
 			atomic_fetch_add(&sv->messages, 1);
 			say(ss->fd, "250 2.0.0 queued\r\n");
 		} else if (!strncmp(line, "RSET", 4)) {
@@ -519,6 +538,50 @@ static void batch_drop_mid_data(void **state)
 	assert_int_equal(atomic_load(&sv.messages), 19); /* none lost, none twice */
 }
 
+/* progress fires for each message of a pipelined run as its final reply
+ * is read, not when the run ends: missived records each outcome from it,
+ * and a kill -9 re-sends only what it had not recorded.  The server holds
+ * message 5's 250 until the callback has seen message 4; a pool that
+ * reported only at the end of the run would leave it held to the limit. */
+typedef struct seen {
+	server *sv;
+	int calls;
+	int order_ok;
+} seen;
+
+static void on_progress(void *payload, size_t index, const msv_pool_result *res)
+{
+	seen *s = payload;
+	s->order_ok &= (size_t)s->calls == index && res->code == MSV_OK;
+	s->calls++;
+	if (index == 3)
+		atomic_store(&s->sv->release, 1);
+}
+
+static void batch_progress_per_reply(void **state)
+{
+	(void)state;
+	server sv = {0};
+	sv.hold_data_msg = 5;
+	server_start(&sv);
+	msv_client_options route = route_for(&sv);
+	msv_pool *p = pool_with(1, 0);
+	msv_pool_message msgs[10];
+	msv_pool_result res[10];
+	for (int i = 0; i < 10; i++)
+		msgs[i] = (msv_pool_message){&ENV1, MSG, sizeof(MSG) - 1};
+	seen s = {&sv, 0, 1};
+	assert_int_equal(msv_pool_send_batch(p, &route, msgs, 10, 1, res, on_progress, &s), MSV_OK);
+	for (int i = 0; i < 10; i++)
+		msv_pool_result_free(&res[i]);
+	msv_pool_free(p);
+	server_stop(&sv);
+	assert_int_equal(s.calls, 10);
+	assert_true(s.order_ok);
+	assert_int_equal(atomic_load(&sv.hold_timed_out), 0);
+	assert_int_equal(atomic_load(&sv.messages), 10);
+}
+
 /* 421 in the middle of a pipelined run: nothing lost, nothing twice. */
 static void batch_421_mid_run(void **state)
 {
@@ -583,6 +646,7 @@ int main(void)
 		cmocka_unit_test(refused_then_reused_with_rset),
 		cmocka_unit_test(batch_drop_mid_data),
 		cmocka_unit_test(batch_421_mid_run),
+		cmocka_unit_test(batch_progress_per_reply),
 		cmocka_unit_test(many_sends_constant_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

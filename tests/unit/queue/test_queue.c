@@ -994,6 +994,75 @@ static void mark_bounced(void **state)
 	assert_int_equal(changed, 1);
 }
 
+/* Bounces without VERP or ENVID are matched by the returned Message-ID,
+ * and only for a recipient of that message; the newest such message wins. */
+static void find_message_id(void **state)
+{
+	fixture *f = *state;
+	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
+	const char *rc[] = {"Bob@Example.net"};
+	msv_queue_message m = msg(rc, 1, body, sizeof(body) - 1);
+	m.message_id = "<m1@example.org>";
+	char ids[2][MSV_QID_LEN + 1], qid[MSV_QID_LEN + 1];
+	OK(msv_queue_submit(f->q, &m, 1, T0, ids, &f->err));
+	OK(msv_queue_submit(f->q, &m, 1, T0 + 1, ids + 1, &f->err));
+	int found = -1;
+	OK(msv_queue_find_message_id(f->q, "<m1@example.org>", "bob@EXAMPLE.net", qid, &found,
+	                             &f->err));
+	assert_int_equal(found, 1);
+	assert_string_equal(qid, ids[1]);
+	OK(msv_queue_find_message_id(f->q, "<m1@example.org>", "carol@example.net", qid, &found,
+	                             &f->err));
+	assert_int_equal(found, 0);
+	OK(msv_queue_find_message_id(f->q, "<m2@example.org>", "bob@example.net", qid, &found,
+	                             &f->err));
+	assert_int_equal(found, 0);
+	assert_int_equal(msv_queue_find_message_id(f->q, "<m1@example.org>\r\nx", "bob@example.net",
+	                                           qid, &found, &f->err),
+	                 MSV_E_INVALID);
+}
+
+/* A schema-1 file (no Message-ID index) is migrated on open and keeps its
+ * messages. */
+static void migrate_schema_1(void **state)
+{
+	fixture *f = *state;
+	char id[MSV_QID_LEN + 1];
+	const char *rc[] = {"bob@example.net"};
+	submit1(f, rc, 1, T0, id);
+	msv_queue_close(f->q);
+	f->q = NULL;
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP INDEX messages_mid; PRAGMA user_version = 1", NULL,
+	                              NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
+	o.path = f->path;
+	OK(msv_queue_open(&f->q, &o, &f->err));
+	int found = -1;
+	char qid[MSV_QID_LEN + 1];
+	OK(msv_queue_find_message_id(f->q, "<none@example.org>", "bob@example.net", qid, &found,
+	                             &f->err));
+	assert_int_equal(found, 0);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version),"
+	                                    " (SELECT count(*) FROM sqlite_schema WHERE name ="
+	                                    " 'messages_mid')",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 1), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	msv_queue_info info;
+	OK(msv_queue_show(f->q, id, &info, &f->err));
+	msv_queue_info_free(&info);
+}
+
 static void suppression(void **state)
 {
 	fixture *f = *state;
@@ -1215,11 +1284,14 @@ static void group_commit_concurrent(void **state)
 		first += args[t].count;
 		assert_int_equal(pthread_create(&th[t], NULL, gc_worker, &args[t]), 0);
 	}
-	for (int t = 0; t < GC_THREADS; t++) {
+	/* All joined before any check: a failure jumps to the teardown, which
+	 * closes the queue under threads still submitting (found by the
+	 * torture run, docs/internals/torture.md). */
+	for (int t = 0; t < GC_THREADS; t++)
 		pthread_join(th[t], NULL);
+	for (int t = 0; t < GC_THREADS; t++)
 		if (args[t].failures)
 			fail_msg("thread %d: %d failures: %s", t, args[t].failures, args[t].err.message);
-	}
 	/* Every ID distinct... */
 	static char sorted[GC_MESSAGES][MSV_QID_LEN + 1];
 	memcpy(sorted, ids, sizeof(ids));
@@ -1438,6 +1510,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(list_masks, setup, teardown),
 		cmocka_unit_test_setup_teardown(show_unknown_and_uppercase, setup, teardown),
 		cmocka_unit_test_setup_teardown(mark_bounced, setup, teardown),
+		cmocka_unit_test_setup_teardown(find_message_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(migrate_schema_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(suppression, setup, teardown),
 		cmocka_unit_test_setup_teardown(qid_collision_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(batch_member_fails_alone, setup, teardown),

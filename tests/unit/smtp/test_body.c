@@ -1,5 +1,5 @@
 /* The body transformer through the engine (DATA and BDAT) and
- * msv_body_scan.  Every SMTP smuggling case of the shared corpus, and
+ * msv_body_scan.  Every SMTP smuggling case of the test corpus, and
  * every short string over {'.', CR, LF, 'a'}, fed whole and one byte
  * at a time: the data on the wire holds exactly one CRLF.CRLF, at its
  * end, every line ends in CRLF, and un-stuffing gives back the input
@@ -15,10 +15,6 @@
 
 #include "missive/smtp.h"
 #include "script.h"
-
-#ifndef MSV_CORPUS_DIR
-#define MSV_CORPUS_DIR "../shared/corpus"
-#endif
 
 #define EHLO_PIPE "250-mx.example.net\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
 #define EHLO_CHUNKING "250-mx.example.net\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n"

@@ -13,10 +13,6 @@
 #include "missive/smtp.h"
 #include "script.h" /* esc() */
 
-#ifndef MSV_CORPUS_DIR
-#define MSV_CORPUS_DIR "../shared/corpus"
-#endif
-
 static void read_corpus(msv_buf *b, const char *rel)
 {
 	char path[1024];
