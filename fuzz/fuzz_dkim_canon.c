@@ -27,10 +27,10 @@ static void body(msv_buf *out, msv_dkim_canon c, int lf_only, const char *p, siz
 	dkim_body *b = malloc(sizeof(*b));
 	if (!b)
 		abort();
-	dkim_body_init(b, c, lf_only, UINT64_MAX, sink, out);
+	msv__dkim_body_init(b, c, lf_only, UINT64_MAX, sink, out);
 	for (size_t i = 0; i < n; i += chunk)
-		dkim_body_feed(b, p + i, n - i < chunk ? n - i : chunk);
-	if (dkim_body_end(b))
+		msv__dkim_body_feed(b, p + i, n - i < chunk ? n - i : chunk);
+	if (msv__dkim_body_end(b))
 		abort();
 	free(b);
 }
@@ -49,8 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	msv_buf_init(&b, (size_t)1 << 24);
 	if (opt & 2) {
 		/* one header field: must hold a colon to be one */
-		if (dkim_header_canon(&a, c, p, n, 0) == MSV_OK && c == MSV_DKIM_RELAXED) {
-			if (dkim_header_canon(&b, c, a.data, a.len, 0) != MSV_OK)
+		if (msv__dkim_header_canon(&a, c, p, n, 0) == MSV_OK && c == MSV_DKIM_RELAXED) {
+			if (msv__dkim_header_canon(&b, c, a.data, a.len, 0) != MSV_OK)
 				abort();
 			if (a.len != b.len || memcmp(a.data, b.data, a.len))
 				abort();

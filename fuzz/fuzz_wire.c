@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "missive/core.h"
-#include "wire.h"
+#include "sendmail_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

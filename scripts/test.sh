@@ -27,7 +27,7 @@ cmake --build "$BUILD-gcc" -j"$JOBS" >/dev/null
 # driver's cancellation from another thread, the queue's group commit).
 CC=clang cmake -S . -B "$BUILD-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSV_TSAN=ON \
     -DMSV_WERROR=ON >/dev/null
-cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_smtp_test_client \
+cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_pool_test_pool_clock unit_smtp_test_client \
     unit_queue_test_queue missive_cli missived >/dev/null
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1

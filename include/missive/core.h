@@ -13,6 +13,19 @@
  *   untouched.  No function allocates to report an error: all text fields
  *   are fixed-size and always NUL-terminated.
  *
+ * OPTION STRUCTS
+ *   Every options struct of the library starts with an unsigned version,
+ *   set by its MSV_*_INIT macro (a designated initializer: the fields it
+ *   does not name are zero).  Structs only grow by appending, and each
+ *   growth bumps MSV_*_VERSION.  A function taking one accepts any version
+ *   from 1 to the current one, so a program built against an older header
+ *   keeps working; 0 and newer versions fail with MSV_E_INVALID.
+ *
+ * NAMES
+ *   Public symbols are msv_* and declared in include/missive/; the
+ *   library's internal globals are all msv__* and not exported by the
+ *   shared library.
+ *
  * THREADS
  *   Nothing here keeps global state.  Objects are not locked: one thread
  *   per object at a time.
@@ -32,7 +45,8 @@ extern "C" {
 #define MSV_WUR __attribute__((warn_unused_result))
 #define MSV_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-#define MSV_VERSION "0.1.0"
+/* MSV_VERSION, MSV_VERSION_NUM: generated from the project() version. */
+#include "missive/version.h"
 
 /*
  * Result codes.  Append only: a number is never reused, a retired value
@@ -116,6 +130,10 @@ MSV_EXTERN msv_result msv_error_vset(msv_error *e, msv_result code, msv_class cl
                                      const char *fmt, va_list ap) MSV_PRINTF(4, 0);
 /* Copies len bytes into dst (size dstsz), non-printables as '?'. */
 MSV_EXTERN void msv_sanitize(char *dst, size_t dstsz, const char *src, size_t len);
+/* msv_sanitize for text a person reads (error messages quoting a name or an
+ * address): valid UTF-8 is kept whole (never cut inside a character); other
+ * non-printable octets, C1 controls and bidirectional overrides become '?'. */
+MSV_EXTERN void msv_sanitize_utf8(char *dst, size_t dstsz, const char *src, size_t len);
 
 /* ---- allocation: every allocation in libmissive goes through these ---- */
 MSV_EXTERN void *msv_malloc(size_t n);

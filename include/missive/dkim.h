@@ -122,8 +122,11 @@ typedef struct msv_dkim_options {
 } msv_dkim_options;
 
 #define MSV_DKIM_OPTIONS_VERSION 1
-#define MSV_DKIM_OPTIONS_INIT {MSV_DKIM_OPTIONS_VERSION, NULL, NULL, MSV_DKIM_ALGO_AUTO, \
-                               MSV_DKIM_RELAXED, MSV_DKIM_RELAXED, NULL, 0, NULL, 0, 0}
+#define MSV_DKIM_OPTIONS_INIT                                                    \
+	{                                                                            \
+		.version = MSV_DKIM_OPTIONS_VERSION, .algo = MSV_DKIM_ALGO_AUTO,         \
+		.header_canon = MSV_DKIM_RELAXED, .body_canon = MSV_DKIM_RELAXED,        \
+	}
 
 /* Set in msv_dkim_signer_warnings(): the key works but deserves a word
  * from the caller (the library cannot print it). */
@@ -265,7 +268,7 @@ typedef struct msv_dkim_verify_options {
 } msv_dkim_verify_options;
 
 #define MSV_DKIM_VERIFY_OPTIONS_VERSION 1
-#define MSV_DKIM_VERIFY_OPTIONS_INIT {MSV_DKIM_VERIFY_OPTIONS_VERSION, NULL, 0, 0}
+#define MSV_DKIM_VERIFY_OPTIONS_INIT {.version = MSV_DKIM_VERIFY_OPTIONS_VERSION}
 
 /*
  * Checks every DKIM-Signature field of msg, top to bottom (at most

@@ -221,7 +221,7 @@ typedef struct msv_dsn_options {
 } msv_dsn_options;
 
 #define MSV_DSN_OPTIONS_VERSION 1
-#define MSV_DSN_OPTIONS_INIT {MSV_DSN_OPTIONS_VERSION, NULL, NULL, 0}
+#define MSV_DSN_OPTIONS_INIT {.version = MSV_DSN_OPTIONS_VERSION}
 
 /*
  * Parses and classifies one message.  opts may be NULL (no VERP, default

@@ -68,7 +68,7 @@ typedef struct msv_mime_options {
 } msv_mime_options;
 
 #define MSV_MIME_OPTIONS_VERSION 1
-#define MSV_MIME_OPTIONS_INIT {MSV_MIME_OPTIONS_VERSION, NULL, 0}
+#define MSV_MIME_OPTIONS_INIT {.version = MSV_MIME_OPTIONS_VERSION}
 
 /* opts may be NULL for the defaults; strings are copied. */
 MSV_EXTERN MSV_WUR msv_result msv_mime_new(msv_mime_msg **out, const msv_mime_options *opts);
@@ -146,7 +146,7 @@ typedef struct msv_mime_part_options {
 } msv_mime_part_options;
 
 #define MSV_MIME_PART_OPTIONS_VERSION 1
-#define MSV_MIME_PART_OPTIONS_INIT {MSV_MIME_PART_OPTIONS_VERSION, NULL, NULL, NULL}
+#define MSV_MIME_PART_OPTIONS_INIT {.version = MSV_MIME_PART_OPTIONS_VERSION}
 
 /* How msv_mime_attach_data() treats the caller's bytes (curl's
  * curl_mime_data / take-ownership choice, made explicit). */
@@ -191,7 +191,7 @@ typedef struct msv_mime_info {
 } msv_mime_info;
 
 /* After msv_mime_prepare(). */
-MSV_EXTERN MSV_WUR msv_result msv_mime_get_info(const msv_mime_msg *m, msv_mime_info *info);
+MSV_EXTERN MSV_WUR msv_result msv_mime_info_get(const msv_mime_msg *m, msv_mime_info *info);
 
 /*
  * Produces the next bytes of the message into buf: returns how many, 0

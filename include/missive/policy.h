@@ -25,7 +25,11 @@ typedef struct msv_retry_policy {
 	int64_t max_age_ms; /* give up this long after submission; default 5 days */
 } msv_retry_policy;
 
-#define MSV_RETRY_POLICY_INIT {60000, 2.0, 3600000, 5LL * 86400000}
+#define MSV_RETRY_POLICY_INIT                                                    \
+	{                                                                            \
+		.base_ms = 60000, .factor = 2.0, .cap_ms = 3600000,                      \
+		.max_age_ms = 5LL * 86400000,                                            \
+	}
 
 /* The ceiling for the wait after the attempts-th failure. */
 MSV_EXTERN int64_t msv_retry_ceiling_ms(const msv_retry_policy *p, unsigned attempts);

@@ -53,7 +53,7 @@ typedef struct msv_pool_options {
 } msv_pool_options;
 
 #define MSV_POOL_OPTIONS_VERSION 1
-#define MSV_POOL_OPTIONS_INIT {MSV_POOL_OPTIONS_VERSION, 0, 0, 0, 0, 0, 0, 0}
+#define MSV_POOL_OPTIONS_INIT {.version = MSV_POOL_OPTIONS_VERSION}
 
 /* The outcome of one message. */
 typedef struct msv_pool_result {

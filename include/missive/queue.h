@@ -58,9 +58,9 @@ typedef enum msv_rcpt_state {
 } msv_rcpt_state;
 
 /* "queued", "deferred", ... */
-MSV_EXTERN const char *msv_rcpt_state_name(msv_rcpt_state s);
+MSV_EXTERN const char *msv_queue_rcpt_state_name(msv_rcpt_state s);
 /* 0 and *out set, or -1 for an unknown name. */
-MSV_EXTERN int msv_rcpt_state_parse(const char *name, msv_rcpt_state *out);
+MSV_EXTERN int msv_queue_rcpt_state_parse(const char *name, msv_rcpt_state *out);
 
 /* Queue IDs are 16 lowercase hex digits. */
 #define MSV_QID_LEN 16
@@ -79,7 +79,7 @@ typedef struct msv_queue_options {
 } msv_queue_options;
 
 #define MSV_QUEUE_OPTIONS_VERSION 1
-#define MSV_QUEUE_OPTIONS_INIT {MSV_QUEUE_OPTIONS_VERSION, NULL, 0, 0, 0}
+#define MSV_QUEUE_OPTIONS_INIT {.version = MSV_QUEUE_OPTIONS_VERSION}
 
 MSV_EXTERN MSV_WUR msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts,
                                              msv_error *err);
@@ -283,7 +283,7 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_suppress_check(msv_queue *q, const char 
                                                        msv_error *err);
 MSV_EXTERN MSV_WUR msv_result msv_queue_suppress_list(msv_queue *q, msv_suppression **out,
                                                       size_t *n, msv_error *err);
-MSV_EXTERN void msv_suppressions_free(msv_suppression *s, size_t n);
+MSV_EXTERN void msv_queue_suppressions_free(msv_suppression *s, size_t n);
 
 /* ---- health ---- */
 

@@ -181,8 +181,11 @@ typedef struct msv_smtp_options {
 } msv_smtp_options;
 
 #define MSV_SMTP_OPTIONS_VERSION 1
-#define MSV_SMTP_OPTIONS_INIT {MSV_SMTP_OPTIONS_VERSION, NULL, MSV_TLS_STARTTLS, NULL, NULL, \
-                               MSV_AUTH_AUTO, 0, 0, 0, 0, NULL, NULL}
+#define MSV_SMTP_OPTIONS_INIT                                                    \
+	{                                                                            \
+		.version = MSV_SMTP_OPTIONS_VERSION, .tls = MSV_TLS_STARTTLS,            \
+		.auth = MSV_AUTH_AUTO,                                                   \
+	}
 
 typedef enum msv_smtp_event {
 	MSV_SMTP_WANT_WRITE = 0, /* write msv_smtp_output(), then msv_smtp_written() */
@@ -294,8 +297,10 @@ typedef struct msv_client_options {
 } msv_client_options;
 
 #define MSV_CLIENT_OPTIONS_VERSION 1
-#define MSV_CLIENT_OPTIONS_INIT {MSV_CLIENT_OPTIONS_VERSION, NULL, 0, MSV_SMTP_OPTIONS_INIT, \
-                                 NULL, NULL, 0, NULL, NULL, NULL, 0, 0, 0, 0}
+#define MSV_CLIENT_OPTIONS_INIT                                                  \
+	{                                                                            \
+		.version = MSV_CLIENT_OPTIONS_VERSION, .smtp = MSV_SMTP_OPTIONS_INIT,    \
+	}
 
 typedef struct msv_client msv_client;
 
@@ -356,7 +361,7 @@ MSV_EXTERN msv_result msv_client_quit(msv_client *c);
 MSV_EXTERN void msv_client_cancel(msv_client *c);
 
 MSV_EXTERN const msv_error *msv_client_error(const msv_client *c);
-MSV_EXTERN const msv_smtp_caps *msv_client_caps(const msv_client *c);
+MSV_EXTERN const msv_smtp_caps *msv_client_caps_get(const msv_client *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" after a handshake, else "". */
 MSV_EXTERN const char *msv_client_tls_info(const msv_client *c);
 

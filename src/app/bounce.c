@@ -4,7 +4,7 @@
 #include <sysexits.h>
 
 #include "bounce.h"
-#include "cli.h"
+#include "exit_code.h"
 #include "missive/dsn.h"
 #include "submit.h"
 
@@ -21,6 +21,13 @@ static int verp_parts(const char *tmpl, char *prefix, size_t pn, char *domain, s
 	prefix[id - tmpl] = '\0';
 	snprintf(domain, dn, "%s", id + 5);
 	return 0;
+}
+
+/* Whether s has the form of our queue IDs (MSV_QID_LEN hex digits). */
+static int is_queue_id(const char *s)
+{
+	size_t n = strspn(s, "0123456789abcdefABCDEF");
+	return n == MSV_QID_LEN && s[n] == '\0';
 }
 
 static int parse(const app_config *c, const char *msg, size_t len, msv_dsn_report **rep,
@@ -44,12 +51,14 @@ static int parse(const app_config *c, const char *msg, size_t len, msv_dsn_repor
 }
 
 int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len, cJSON **out,
-                     msv_error *err)
+                     app_bounce_step *step, msv_error *err)
 {
 	msv_dsn_report *rep = NULL;
 	*out = NULL;
+	*step = APP_BOUNCE_PARSE;
 	if (parse(c, msg, len, &rep, err))
 		return err->code == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
+	*step = APP_BOUNCE_QUEUE;
 	/* ok: every field made it (cJSON's adders return NULL when out of
 	 * memory); a reply with "matched" missing would read as unmatched. */
 	cJSON *j = cJSON_CreateObject();
@@ -87,18 +96,22 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 		 * returned message's Message-ID with this recipient. */
 		char qid[MSV_QID_LEN + 1] = "";
 		int found = 0;
-		if (rep->queue_id)
-			snprintf(qid, sizeof(qid), "%s", rep->queue_id);
-		else if (failed && rep->original_message_id &&
+		if (rep->queue_id) {
+			/* An ENVID that is not of our queue IDs' form was set by
+			 * another system: an unmatched bounce, not an error (else
+			 * one foreign report would stop the other recipients). */
+			if (is_queue_id(rep->queue_id))
+				snprintf(qid, sizeof(qid), "%s", rep->queue_id);
+		} else if (failed && rep->original_message_id &&
 		         msv_queue_find_message_id(q, rep->original_message_id, r->address, qid,
 		                                   &found, err))
-			rc = cli_exit_code(err);
+			rc = app_exit_code(err);
 		if (!rc && failed && *qid) {
 			char text[MSV_TEXT_MAX];
 			snprintf(text, sizeof(text), "bounce (%s): %s", msv_dsn_reason_name(r->reason),
 			         r->diagnostic ? r->diagnostic : "");
 			if (msv_queue_mark_bounced(q, qid, r->address, r->status, text, now, &changed, err))
-				rc = cli_exit_code(err);
+				rc = app_exit_code(err);
 			if (!rc && changed && !rep->queue_id)
 				ADD(ok, cJSON_AddStringToObject(o, "queue_id", qid));
 		}
@@ -109,7 +122,7 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 			char why[256];
 			snprintf(why, sizeof(why), "%s %s", msv_dsn_reason_name(r->reason), r->status);
 			if (msv_queue_suppress_add(q, r->address, why, "bounce", now, err))
-				rc = cli_exit_code(err);
+				rc = app_exit_code(err);
 			else
 				suppressed = 1;
 		}
@@ -127,5 +140,6 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 		return rc;
 	}
 	*out = j;
+	*step = APP_BOUNCE_OK;
 	return 0;
 }

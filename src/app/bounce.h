@@ -8,6 +8,13 @@
 #include "config.h"
 #include "missive/queue.h"
 
+/* Which step of app_apply_bounce() failed. */
+typedef enum app_bounce_step {
+	APP_BOUNCE_OK = 0,
+	APP_BOUNCE_PARSE, /* the message is not a report we can read */
+	APP_BOUNCE_QUEUE, /* the queue did not take the change */
+} app_bounce_step;
+
 /* Parses msg (docs/dsn.md); for each failed recipient marks the queued
  * recipient bounced (matched by the queue ID from the envelope ID or the
  * route's VERP return path, and by the address being a recipient of that
@@ -17,8 +24,9 @@
  * not suppress an address we never sent to.
  * *out gets {"kind", "queue_id", "original_message_id", "recipients":
  * [{"address", "action", "status", "reason", "hard", "matched",
- * "suppressed"}]}.  Returns 0, or an EX_* code with err set. */
+ * "suppressed"}]}.  Returns 0, or an EX_* code with err set and *failed
+ * naming the step. */
 int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len, cJSON **out,
-                     msv_error *err);
+                     app_bounce_step *failed, msv_error *err);
 
 #endif

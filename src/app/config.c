@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <sysexits.h>
 
-#include "cli.h"
 #include "config.h"
 
 const char *app_config_path(const char *flag)
@@ -110,7 +110,7 @@ typedef struct parse_ctx {
 	app_config *c;
 	const char *path;
 	int rc;           /* first EX_* error */
-	char msg[512];    /* and what it was; inih gives its line */
+	char msg[1024];   /* and what it was (a key's error: up to MSV_TEXT_MAX); inih gives its line */
 	char seen[64][48]; /* "section/key" of the single-valued sections */
 	size_t nseen;
 } parse_ctx;
@@ -132,27 +132,30 @@ static int seen_before(parse_ctx *p, const char *section, const char *name)
 /* inih cuts a line longer than its buffer and reads the rest as a line
  * of its own (a long value could smuggle in a key), and a NUL ends a
  * value silently.  The file is checked first: each such line is refused
- * with its number.  0, or EX_CONFIG after printing why. */
-static int config_text_ok(FILE *f, const char *path)
+ * with its number.  0, or -1 with err saying why. */
+static int config_text_ok(FILE *f, const char *path, msv_error *err)
 {
 	int ch, line = 1;
 	long col = 0, size = 0;
 	while ((ch = getc(f)) != EOF) {
 		if (++size > (1L << 20)) {
-			cli_err("%s: larger than 1 MiB: not a configuration file", path);
-			return EX_CONFIG;
+			msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			              "%s: larger than 1 MiB: not a configuration file", path);
+			return -1;
 		}
 		if (!ch) {
-			cli_err("%s:%d: a NUL byte: the file is not text", path, line);
-			return EX_CONFIG;
+			msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			              "%s:%d: a NUL byte: the file is not text", path, line);
+			return -1;
 		}
 		if (ch == '\n') {
 			line++;
 			col = 0;
 		} else if (++col > INI_MAX_LINE - 2) {
-			cli_err("%s:%d: the line is longer than %d characters", path, line,
-			        INI_MAX_LINE - 2);
-			return EX_CONFIG;
+			msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+			              "%s:%d: the line is longer than %d characters", path, line,
+			              INI_MAX_LINE - 2);
+			return -1;
 		}
 	}
 	rewind(f);
@@ -196,20 +199,57 @@ static app_route *route_new(parse_ctx *p, const char *name)
 	if (!rs)
 		return NULL;
 	p->c->routes = rs;
-	/* Routes are never moved: cli_conn points into itself. */
+	/* Routes are never moved: app_conn points into itself. */
 	app_route *r = msv_calloc(1, sizeof(*r));
 	if (!r || !(r->name = msv_strdup(name))) {
 		msv_free(r);
 		return NULL;
 	}
-	cli_conn_init(&r->conn);
+	app_conn_init(&r->conn);
 	msv_pool_options po = MSV_POOL_OPTIONS_INIT;
 	r->pool = po;
 	rs[p->c->nroutes++] = r;
 	return r;
 }
 
-static const struct option route_flags[] = {CLI_CONN_LONGOPTS, CLI_DKIM_LONGOPTS, {NULL, 0, NULL, 0}};
+/* The route keys that are pool settings, each with where it goes. */
+static unsigned *pool_count_key(app_route *r, const char *name)
+{
+	return !strcmp(name, "max-connections") ? &r->pool.max_connections
+	       : !strcmp(name, "max-idle")      ? &r->pool.max_idle
+	       : !strcmp(name, "max-messages")  ? &r->pool.max_messages
+	                                        : NULL;
+}
+
+/* A route's connection or DKIM key (conn.h, dkim_keys.h), the same names
+ * as the flags of `missive send`. */
+static int conn_or_dkim_key(parse_ctx *p, app_route *r, const char *section, const char *name,
+                            const char *value)
+{
+	int has_value = 1, known = !strncmp(name, "dkim-", 5);
+	for (const app_conn_key *k = app_conn_keys; !known && k->name; k++)
+		if (!strcmp(k->name, name))
+			known = 1, has_value = k->has_value;
+	if (!known)
+		return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+	const char *arg = NULL;
+	if (!has_value) {
+		int on;
+		if (parse_bool(value, &on))
+			return fail(p, EX_CONFIG, section, name, "expected yes or no, got", value);
+		if (!on)
+			return 1;
+	} else if (!(arg = keep(p, value))) {
+		return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+	}
+	msv_error err;
+	int rc = app_conn_set(&r->conn, name, arg, &err);
+	if (!rc)
+		rc = app_dkim_set(&r->dkim, name, arg, &err);
+	if (rc < 0)
+		return fail(p, EX_CONFIG, section, name, err.message, NULL);
+	return rc ? 1 : fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+}
 
 static int route_key(parse_ctx *p, app_route *r, const char *section, const char *name,
                      const char *value)
@@ -241,7 +281,7 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 	}
 	if (!strcmp(name, "dsn-notify") || !strcmp(name, "dsn-ret") || !strcmp(name, "return-path")) {
 		char up[64];
-		if (name[0] == 'd') {
+		if (strcmp(name, "return-path")) {
 			/* Checked here, not at the first send, so a typo stops missived at start. */
 			int ret = !strcmp(name, "dsn-ret");
 			if (app_dsn_param(value, ret, up, sizeof(up)))
@@ -260,47 +300,26 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 			r->return_path = v;
 		return 1;
 	}
-	if (!strcmp(name, "max-connections") || !strcmp(name, "max-idle") ||
-	    !strcmp(name, "max-messages")) {
+	unsigned *count = pool_count_key(r, name);
+	if (count) {
 		if (parse_uint(value, 100000, &u))
 			return fail(p, EX_CONFIG, section, name, "expected a whole number, got", value);
-		*(name[4] == 'c' ? &r->pool.max_connections
-		  : name[4] == 'i' ? &r->pool.max_idle : &r->pool.max_messages) = u;
+		*count = u;
 		return 1;
 	}
 	if (!strcmp(name, "idle-timeout") || !strcmp(name, "noop-after") ||
 	    !strcmp(name, "connection-max-age")) {
 		if (app_parse_duration(value, &ms) || ms > INT32_MAX)
 			return fail(p, EX_CONFIG, section, name, "expected a duration (30s, 5m), got", value);
-		if (name[0] == 'i')
+		if (!strcmp(name, "idle-timeout"))
 			r->pool.idle_timeout_ms = (int)ms;
-		else if (name[0] == 'n')
+		else if (!strcmp(name, "noop-after"))
 			r->pool.noop_after_ms = (int)ms;
 		else
 			r->pool.max_age_ms = ms;
 		return 1;
 	}
-	for (const struct option *o = route_flags; o->name; o++) {
-		if (strcmp(o->name, name))
-			continue;
-		const char *arg = NULL;
-		if (o->has_arg == no_argument) {
-			int on;
-			if (parse_bool(value, &on))
-				return fail(p, EX_CONFIG, section, name, "expected yes or no, got", value);
-			if (!on)
-				return 1;
-		} else if (!(arg = keep(p, value))) {
-			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
-		}
-		int rc = cli_conn_opt(&r->conn, o->val, arg, "send");
-		if (!rc)
-			rc = cli_dkim_opt(&r->dkim, o->val, arg);
-		if (rc > 1)
-			return fail(p, EX_CONFIG, section, name, "invalid value (see above)", NULL);
-		return 1;
-	}
-	return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+	return conn_or_dkim_key(p, r, section, name, value);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -362,7 +381,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 86400000)
 				return fail(p, EX_CONFIG, section, name,
 				            "expected a duration from 1s to 1d, got", value);
-			*(name[0] == 'h' ? &c->http_header_timeout_ms : &c->http_idle_timeout_ms) = ms;
+			*(!strcmp(name, "header-timeout") ? &c->http_header_timeout_ms : &c->http_idle_timeout_ms) = ms;
 			return 1;
 		}
 		if (!strcmp(name, "max-inflight")) {
@@ -376,13 +395,13 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (!strcmp(name, "workers") || !strcmp(name, "batch")) {
 			if (parse_uint(value, 1024, &u) || !u)
 				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 1024, got", value);
-			*(name[0] == 'w' ? &c->workers : &c->batch) = u;
+			*(!strcmp(name, "workers") ? &c->workers : &c->batch) = u;
 			return 1;
 		}
 		if (!strcmp(name, "grace") || !strcmp(name, "poll-interval")) {
 			if (app_parse_duration(value, &ms))
 				return fail(p, EX_CONFIG, section, name, "expected a duration, got", value);
-			*(name[0] == 'g' ? &c->grace_ms : &c->poll_ms) = ms;
+			*(!strcmp(name, "grace") ? &c->grace_ms : &c->poll_ms) = ms;
 			return 1;
 		}
 		if (!strcmp(name, "log-file")) {
@@ -428,9 +447,10 @@ static int handler(void *user, const char *section, const char *name, const char
 			for (const char *q = value; *q; q++)
 				if (*q < 32 || *q > 126)
 					return fail(p, EX_CONFIG, section, name, "expected printable ASCII, got", value);
-			if (name[0] == 'm' && (!*value || strlen(value) > 253 || strpbrk(value, " ,;@<>()\"\\[]")))
+			int host = !strcmp(name, "myhostname");
+			if (host && (!*value || strlen(value) > 253 || strpbrk(value, " ,;@<>()\"\\[]")))
 				return fail(p, EX_CONFIG, section, name, "expected a host name, got", value);
-			*(name[0] == 'm' ? &c->myhostname : &c->trusted_users) = keep(p, value);
+			*(host ? &c->myhostname : &c->trusted_users) = keep(p, value);
 			return 1;
 		}
 		if (!strcmp(name, "max-recipients")) {
@@ -484,7 +504,20 @@ static const char *default_socket(parse_ctx *p)
 	return keep(p, s);
 }
 
-int app_config_load(app_config *c, const char *path)
+/* The parser's first failure (an EX_* code kept while parsing) as the
+ * error value returned; line 0: a check of the whole file. */
+static int load_failed(msv_error *err, int rc, const char *path, int line, const char *msg)
+{
+	msv_result code = rc == EX_OSERR ? MSV_E_NOMEM : MSV_E_CONFIG;
+	msv_class cls = rc == EX_OSERR ? MSV_CLASS_LOCAL : MSV_CLASS_CONFIG;
+	if (line)
+		msv_error_set(err, code, cls, "%s:%d: %s", path, line, msg);
+	else
+		msv_error_set(err, code, cls, "%s: %s", path, msg);
+	return -1;
+}
+
+int app_config_load(app_config *c, const char *path, msv_error *err)
 {
 	memset(c, 0, sizeof(*c));
 	msv_retry_policy rp = MSV_RETRY_POLICY_INIT;
@@ -507,29 +540,29 @@ int app_config_load(app_config *c, const char *path)
 	c->socket_timeout_ms = 120000;
 	c->max_recipients = 1000;
 	if (!(c->path = msv_strdup(path))) {
-		cli_err("cannot load the configuration file %s: out of memory", path);
-		return EX_OSERR;
+		msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
+		              "cannot load the configuration file %s: out of memory", path);
+		return -1;
 	}
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		cli_err("cannot read the configuration file %s: %s (give --config FILE or set MISSIVE_CONFIG)",
-		        path, strerror(errno));
-		return EX_CONFIG;
+		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		              "cannot read the configuration file %s: %s (give --config FILE or set MISSIVE_CONFIG)",
+		              path, strerror(errno));
+		return -1;
 	}
-	int trc = config_text_ok(f, path);
-	if (trc) {
+	if (config_text_ok(f, path, err)) {
 		fclose(f);
-		return trc;
+		return -1;
 	}
 	parse_ctx p = {c, path, 0, "", {""}, 0};
 	int line = ini_parse_file(f, handler, &p);
 	fclose(f);
 	if (line) {
 		if (p.rc)
-			cli_err("%s:%d: %s", path, line, p.msg);
-		else
-			cli_err("%s:%d: syntax error (expected [section] or key = value)", path, line);
-		return p.rc ? p.rc : EX_CONFIG;
+			return load_failed(err, p.rc, path, line, p.msg);
+		return load_failed(err, EX_CONFIG, path, line,
+		                   "syntax error (expected [section] or key = value)");
 	}
 	if (!c->queue_path)
 		c->queue_path = keep(&p, "/var/lib/missive/queue.db");
@@ -541,15 +574,10 @@ int app_config_load(app_config *c, const char *path)
 		c->myhostname = keep(&p, "");
 	if (!c->trusted_users)
 		c->trusted_users = keep(&p, "root");
-	if (c->retry.cap_ms < c->retry.base_ms) {
-		cli_err("%s: [retry] cap is smaller than base", path);
-		return EX_CONFIG;
-	}
-	if (p.rc) {
-		/* keep() failed: a key or a default would be missing. */
-		cli_err("%s: %s", path, p.msg);
-		return p.rc;
-	}
+	if (c->retry.cap_ms < c->retry.base_ms)
+		return load_failed(err, EX_CONFIG, path, 0, "[retry] cap is smaller than base");
+	if (p.rc) /* keep() failed: a key or a default would be missing. */
+		return load_failed(err, p.rc, path, 0, p.msg);
 	return 0;
 }
 
@@ -558,8 +586,8 @@ static void route_free(app_route *r)
 	for (size_t i = 0; i < r->ndomains; i++)
 		msv_free(r->domains[i]);
 	msv_free(r->domains);
-	cli_conn_free(&r->conn);
-	cli_dkim_free(&r->dkim);
+	app_conn_free(&r->conn);
+	app_dkim_free(&r->dkim);
 	msv_free(r->name);
 	msv_free(r);
 }
@@ -605,24 +633,6 @@ app_route *app_route_for(const app_config *c, const char *sender)
 				return r;
 	}
 	return def;
-}
-
-int app_route_finish(app_route *r, const char *cfgpath, int what)
-{
-	int rc = 0;
-	if ((what & 1) && !(r->finished & 1)) {
-		if ((rc = cli_dkim_load(&r->dkim)))
-			cli_err("%s: in [route %s]", cfgpath, r->name);
-		else
-			r->finished |= 1;
-	}
-	if (!rc && (what & 2) && !(r->finished & 2)) {
-		if ((rc = cli_conn_finish(&r->conn, "send")))
-			cli_err("%s: in [route %s]", cfgpath, r->name);
-		else
-			r->finished |= 2;
-	}
-	return rc == EX_USAGE ? EX_CONFIG : rc;
 }
 
 void app_config_example(FILE *f)

@@ -7,8 +7,8 @@
 
 #include <stdio.h>
 
-#include "connopts.h"
-#include "dkimopts.h"
+#include "conn.h"
+#include "dkim_keys.h"
 #include "missive/policy.h"
 #include "missive/pool.h"
 
@@ -18,12 +18,11 @@ typedef struct app_route {
 	char *name;         /* "default", or the NAME of [route NAME] */
 	char **domains;     /* sender-domains: lowercase */
 	size_t ndomains;
-	cli_conn conn;      /* server, tls, ca-file, user, password-file, ... */
-	cli_dkim dkim;      /* dkim-key, dkim-selector, dkim-domain */
+	app_conn conn;      /* server, tls, ca-file, user, password-file, ... */
+	app_dkim dkim;      /* dkim-key, dkim-selector, dkim-domain */
 	msv_pool_options pool; /* max-connections, max-idle, idle-timeout, max-messages */
 	const char *dsn_notify, *dsn_ret; /* notify, ret */
 	const char *return_path;          /* VERP envelope sender template, or NULL */
-	int finished;       /* app_route_finish() done */
 } app_route;
 
 typedef struct app_config {
@@ -66,9 +65,9 @@ typedef struct app_config {
 
 /* The path to use: the --config flag, else $MISSIVE_CONFIG, else the default. */
 const char *app_config_path(const char *flag);
-/* Loads and checks the file.  0, or an EX_* code after printing one line
- * naming the file, line and key. */
-int app_config_load(app_config *c, const char *path);
+/* Loads and checks the file.  0, or -1 with err naming the file, line,
+ * section and key ("FILE:LINE: [SECTION] KEY: WHY").  Prints nothing. */
+int app_config_load(app_config *c, const char *path, msv_error *err);
 void app_config_free(app_config *c);
 /* Writes a commented config with every key and its default. */
 void app_config_example(FILE *f);
@@ -76,10 +75,14 @@ void app_config_example(FILE *f);
 /* The route for an envelope sender: the route listing its domain, else
  * "default", else NULL. */
 app_route *app_route_for(const app_config *c, const char *sender);
-/* Fills the connection defaults and loads the route's DKIM keys (what=1)
- * and its password or token (what=2); both: 3.  Idempotent per part.
- * 0 or an EX_* code after printing why. */
-int app_route_finish(app_route *r, const char *cfgpath, int what);
+/* Loads the route's DKIM keys (idempotent; what submission needs).  0, or
+ * -1 with err (class CONFIG) naming the file, the route's section and
+ * line, and the key. */
+int app_route_load_dkim(app_route *r, const char *cfgpath, msv_error *err);
+/* Checks the route's connection keys, fills their defaults and reads its
+ * password or token (idempotent; what delivery needs).  0, or -1 with
+ * err as app_route_load_dkim. */
+int app_route_load_conn(app_route *r, const char *cfgpath, msv_error *err);
 
 /* A DSN NOTIFY (ret = 0: NEVER, or a list of SUCCESS, FAILURE, DELAY) or
  * RET (ret = 1: FULL or HDRS) value, upper-cased into out (n bytes).

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "exit_code.h"
 #include "missive/mime.h"
 #include "missive/smtp.h"
 #include "submit.h"
@@ -319,88 +319,104 @@ static int auth_warning(const app_config *c, const app_submit_opts *o, const cha
 	return 0;
 }
 
-int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
-                app_prepared *p, msv_error *err)
+/* What the header walk found. */
+typedef struct header_scan {
+	char from[512]; /* the From address; "" when none or unreadable */
+	int have_date, have_from;
+} header_scan;
+
+/* The first Message-ID, without the white space around it. */
+static int keep_message_id(app_prepared *p, const field *f, msv_error *err)
 {
-	memset(p, 0, sizeof(*p));
-	msv_error_clear(err);
-	msv_buf m;
-	msv_buf_init(&m, SIZE_MAX / 2);
-	size_t hdr_end;
-	/* Counted first: nothing is parsed for a list that is refused anyway. */
-	int rc = o->nrcpt > c->max_recipients ? too_many(err, c, o->nrcpt) : 0;
-	if (!rc)
-		rc = dsn_params(p, o, err);
-	if (!rc)
-		rc = normalize(&m, raw, len, &hdr_end, err);
-	if (rc) {
-		app_prepared_free(p);
-		msv_buf_free(&m);
-		return rc;
+	size_t a = 0, b = f->vlen;
+	while (a < b && strchr(" \t\r\n", f->value[a]))
+		a++;
+	while (b > a && strchr(" \t\r\n", f->value[b - 1]))
+		b--;
+	if (!(p->message_id = msv_malloc(b - a + 1)))
+		return nomem(err);
+	memcpy(p->message_id, f->value + a, b - a);
+	p->message_id[b - a] = '\0';
+	return 0;
+}
+
+/* The first From field's address into s->from.  Without -f the From
+ * address is the envelope sender: an unreadable one is an error, not a
+ * silent user@host. */
+static int read_from(const app_submit_opts *o, const field *f, header_scan *s, msv_error *err)
+{
+	msv_buf list;
+	msv_buf_init(&list, 1 << 16);
+	size_t n = 0;
+	int rc = 0;
+	s->have_from = 1;
+	if (msv_mime_address_list(&list, &n, f->value, f->vlen, err) == MSV_OK && n)
+		snprintf(s->from, sizeof(s->from), "%s", list.data);
+	else if (!o->sender) {
+		char why[MSV_TEXT_MAX];
+		snprintf(why, sizeof(why), "%s", n ? err->message : "no address in it");
+		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "From: %s", why);
+		rc = EX_DATAERR;
 	}
-	/* Walk the header: find From, Date, Message-ID; with -t collect the
-	 * recipients and cut the Bcc fields out. */
-	msv_buf head; /* the header as stored, without Bcc under -t */
-	msv_buf_init(&head, SIZE_MAX / 2);
-	char from[512] = "", name[128];
-	int have_date = 0, have_from = 0;
+	msv_buf_free(&list);
+	return rc;
+}
+
+/* Walks the header: finds From, Date, Message-ID; with -t collects the
+ * recipients.  head gets the header as stored: Bcc is never sent, with or
+ * without -t (as Postfix's cleanup). */
+static int scan_header(const app_config *c, const app_submit_opts *o, app_prepared *p,
+                       const msv_buf *m, size_t hdr_end, msv_buf *head, header_scan *s,
+                       msv_error *err)
+{
+	char name[128];
+	int rc = 0;
 	for (size_t pos = 0; pos < hdr_end && !rc;) {
 		field f;
-		if ((rc = next_field(&m, &pos, hdr_end, &f, name, sizeof(name), err)))
+		if ((rc = next_field(m, &pos, hdr_end, &f, name, sizeof(name), err)))
 			break;
 		int is_bcc = !strcasecmp(name, "Bcc");
 		if (o->extract && (is_bcc || !strcasecmp(name, "To") || !strcasecmp(name, "Cc")))
 			rc = add_addresses(c, p, f.value, f.vlen, name, err);
 		if (!strcasecmp(name, "Date"))
-			have_date = 1;
-		else if (!strcasecmp(name, "Message-ID") && !p->message_id) {
-			size_t a = 0, b = f.vlen;
-			while (a < b && strchr(" \t\r\n", f.value[a]))
-				a++;
-			while (b > a && strchr(" \t\r\n", f.value[b - 1]))
-				b--;
-			if (!(p->message_id = msv_malloc(b - a + 1)))
-				rc = nomem(err);
-			else {
-				memcpy(p->message_id, f.value + a, b - a);
-				p->message_id[b - a] = '\0';
-			}
-		} else if (!strcasecmp(name, "From") && !have_from) {
-			msv_buf list;
-			msv_buf_init(&list, 1 << 16);
-			size_t n;
-			have_from = 1;
-			/* Without -f the From address is the envelope sender: an
-			 * unreadable one is an error, not a silent user@host. */
-			if (msv_mime_address_list(&list, &n, f.value, f.vlen, err) == MSV_OK && n)
-				snprintf(from, sizeof(from), "%s", list.data);
-			else if (!o->sender) {
-				char why[MSV_TEXT_MAX];
-				snprintf(why, sizeof(why), "%s", n ? err->message : "no address in it");
-				msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "From: %s", why);
-				rc = EX_DATAERR;
-			}
-			msv_buf_free(&list);
-		}
-		/* Bcc is never sent, with or without -t (as Postfix's cleanup). */
-		if (!rc && !is_bcc && msv_buf_add(&head, m.data + f.start, f.end - f.start))
+			s->have_date = 1;
+		else if (!strcasecmp(name, "Message-ID") && !p->message_id)
+			rc = rc ? rc : keep_message_id(p, &f, err);
+		else if (!strcasecmp(name, "From") && !s->have_from)
+			rc = rc ? rc : read_from(o, &f, s, err);
+		if (!rc && !is_bcc && msv_buf_add(head, m->data + f.start, f.end - f.start))
 			rc = nomem(err);
 	}
-	/* A recipient or sender argument is one line: the address parser would
-	 * read a CR or LF in it as folding, so "a@x\r\nRCPT TO:<b@y>" became
-	 * the recipient b@y.  Refuse line breaks in arguments outright. */
-	for (size_t i = 0; !rc && i <= o->nrcpt; i++) {
+	return rc;
+}
+
+/* A recipient or sender argument is one line: the address parser would
+ * read a CR or LF in it as folding, so "a@x\r\nRCPT TO:<b@y>" became the
+ * recipient b@y.  Refuse line breaks in arguments outright. */
+static int check_arguments(const app_submit_opts *o, msv_error *err)
+{
+	for (size_t i = 0; i <= o->nrcpt; i++) {
 		const char *a = i < o->nrcpt ? o->rcpt[i] : o->sender;
 		if (i == o->nrcpt && a && strlen(a) > 254 + 2) { /* + "<>" */
 			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "sender: longer than 254 octets");
-			rc = EX_DATAERR;
-		} else if (a && strpbrk(a, "\r\n")) {
+			return EX_DATAERR;
+		}
+		if (a && strpbrk(a, "\r\n")) {
 			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
 			              "%s: a line break (CR or LF) in an address is not allowed",
 			              i < o->nrcpt ? "recipient" : "sender");
-			rc = EX_DATAERR;
+			return EX_DATAERR;
 		}
 	}
+	return 0;
+}
+
+/* The recipients given as arguments, added to those of -t, duplicates
+ * dropped; none at all is a usage error. */
+static int envelope_recipients(const app_config *c, const app_submit_opts *o, app_prepared *p,
+                               msv_error *err)
+{
+	int rc = 0;
 	for (size_t i = 0; !rc && i < o->nrcpt; i++)
 		rc = add_addresses(c, p, o->rcpt[i], strlen(o->rcpt[i]), "recipient", err);
 	if (!rc)
@@ -411,49 +427,169 @@ int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opt
 		                         : "no recipients given (name them, or use -t)");
 		rc = EX_USAGE;
 	}
-	/* The envelope sender: -f ("" or "<>": the null sender), else the
-	 * From address, else the local user's user@myhostname.  A local user
-	 * who is not trusted gets user@myhostname whatever From says: bounces
-	 * go back to who sent, and the route (its DKIM keys) is not chosen by
-	 * a From anyone can write.  Over HTTP there is no local user to fall
-	 * back on: a message needs a sender or a From. */
+	return rc;
+}
+
+/* The envelope sender: -f ("" or "<>": the null sender), else the From
+ * address, else the local user's user@myhostname.  A local user who is
+ * not trusted gets user@myhostname whatever From says: bounces go back to
+ * who sent, and the route (its DKIM keys) is not chosen by a From anyone
+ * can write.  Over HTTP there is no local user to fall back on: a message
+ * needs a sender or a From. */
+static int choose_sender(const app_config *c, const app_submit_opts *o, const char *from,
+                         int trusted, char *sender, size_t n, msv_error *err)
+{
+	if (o->sender)
+		snprintf(sender, n, "%s", strcmp(o->sender, "<>") ? o->sender : "");
+	else if (*from && trusted)
+		snprintf(sender, n, "%s", from);
+	else if (o->local)
+		return default_sender(c, o, sender, n, err);
+	else {
+		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+		              "no sender: the message has no From field and no \"sender\" was given");
+		return EX_DATAERR;
+	}
+	return 0;
+}
+
+/* A non-null sender must be one address; sender gets its canonical form. */
+static int check_sender(char *sender, size_t size, msv_error *err)
+{
+	if (!*sender)
+		return 0;
+	msv_buf one;
+	msv_buf_init(&one, 4096);
+	size_t n = 0;
+	int rc = 0;
+	msv_error_clear(err); /* an unreadable From was ignored for -f */
+	if (msv_mime_address_list(&one, &n, sender, strlen(sender), err) || n != 1) {
+		if (n != 1 && !err->code) {
+			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+			              "sender: one address expected, got %zu", n);
+		} else if (strncmp(err->message, "sender", 6)) {
+			char why[MSV_TEXT_MAX];
+			snprintf(why, sizeof(why), "%s", err->message);
+			msv_error_set(err, err->code, MSV_CLASS_USAGE, "sender: %s", why);
+		}
+		rc = EX_DATAERR;
+	} else {
+		snprintf(sender, size, "%s", one.data);
+	}
+	msv_buf_free(&one);
+	return rc;
+}
+
+/* A From field for a message without one: -F's name (ASCII: a quoted
+ * string; 8-bit or encoded-word look-alikes: RFC 2047 words) and the
+ * envelope sender. */
+static int add_from(const app_submit_opts *o, const app_prepared *p, msv_buf *full,
+                    msv_error *err)
+{
+	const char *n = o->from_name;
+	if (n && strpbrk(n, "\r\n")) {
+		msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "-F: the name holds a line break");
+		return EX_DATAERR;
+	}
+	if (n && bad_name(n)) {
+		msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
+		              "-F: the name holds a control character or is longer than %d octets",
+		              FROM_NAME_MAX);
+		return EX_DATAERR;
+	}
+	if (!n || !*n)
+		return msv_buf_addf(full, "From: %s\r\n", p->sender) ? nomem(err) : 0;
+	msv_buf enc;
+	msv_buf_init(&enc, 4096);
+	int rc = 0;
+	/* Text that looks like an encoded word is encoded itself (RFC 2047
+	 * 5): in quotes, many readers would still show it decoded. */
+	if (!has_8bit(n, strlen(n)) && !strstr(n, "=?")) {
+		int e = msv_buf_addc(&enc, '"');
+		for (; *n && !e; n++)
+			e = (*n == '"' || *n == '\\' ? msv_buf_addc(&enc, '\\') : 0) || msv_buf_addc(&enc, *n);
+		if (e || msv_buf_addc(&enc, '"'))
+			rc = nomem(err);
+	} else if (msv_mime_encode_unstructured(&enc, n, strlen(n), 6, 0, err)) {
+		rc = EX_DATAERR;
+	}
+	if (!rc && msv_buf_addf(full, "From: %.*s <%s>\r\n", (int)enc.len, enc.data, p->sender))
+		rc = nomem(err);
+	msv_buf_free(&enc);
+	return rc;
+}
+
+static int add_date(msv_buf *full, msv_error *err)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	char date[64];
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	return msv_buf_addf(full, "Date: %s\r\n", date) ? nomem(err) : 0;
+}
+
+/* <time.random@sender's domain>, kept in p->message_id too. */
+static int add_message_id(app_prepared *p, msv_buf *full, msv_error *err)
+{
+	unsigned char rnd[12];
+	char id[300];
+	const char *at = strrchr(p->sender, '@');
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	int k = snprintf(id, sizeof(id), "<%lld.", (long long)time(NULL));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		k += snprintf(id + k, sizeof(id) - (size_t)k, "%02x", rnd[i]);
+	snprintf(id + k, sizeof(id) - (size_t)k, "@%s>", at && at[1] ? at + 1 : "localhost");
+	if (!(p->message_id = msv_strdup(id)) || msv_buf_addf(full, "Message-ID: %s\r\n", id))
+		return nomem(err);
+	return 0;
+}
+
+/* Fields a message must have (RFC 5322 3.6), added in front of the
+ * header, with X-Authentication-Warning for an untrusted local user's
+ * sender and a From that is not their own address (kept: the envelope is
+ * theirs, but marked). */
+static int add_fields(const app_config *c, const app_submit_opts *o, app_prepared *p,
+                      const header_scan *s, int trusted, msv_buf *full, msv_error *err)
+{
+	int rc = 0;
+	if (o->local && !trusted && o->sender)
+		rc = auth_warning(c, o, p->sender, 0, full, err);
+	if (!rc && o->local && !trusted && *s->from)
+		rc = auth_warning(c, o, s->from, 1, full, err);
+	if (!rc && !s->have_from)
+		rc = add_from(o, p, full, err);
+	if (!rc && !s->have_date)
+		rc = add_date(full, err);
+	if (!rc && !p->message_id)
+		rc = add_message_id(p, full, err);
+	return rc;
+}
+
+/* The body as stored: signed with the route's DKIM keys, if any. */
+static int sign_body(const app_config *c, app_prepared *p, const msv_buf *full, msv_error *err)
+{
+	msv_buf_init(&p->body, SIZE_MAX / 2);
+	if (app_route_load_dkim(p->route, c->path, err))
+		return EX_CONFIG;
+	if (p->route->dkim.n)
+		return app_dkim_sign(&p->route->dkim, full->data, full->len, &p->body, err)
+		           ? app_exit_code(err) : 0;
+	return msv_buf_add(&p->body, full->data, full->len) ? nomem(err) : 0;
+}
+
+/* Sender, route and the whole message (new fields, the header as stored,
+ * the body), signed. */
+static int complete(app_config *c, const app_submit_opts *o, app_prepared *p,
+                    const header_scan *s, const msv_buf *m, size_t hdr_end, const msv_buf *head,
+                    msv_error *err)
+{
 	char sender[512];
 	int trusted = !o->local || app_user_trusted(c, o->uid, o->user);
-	if (!rc) {
-		if (o->sender)
-			snprintf(sender, sizeof(sender), "%s", strcmp(o->sender, "<>") ? o->sender : "");
-		else if (*from && trusted)
-			snprintf(sender, sizeof(sender), "%s", from);
-		else if (o->local)
-			rc = default_sender(c, o, sender, sizeof(sender), err);
-		else {
-			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-			              "no sender: the message has no From field and no \"sender\" was given");
-			rc = EX_DATAERR;
-		}
-	}
-	if (!rc) {
-		if (*sender) {
-			msv_buf one;
-			msv_buf_init(&one, 4096);
-			size_t n = 0;
-			msv_error_clear(err); /* an unreadable From was ignored for -f */
-			if (msv_mime_address_list(&one, &n, sender, strlen(sender), err) || n != 1) {
-				if (n != 1 && !err->code) {
-					msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-					              "sender: one address expected, got %zu", n);
-				} else if (strncmp(err->message, "sender", 6)) {
-					char why[MSV_TEXT_MAX];
-					snprintf(why, sizeof(why), "%s", err->message);
-					msv_error_set(err, err->code, MSV_CLASS_USAGE, "sender: %s", why);
-				}
-				rc = EX_DATAERR;
-			} else {
-				snprintf(sender, sizeof(sender), "%s", one.data);
-			}
-			msv_buf_free(&one);
-		}
-	}
+	int rc = choose_sender(c, o, s->from, trusted, sender, sizeof(sender), err);
+	if (!rc)
+		rc = check_sender(sender, sizeof(sender), err);
 	if (!rc && !(p->sender = msv_strdup(sender)))
 		rc = nomem(err);
 	if (!rc && !(p->route = app_route_for(c, p->sender))) {
@@ -461,83 +597,45 @@ int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opt
 		              "no route for sender %s: add [route default] to %s", p->sender, c->path);
 		rc = EX_CONFIG;
 	}
-	/* Fields a message must have (RFC 5322 3.6), added in front. */
 	msv_buf full;
 	msv_buf_init(&full, SIZE_MAX / 2);
-	if (!rc && o->local && !trusted && o->sender)
-		rc = auth_warning(c, o, p->sender, 0, &full, err);
-	/* A From written by that user is kept (the envelope is theirs), but
-	 * marked the same way when it is not their own address. */
-	if (!rc && o->local && !trusted && *from)
-		rc = auth_warning(c, o, from, 1, &full, err);
-	if (!rc && !have_from) {
-		if (o->from_name && strpbrk(o->from_name, "\r\n")) {
-			msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "-F: the name holds a line break");
-			rc = EX_DATAERR;
-		} else if (o->from_name && bad_name(o->from_name)) {
-			msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
-			              "-F: the name holds a control character or is longer than %d octets",
-			              FROM_NAME_MAX);
-			rc = EX_DATAERR;
-		} else if (o->from_name && *o->from_name) {
-			/* ASCII: a quoted string; else RFC 2047 words. */
-			msv_buf enc;
-			msv_buf_init(&enc, 4096);
-			const char *n = o->from_name;
-			if (!has_8bit(n, strlen(n))) {
-				int e = msv_buf_addc(&enc, '"');
-				for (; *n && !e; n++)
-					e = (*n == '"' || *n == '\\' ? msv_buf_addc(&enc, '\\') : 0) || msv_buf_addc(&enc, *n);
-				if (e || msv_buf_addc(&enc, '"'))
-					rc = nomem(err);
-			} else if (msv_mime_encode_unstructured(&enc, n, strlen(n), 6, 0, err)) {
-				rc = EX_DATAERR;
-			}
-			if (!rc && msv_buf_addf(&full, "From: %.*s <%s>\r\n", (int)enc.len, enc.data, p->sender))
-				rc = nomem(err);
-			msv_buf_free(&enc);
-		} else if (msv_buf_addf(&full, "From: %s\r\n", p->sender)) {
-			rc = nomem(err);
-		}
-	}
-	if (!rc && !have_date) {
-		time_t t = time(NULL);
-		struct tm tm;
-		char date[64];
-		gmtime_r(&t, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-		if (msv_buf_addf(&full, "Date: %s\r\n", date))
-			rc = nomem(err);
-	}
-	if (!rc && !p->message_id) {
-		unsigned char rnd[12];
-		char id[300];
-		const char *at = strrchr(p->sender, '@');
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-			memset(rnd, 0, sizeof(rnd));
-		int k = snprintf(id, sizeof(id), "<%lld.", (long long)time(NULL));
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			k += snprintf(id + k, sizeof(id) - (size_t)k, "%02x", rnd[i]);
-		snprintf(id + k, sizeof(id) - (size_t)k, "@%s>", at && at[1] ? at + 1 : "localhost");
-		if (!(p->message_id = msv_strdup(id)) || msv_buf_addf(&full, "Message-ID: %s\r\n", id))
-			rc = nomem(err);
-	}
-	if (!rc && (msv_buf_add(&full, head.data, head.len) ||
-	            msv_buf_add(&full, m.data + hdr_end, m.len - hdr_end)))
+	if (!rc)
+		rc = add_fields(c, o, p, s, trusted, &full, err);
+	if (!rc && (msv_buf_add(&full, head->data, head->len) ||
+	            msv_buf_add(&full, m->data + hdr_end, m->len - hdr_end)))
 		rc = nomem(err);
+	if (!rc)
+		rc = sign_body(c, p, &full, err);
+	msv_buf_free(&full);
+	return rc;
+}
+
+int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
+                app_prepared *p, msv_error *err)
+{
+	memset(p, 0, sizeof(*p));
+	msv_error_clear(err);
+	msv_buf m, head;
+	msv_buf_init(&m, SIZE_MAX / 2);
+	msv_buf_init(&head, SIZE_MAX / 2);
+	header_scan s = {"", 0, 0};
+	size_t hdr_end = 0;
+	/* Counted first: nothing is parsed for a list that is refused anyway. */
+	int rc = o->nrcpt > c->max_recipients ? too_many(err, c, o->nrcpt) : 0;
+	if (!rc)
+		rc = dsn_params(p, o, err);
+	if (!rc)
+		rc = normalize(&m, raw, len, &hdr_end, err);
+	if (!rc)
+		rc = scan_header(c, o, p, &m, hdr_end, &head, &s, err);
+	if (!rc)
+		rc = check_arguments(o, err);
+	if (!rc)
+		rc = envelope_recipients(c, o, p, err);
+	if (!rc)
+		rc = complete(c, o, p, &s, &m, hdr_end, &head, err);
 	msv_buf_free(&head);
 	msv_buf_free(&m);
-	if (!rc && (rc = app_route_finish(p->route, c->path, 1)))
-		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "route %s: cannot load its DKIM keys",
-		              p->route->name);
-	msv_buf_init(&p->body, SIZE_MAX / 2);
-	if (!rc) {
-		if (p->route->dkim.n)
-			rc = cli_dkim_sign(&p->route->dkim, full.data, full.len, &p->body, err);
-		else if (msv_buf_add(&p->body, full.data, full.len))
-			rc = nomem(err);
-	}
-	msv_buf_free(&full);
 	if (!rc) {
 		p->body_8bit = has_8bit(p->body.data, p->body.len);
 		p->smtputf8 = has_8bit(p->sender, strlen(p->sender));
@@ -567,7 +665,7 @@ int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err)
 		int found = 0;
 		char *why = NULL;
 		if (msv_queue_suppress_check(q, p->rcpt[i], &found, &why, err))
-			return cli_exit_code(err);
+			return app_exit_code(err);
 		if (found) {
 			msv_error_set(err, MSV_E_REFUSED, MSV_CLASS_PERMANENT,
 			              "%s is on the suppression list (%s); remove it with "
@@ -604,7 +702,7 @@ int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_
 	}
 	msv_result res = msv_queue_submit(q, qm, n, msv_wall_ms(), ids, err);
 	msv_free(qm);
-	return res ? cli_exit_code(err) : 0;
+	return res ? app_exit_code(err) : 0;
 }
 
 int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
@@ -637,18 +735,13 @@ int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
 	return rc;
 }
 
-int app_queue_open(const app_config *c, int read_only, msv_queue **q)
+int app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err)
 {
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
 	o.path = c->queue_path;
 	o.read_only = read_only;
-	msv_error err;
-	if (msv_queue_open(q, &o, &err)) {
-		if (strstr(err.message, c->queue_path)) /* the queue layer named it */
-			cli_err("%s", err.message);
-		else
-			cli_err("queue %s: %s", c->queue_path, err.message);
-		int rc = cli_exit_code(&err);
+	if (msv_queue_open(q, &o, err)) {
+		int rc = app_exit_code(err);
 		return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
 	}
 	return 0;

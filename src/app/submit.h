@@ -71,7 +71,8 @@ typedef struct app_submitted {
 int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
                const app_submit_opts *o, app_submitted *res, msv_error *err);
 
-/* Opens the configured queue.  0 or an EX_* code after printing why. */
-int app_queue_open(const app_config *c, int read_only, msv_queue **q);
+/* Opens the configured queue.  0, or an EX_* code (EX_CANTCREAT when it
+ * cannot be created or written) with err naming the queue; prints nothing. */
+int app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err);
 
 #endif

@@ -1,15 +1,18 @@
 /* Shared by the missive subcommands.  The CLI is a client of the public
- * API: it includes only include/missive/ and this header. */
+ * API (include/missive/) and of the application layer (src/app), whose
+ * errors it prints and maps to sysexits.h codes. */
 #ifndef MSV_CLI_H
 #define MSV_CLI_H
 
 #include <stddef.h>
 #include <sysexits.h>
 
+#include "config.h"
 #include "missive/core.h"
 #include "missive/mime.h"
+#include "missive/queue.h"
 
-/* One function maps errors to sysexits.h codes, as msmtp's smtp_exitcode. */
+/* Errors to sysexits.h codes: app_exit_code() (src/app/exit_code.h). */
 int cli_exit_code(const msv_error *e);
 
 /* Prints "missive: " + message to stderr. */
@@ -20,16 +23,19 @@ int cli_usage(const char *cmd, const char *fmt, ...) MSV_PRINTF(2, 3);
 /* Reads a whole file ("-" is stdin) up to max bytes.  Returns 0, or an
  * EX_* code after printing why. */
 int cli_read_file(const char *path, size_t max, char **out, size_t *len, const char *what);
-/* Reads a secret from a file: the first line, without its line end.  The
- * file must be a regular file of this user or root, mode 0600 or
- * stricter (no group or other bits): EX_CONFIG naming file and mode. */
-int cli_read_secret_file(const char *path, char **out, const char *what);
+/* app_config_load() of the --config flag, $MISSIVE_CONFIG or the default
+ * file; 0 or an EX_* code after printing why. */
+int cli_config_load(app_config *cfg, const char *flag);
+/* app_queue_open(); 0 or an EX_* code after printing why (queue_open.c:
+ * it links SQLite, which `missive` itself reaches only through the
+ * command module). */
+int cli_queue_open(const app_config *cfg, int read_only, msv_queue **q);
 
 int cmd_send(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 
-/* ---- content flags, shared by `missive build` and `missive send` (build.c) ---- */
+/* ---- content flags, shared by `missive build` and `missive send` (cmd_build.c) ---- */
 
 /* getopt codes, clear of each command's own. */
 enum {

@@ -1,11 +1,13 @@
-/* Server, TLS and authentication flags, one parser for every command that
- * connects (send, bench), so a flag means the same everywhere. */
+/* Server, TLS and authentication flags for the commands that connect
+ * (send, bench): getopt results turned into app_conn_set() calls, the
+ * same keys as a config file's [route], so a flag means the same
+ * everywhere (src/app/conn.h). */
 #ifndef MSV_CLI_CONNOPTS_H
 #define MSV_CLI_CONNOPTS_H
 
 #include <getopt.h>
 
-#include "missive/smtp.h"
+#include "conn.h"
 
 enum {
 	CLI_C_SERVER = 3000, CLI_C_TLS, CLI_C_CA_FILE, CLI_C_INSECURE, CLI_C_CLIENT_CERT,
@@ -32,22 +34,15 @@ enum {
 	{"allow-plaintext-auth", no_argument, NULL, CLI_C_ALLOW_PLAINTEXT_AUTH},       \
 	{"trace", no_argument, NULL, CLI_C_TRACE}
 
-typedef struct cli_conn {
-	msv_client_options co;
-	char host[256];
-	char peer[300]; /* "host:port" once finished */
-	const char *password_file, *password_env, *token_file;
-	char *secret;
-	int trace;
-} cli_conn;
+typedef app_conn cli_conn;
 
-void cli_conn_init(cli_conn *cc);
+#define cli_conn_init app_conn_init
+#define cli_conn_free app_conn_free
 /* Handles one getopt result: 1 taken, 0 not a connection flag, or an EX_*
  * code (> 1) after printing why; cmd names the command in messages. */
 int cli_conn_opt(cli_conn *cc, int c, const char *arg, const char *cmd);
-/* After parsing: checks the combination, fills defaults, reads the
- * secret, warns about --insecure.  0 or an EX_* code after printing why. */
+/* After parsing: app_conn_finish(), then the --insecure warning and the
+ * --trace printer.  0 or an EX_* code after printing why. */
 int cli_conn_finish(cli_conn *cc, const char *cmd);
-void cli_conn_free(cli_conn *cc);
 
 #endif

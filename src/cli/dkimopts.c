@@ -1,23 +1,23 @@
-/* DKIM signing flags shared by `missive send` and `missive build`: the
- * parsing, which needs no OpenSSL; the keys are loaded and used in
- * dkimsign.c. */
+/* DKIM flags to app_dkim_set() (dkimopts.h): the parsing, which needs no
+ * OpenSSL; loading and signing are in dkimopts_load.c. */
+#include <string.h>
+
 #include "cli.h"
 #include "dkimopts.h"
 
+static const struct option dkim_flags[] = {CLI_DKIM_LONGOPTS, {NULL, 0, NULL, 0}};
+
 int cli_dkim_opt(cli_dkim *d, int c, const char *arg)
 {
-	const char **slot;
-	size_t *n;
-	switch (c) {
-	case CLI_D_KEY: slot = d->key; n = &d->nkey; break;
-	case CLI_D_SELECTOR: slot = d->selector; n = &d->nselector; break;
-	case CLI_D_DOMAIN: slot = d->domain; n = &d->ndomain; break;
-	default: return 0;
+	for (const struct option *o = dkim_flags; o->name; o++) {
+		if (o->val != c)
+			continue;
+		msv_error err;
+		if (app_dkim_set(d, o->name, arg, &err) < 0) {
+			cli_err("%s", err.message);
+			return EX_USAGE;
+		}
+		return 1;
 	}
-	if (*n == CLI_DKIM_MAX) {
-		cli_err("at most %d DKIM keys", CLI_DKIM_MAX);
-		return EX_USAGE;
-	}
-	slot[(*n)++] = arg;
-	return 1;
+	return 0;
 }

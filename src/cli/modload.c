@@ -10,6 +10,15 @@
 #include "cli.h"
 #include "module.h"
 
+/* The module's build ID against ours (module.h).  The commit is compared
+ * as a bounded string: the module's may lack its NUL. */
+static int same_build(const cli_module_id *id)
+{
+	static const size_t layout[CLI_MODULE_NLAYOUT] = CLI_MODULE_LAYOUT;
+	return !strncmp(id->commit, MSV_BUILD_COMMIT, sizeof(id->commit)) &&
+	       !memcmp(id->layout, layout, sizeof(layout));
+}
+
 const cli_module *cli_module_get(void)
 {
 	/* The program's own state, not the library's: one module per process. */
@@ -37,9 +46,9 @@ const cli_module *cli_module_get(void)
 			cli_err("cannot load %s: %s", path, dlerror());
 			return NULL;
 		}
-		if (m->abi != CLI_MODULE_ABI || strcmp(m->version, MSV_VERSION)) {
-			cli_err("%s is from missive %s, this is missive %s: reinstall", path, m->version,
-			        MSV_VERSION);
+		if (!same_build(&m->id)) {
+			cli_err("%s is from another build of missive (commit %.12s, this is %.12s): reinstall",
+			        path, m->id.commit, MSV_BUILD_COMMIT);
 			return NULL;
 		}
 		return loaded = m;

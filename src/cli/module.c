@@ -9,7 +9,7 @@ static int sendmail_queue(app_config *cfg, const app_submit_opts *o, const char 
                           app_submitted *res)
 {
 	msv_queue *q = NULL;
-	int rc = app_queue_open(cfg, 0, &q);
+	int rc = cli_queue_open(cfg, 0, &q);
 	if (rc)
 		return rc;
 	msv_error err;
@@ -20,7 +20,7 @@ static int sendmail_queue(app_config *cfg, const app_submit_opts *o, const char 
 }
 
 __attribute__((visibility("default"))) const cli_module missive_commands = {
-    .abi = CLI_MODULE_ABI,
+    .id = {MSV_BUILD_COMMIT, CLI_MODULE_LAYOUT},
     .version = MSV_VERSION,
     .commands = {
         {"send", cmd_send},
@@ -32,6 +32,5 @@ __attribute__((visibility("default"))) const cli_module missive_commands = {
     },
     .dkim_load = cli_dkim_load,
     .dkim_sign = cli_dkim_sign,
-    .dkim_free = cli_dkim_free,
     .sendmail_queue = sendmail_queue,
 };

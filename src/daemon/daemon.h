@@ -46,7 +46,13 @@ typedef struct daemon_ctx {
 
 /* worker.c */
 void *worker_main(void *arg);
-/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC, so that
+ * a step of the wall clock (NTP, an operator) neither stretches nor cuts
+ * a timeout.  Every condition variable given to daemon_abstime() deadlines
+ * must be made here. */
+void daemon_cond_init(pthread_cond_t *cv);
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a
+ * condition variable from daemon_cond_init(). */
 void daemon_abstime(struct timespec *ts, int64_t ms);
 /* Wakes the workers: a message was queued. */
 void daemon_wake(daemon_ctx *d);
@@ -84,6 +90,8 @@ void health_write_result(daemon_ctx *d, const msv_error *err);
  * real write at most once a second. */
 int health_check(daemon_ctx *d, char *why, size_t whysz);
 
+/* missived.c: a start-up error, "missived: " and one line to stderr. */
+void daemon_err(const char *fmt, ...) MSV_PRINTF(1, 2);
 /* missived.c: one log line with a UTC timestamp, to stderr or the log file. */
 void dlog(const char *fmt, ...) MSV_PRINTF(1, 2);
 void vdlog(const char *fmt, va_list ap) MSV_PRINTF(1, 0);

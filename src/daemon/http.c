@@ -22,8 +22,7 @@
 #include "daemon.h"
 #include "missive/mime.h"
 #include "bounce.h"
-#include "cli.h"
-#include "qjson.h"
+#include "queue_json.h"
 #include "submit.h"
 
 /* A request body held in memory.  Not an msv_buf: its capacity is
@@ -105,6 +104,42 @@ static enum MHD_Result send_error(struct MHD_Connection *c, daemon_ctx *d, unsig
 		                 n > 0 && (size_t)n < sizeof(s) ? (size_t)n : 0);
 	}
 	return send_json(c, d, status, j);
+}
+
+/* Where an application-layer call failed: the same error value means
+ * another thing at another step (a queue write that fails is the
+ * server's trouble, a message that fails to parse is the client's). */
+enum http_step { STEP_PREPARE = 1, STEP_SUPPRESSED, STEP_BOUNCE_PARSE, STEP_QUEUE };
+
+/* The one table from error values to HTTP statuses and error codes
+ * (docs/http-api.md).  First match wins; code MSV_OK and class
+ * MSV_CLASS_NONE match any, kind NULL is msv_result_name() of the code. */
+static const struct http_error_map {
+	enum http_step step;
+	msv_result code;
+	msv_class cls;
+	unsigned status;
+	const char *kind;
+} http_errors[] = {
+	{STEP_PREPARE, MSV_OK, MSV_CLASS_CONFIG, 500, "config"}, /* our settings, not the request */
+	{STEP_PREPARE, MSV_OK, MSV_CLASS_NONE, 400, NULL},       /* the message or envelope */
+	{STEP_SUPPRESSED, MSV_OK, MSV_CLASS_NONE, 403, "suppressed"},
+	{STEP_BOUNCE_PARSE, MSV_E_NOMEM, MSV_CLASS_NONE, 503, "queue"},
+	{STEP_BOUNCE_PARSE, MSV_OK, MSV_CLASS_NONE, 400, "bad_message"},
+	{STEP_QUEUE, MSV_OK, MSV_CLASS_NONE, 503, "queue"},      /* busy, full or failing: retry */
+};
+
+static enum MHD_Result send_app_error(struct MHD_Connection *c, daemon_ctx *d, enum http_step step,
+                                      const msv_error *err)
+{
+	for (size_t i = 0; i < sizeof(http_errors) / sizeof(http_errors[0]); i++) {
+		const struct http_error_map *m = &http_errors[i];
+		if (m->step == step && (m->code == MSV_OK || m->code == err->code) &&
+		    (m->cls == MSV_CLASS_NONE || m->cls == err->cls))
+			return send_error(c, d, m->status, m->kind ? m->kind : msv_result_name(err->code),
+			                  err->message);
+	}
+	return send_error(c, d, 500, "internal", err->message); /* every step has a catch-all */
 }
 
 /* ---- POST /v1/messages ---- */
@@ -424,17 +459,15 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 	         : app_submit(d->cfg, d->q, built.data, built.len, &o, &res, &err);
 	msv_buf_free(&built);
 	cJSON_Delete(j);
-	if (rc && res.failed == APP_SUBMIT_PREPARE)
-		return send_error(c, d, rc == EX_CONFIG ? 500 : 400,
-		                  rc == EX_CONFIG ? "config" : msv_result_name(err.code), err.message);
-	if (rc && res.failed == APP_SUBMIT_SUPPRESSED)
-		return send_error(c, d, 403, "suppressed", err.message);
+	if (rc && res.failed != APP_SUBMIT_QUEUE)
+		return send_app_error(c, d, res.failed == APP_SUBMIT_PREPARE ? STEP_PREPARE
+		                                                             : STEP_SUPPRESSED, &err);
 	if (rc) {
 		/* The client will retry; the operator must hear of it (queue
 		 * errors name the file, never an address). */
 		health_write_result(d, &err);
 		dlog("HTTP submission refused with 503: %s", err.message);
-		return send_error(c, d, 503, "queue", err.message);
+		return send_app_error(c, d, STEP_QUEUE, &err);
 	}
 	health_write_result(d, NULL);
 	metrics_submitted(&d->m, 1);
@@ -505,16 +538,16 @@ static enum MHD_Result post_bounce(struct MHD_Connection *c, daemon_ctx *d, requ
 	}
 	cJSON *res = NULL;
 	msv_error err;
-	int rc = app_apply_bounce(d->cfg, d->q, msg, len, &res, &err);
+	app_bounce_step step;
+	int rc = app_apply_bounce(d->cfg, d->q, msg, len, &res, &step, &err);
 	cJSON_Delete(j);
-	if (rc && rc != EX_DATAERR) {
-		health_write_result(d, &err);
-		dlog("HTTP bounce refused with 503: %s", err.message);
-	}
-	if (rc)
-		return send_error(c, d, rc == EX_DATAERR ? 400 : 503,
-		                  rc == EX_DATAERR ? "bad_message" : "queue", err.message);
-	return send_json(c, d, 200, res);
+	if (!rc)
+		return send_json(c, d, 200, res);
+	if (step == APP_BOUNCE_PARSE)
+		return send_app_error(c, d, STEP_BOUNCE_PARSE, &err);
+	health_write_result(d, &err);
+	dlog("HTTP bounce refused with 503: %s", err.message);
+	return send_app_error(c, d, STEP_QUEUE, &err);
 }
 
 /* ---- limits: the in-flight body budget and the header deadline ---- */
@@ -887,13 +920,13 @@ int http_check(const app_config *c, int have_token)
 	struct sockaddr_storage ss;
 	int loopback = 0;
 	if (parse_listen(c->http_listen, &ss, &loopback)) {
-		cli_err("%s: [http] listen = %s: expected ADDRESS:PORT (127.0.0.1:8025, [::1]:8025)",
-		        c->path, c->http_listen);
+		daemon_err("%s: [http] listen = %s: expected ADDRESS:PORT (127.0.0.1:8025, [::1]:8025)",
+		           c->path, c->http_listen);
 		return EX_CONFIG;
 	}
 	if (!loopback && !have_token) {
-		cli_err("%s: [http] listen = %s is not a loopback address: set token-file so that "
-		        "clients must authenticate", c->path, c->http_listen);
+		daemon_err("%s: [http] listen = %s is not a loopback address: set token-file so that "
+		           "clients must authenticate", c->path, c->http_listen);
 		return EX_CONFIG;
 	}
 	return 0;
@@ -932,7 +965,7 @@ http_server *http_start(daemon_ctx *d)
 	h->d = d;
 	h->conns.next = h->conns.prev = &h->conns;
 	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->stop_cv, NULL);
+	daemon_cond_init(&h->stop_cv);
 	/* MHD_USE_AUTO: epoll on Linux; select() could not watch a descriptor
 	 * past FD_SETSIZE (1024), so a thousand idle connections would lock
 	 * real clients out. */

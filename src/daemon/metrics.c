@@ -67,7 +67,7 @@ int metrics_render(daemon_ctx *d, msv_buf *o)
 		                        "# TYPE missive_queue_recipients gauge\n");
 		for (int s = 0; s < MSV_RCPT__COUNT; s++)
 			rc |= msv_buf_addf(o, "missive_queue_recipients{state=\"%s\"} %llu\n",
-			                   msv_rcpt_state_name((msv_rcpt_state)s),
+			                   msv_queue_rcpt_state_name((msv_rcpt_state)s),
 			                   (unsigned long long)qs.rcpt[s]);
 		rc |= msv_buf_addf(o, "# HELP missive_queue_messages Messages in the queue.\n"
 		                      "# TYPE missive_queue_messages gauge\nmissive_queue_messages %llu\n"

@@ -17,9 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "daemon.h"
+#include "exit_code.h"
 #include "recorder.h"
+#include "secret_file.h"
 #include "submit.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -29,6 +30,16 @@ void dlog(const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	vdlog(fmt, ap);
+	va_end(ap);
+}
+
+void daemon_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("missived: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
 	va_end(ap);
 }
 
@@ -101,13 +112,10 @@ static int open_queue(daemon_ctx *d)
 	msv_error err;
 	if (!msv_queue_open(&d->q, &o, &err))
 		return 0;
-	if (strstr(err.message, o.path))
-		cli_err("%s", err.message);
-	else
-		cli_err("queue %s: %s", o.path, err.message);
+	daemon_err("%s", err.message); /* the queue layer names the file */
 	if (err.code == MSV_E_IO)
 		return EX_IOERR;
-	int rc = cli_exit_code(&err);
+	int rc = app_exit_code(&err);
 	return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
 }
 
@@ -164,13 +172,241 @@ static int load_token(daemon_ctx *d, char **token)
 	*token = NULL;
 	if (!d->cfg->http_token_file)
 		return 0;
-	int rc = cli_read_secret_file(d->cfg->http_token_file, token, "[http] token-file");
-	if (!rc && !**token) {
-		cli_err("[http] token-file %s is empty", d->cfg->http_token_file);
-		rc = EX_CONFIG;
+	msv_error err;
+	if (app_read_secret_file(d->cfg->http_token_file, "[http] token-file", token, &err)) {
+		daemon_err("%s: %s", d->cfg->path, err.message);
+		return err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
 	}
 	d->http_token = *token;
-	return rc == EX_NOINPUT ? EX_CONFIG : rc;
+	return 0;
+}
+
+/* trace = yes in a [route]: the SMTP dialogue into the log (the engine
+ * masks credentials in what it traces). */
+static void trace_log(void *payload, msv_trace_dir dir, const char *line, size_t len)
+{
+	(void)payload;
+	static const char prefix[] = {'<', '>', '*'};
+	dlog("%c %.*s", prefix[dir], (int)len, line);
+}
+
+/* The file and every route in it, checked as a whole before anything
+ * starts: 0, or an EX_* code after printing one line naming the file, the
+ * line and the key. */
+static int load_config(app_config *cfg, const char *cfgflag)
+{
+	msv_error err;
+	int rc = 0;
+	if (app_config_load(cfg, app_config_path(cfgflag), &err)) {
+		daemon_err("%s", err.message);
+		return err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+	}
+	for (size_t i = 0; !rc && i < cfg->nroutes; i++) {
+		if (app_route_load_dkim(cfg->routes[i], cfg->path, &err) ||
+		    app_route_load_conn(cfg->routes[i], cfg->path, &err)) {
+			daemon_err("%s", err.message);
+			rc = err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+		}
+	}
+	for (size_t i = 0; !rc && i < cfg->nroutes; i++) {
+		app_route *r = cfg->routes[i];
+		if (r->conn.trace)
+			r->conn.co.smtp.trace = trace_log;
+		if (r->dkim.warning[0])
+			daemon_err("warning: [route %s] %s", r->name, r->dkim.warning);
+		if (r->conn.co.insecure)
+			daemon_err("warning: [route %s] insecure: TLS certificate verification is "
+			           "disabled; the connection can be intercepted", r->name);
+	}
+	if (!rc && !app_route_for(cfg, "")) {
+		daemon_err("%s: no [route default]: mail from senders of no listed domain would have "
+		           "nowhere to go", cfg->path);
+		rc = EX_CONFIG;
+	}
+	return rc;
+}
+
+/* The token, the HTTP settings, the log, the queue and one pool per
+ * route: everything --check checks.  0 or an EX_* code after printing. */
+static int prepare(daemon_ctx *d, char **token, int check)
+{
+	const app_config *cfg = d->cfg;
+	int rc = load_token(d, token);
+	if (!rc && *cfg->http_listen)
+		rc = http_check(cfg, *token != NULL);
+	char why[600];
+	if (!rc && !check && reopen_log(cfg->log_file, why, sizeof(why))) {
+		daemon_err("%s", why);
+		rc = EX_CANTCREAT;
+	}
+	if (!rc)
+		rc = open_queue(d);
+	if (!rc && !(d->pools = msv_calloc(cfg->nroutes, sizeof(*d->pools)))) {
+		daemon_err("cannot set up the routes' connection pools: out of memory");
+		rc = EX_OSERR;
+	}
+	for (size_t i = 0; !rc && i < cfg->nroutes; i++) {
+		msv_error err;
+		if (msv_pool_new(&d->pools[i], &cfg->routes[i]->pool, &err)) {
+			daemon_err("route %s: %s", cfg->routes[i]->name, err.message);
+			rc = err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+		}
+	}
+	return rc;
+}
+
+/* Signals are taken by the main thread alone, with sigtimedwait. */
+static void take_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit must fail the queue write (reported, retried),
+	 * not kill the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
+}
+
+/* What runs while missived serves. */
+typedef struct services {
+	http_server *http;
+	submitsock *sock;
+	pthread_t *th;    /* the workers */
+	unsigned started; /* of them */
+} services;
+
+/* The shared state, then the HTTP API, the socket, the recorder and the
+ * workers.  0, or an EX_* code with what was started stopped again. */
+static int start(daemon_ctx *d, services *sv)
+{
+	const app_config *cfg = d->cfg;
+	char host[256] = "localhost";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(d->owner, sizeof(d->owner), "missived:%s:%ld", host, (long)getpid());
+	metrics_init(&d->m);
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->health_mu, NULL);
+	daemon_cond_init(&d->wake);
+	daemon_cond_init(&d->exited);
+	release_orphans(d, host);
+
+	int rc;
+	if (*cfg->http_listen && !(sv->http = http_start(d)))
+		return EX_UNAVAILABLE;
+	if ((rc = submitsock_start(d, &sv->sock))) {
+		http_stop(sv->http);
+		return rc;
+	}
+	sv->th = msv_calloc(cfg->workers, sizeof(*sv->th));
+	/* Outcomes are written by their own thread (recorder.c), started
+	 * before the workers that feed it and stopped after them. */
+	if (!sv->th || recorder_start(d, &d->rec)) {
+		if (!sv->th)
+			dlog("cannot start the workers: out of memory");
+		msv_free(sv->th);
+		http_stop(sv->http);
+		submitsock_stop(sv->sock, 1);
+		return EX_OSERR;
+	}
+	for (unsigned i = 0; i < cfg->workers; i++) {
+		if (pthread_create(&sv->th[i], NULL, worker_main, d))
+			break;
+		d->running++;
+	}
+	sv->started = d->running;
+	dlog("started: %u workers, queue %s, %s%s, %s%s", sv->started, cfg->queue_path,
+	     sv->http ? "HTTP API on " : "no HTTP API", sv->http ? cfg->http_listen : "",
+	     sv->sock ? "submission socket " : "no submission socket",
+	     sv->sock ? cfg->socket_path : "");
+	return 0;
+}
+
+/* Until SIGTERM or SIGINT: renews the leases at a third of their length
+ * while sends run (a batch stuck on a slow server, whose timeouts run to
+ * minutes, must not be taken over and sent again by another worker), and
+ * reopens the log on SIGHUP. */
+static void serve(daemon_ctx *d, const sigset_t *set)
+{
+	const app_config *cfg = d->cfg;
+	int64_t renew_ms = cfg->lease_ms / 3;
+	char why[600];
+	for (;;) {
+		struct timespec every = {(time_t)(renew_ms / 1000), (long)(renew_ms % 1000) * 1000000};
+		int sig = sigtimedwait(set, NULL, &every);
+		if (sig < 0) {
+			msv_error err;
+			if (errno == EAGAIN &&
+			    msv_queue_renew(d->q, d->owner, msv_wall_ms() + cfg->lease_ms, NULL, &err))
+				dlog("cannot renew leases: %s (they expire after [queue] lease)", err.message);
+			continue;
+		}
+		if (sig == SIGHUP) {
+			/* On failure the old log stays open: keep running, say so there. */
+			if (reopen_log(cfg->log_file, why, sizeof(why)))
+				dlog("SIGHUP: cannot reopen the log: %s", why);
+			else
+				dlog("SIGHUP: log reopened");
+			continue;
+		}
+		dlog("%s: draining (grace %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		     (long long)cfg->grace_ms);
+		return;
+	}
+}
+
+/* Stops taking submissions first, then lets the workers finish within
+ * the grace period. */
+static void drain(daemon_ctx *d, services *sv)
+{
+	http_stop(sv->http);
+	submitsock_stop(sv->sock, 1);
+	struct timespec until;
+	daemon_abstime(&until, d->cfg->grace_ms);
+	pthread_mutex_lock(&d->mu);
+	d->stopping = 1;
+	pthread_cond_broadcast(&d->wake);
+	while (d->running)
+		if (pthread_cond_timedwait(&d->exited, &d->mu, &until) == ETIMEDOUT)
+			break;
+	unsigned left = d->running;
+	pthread_mutex_unlock(&d->mu);
+	if (!left)
+		for (unsigned i = 0; i < sv->started; i++)
+			pthread_join(sv->th[i], NULL);
+	msv_free(sv->th);
+	/* The workers' last outcomes go to disk before the leases are let go:
+	 * what was sent must not be claimed and sent again. */
+	recorder_stop(d->rec);
+	size_t released = 0;
+	msv_error err;
+	if (msv_queue_release(d->q, d->owner, &released, &err))
+		dlog("cannot release leases: %s (they expire after [queue] lease)", err.message);
+	if (left) {
+		/* Sends still running past the grace period: their recipients'
+		 * leases are released, so they will be tried again (at least once). */
+		dlog("grace period over with %u workers busy; released %zu leases; exiting", left,
+		     released);
+		fflush(stderr);
+		_exit(0);
+	}
+	dlog("stopped; released %zu leases", released);
+}
+
+/* From a checked configuration to a clean stop: 0 or an EX_* code. */
+static int run(daemon_ctx *d)
+{
+	sigset_t set;
+	take_signals(&set);
+	raise_nofile();
+	services sv = {NULL, NULL, NULL, 0};
+	int rc = start(d, &sv);
+	if (rc)
+		return rc;
+	serve(d, &set);
+	drain(d, &sv);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -200,166 +436,23 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		cli_err("missived takes no arguments (see 'missived --help')");
+		daemon_err("unexpected argument '%s': missived takes options only (see 'missived --help')",
+		           argv[optind]);
 		return EX_USAGE;
 	}
 	app_config cfg;
-	int rc = app_config_load(&cfg, app_config_path(cfgflag));
-	for (size_t i = 0; !rc && i < cfg.nroutes; i++)
-		rc = app_route_finish(cfg.routes[i], cfg.path, 3);
-	if (!rc && !app_route_for(&cfg, "")) {
-		cli_err("%s: no [route default]: mail from senders of no listed domain would have "
-		        "nowhere to go", cfg.path);
-		rc = EX_CONFIG;
-	}
 	daemon_ctx d;
 	memset(&d, 0, sizeof(d));
 	d.cfg = &cfg;
 	char *token = NULL;
+	int rc = load_config(&cfg, cfgflag);
 	if (!rc)
-		rc = load_token(&d, &token);
-	if (!rc && *cfg.http_listen)
-		rc = http_check(&cfg, token != NULL);
-	char why[600];
-	if (!rc && !check && reopen_log(cfg.log_file, why, sizeof(why))) {
-		cli_err("%s", why);
-		rc = EX_CANTCREAT;
-	}
-	if (!rc)
-		rc = open_queue(&d);
-	if (!rc && !(d.pools = msv_calloc(cfg.nroutes, sizeof(*d.pools)))) {
-		cli_err("cannot set up the routes' connection pools: out of memory");
-		rc = EX_OSERR;
-	}
-	for (size_t i = 0; !rc && i < cfg.nroutes; i++) {
-		msv_error err;
-		if (msv_pool_new(&d.pools[i], &cfg.routes[i]->pool, &err)) {
-			cli_err("route %s: %s", cfg.routes[i]->name, err.message);
-			rc = err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
-		}
-	}
-	if (rc || check) {
-		if (!rc)
-			printf("%s: ok (%zu route%s, queue %s)\n", cfg.path, cfg.nroutes,
-			       cfg.nroutes == 1 ? "" : "s", cfg.queue_path);
-		goto out;
-	}
-
-	/* Signals are taken by this thread alone, with sigtimedwait. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* A file-size limit must fail the queue write (reported, retried),
-	 * not kill the daemon. */
-	signal(SIGXFSZ, SIG_IGN);
-	raise_nofile();
-
-	char host[256] = "localhost";
-	gethostname(host, sizeof(host) - 1);
-	snprintf(d.owner, sizeof(d.owner), "missived:%s:%ld", host, (long)getpid());
-	metrics_init(&d.m);
-	pthread_mutex_init(&d.mu, NULL);
-	pthread_mutex_init(&d.health_mu, NULL);
-	pthread_cond_init(&d.wake, NULL);
-	pthread_cond_init(&d.exited, NULL);
-	release_orphans(&d, host);
-
-	http_server *http = NULL;
-	submitsock *sock = NULL;
-	if (*cfg.http_listen && !(http = http_start(&d))) {
-		rc = EX_UNAVAILABLE;
-		goto out;
-	}
-	if ((rc = submitsock_start(&d, &sock))) {
-		http_stop(http);
-		goto out;
-	}
-	pthread_t *th = msv_calloc(cfg.workers, sizeof(*th));
-	/* Outcomes are written by their own thread (recorder.c), started
-	 * before the workers that feed it and stopped after them. */
-	if (!th || recorder_start(&d, &d.rec)) {
-		if (!th)
-			dlog("cannot start the workers: out of memory");
-		msv_free(th);
-		rc = EX_OSERR;
-		http_stop(http);
-		submitsock_stop(sock, 1);
-		goto out;
-	}
-	for (unsigned i = 0; i < cfg.workers; i++) {
-		if (pthread_create(&th[i], NULL, worker_main, &d))
-			break;
-		d.running++;
-	}
-	unsigned started = d.running;
-	dlog("started: %u workers, queue %s, %s%s, %s%s", started, cfg.queue_path,
-	     http ? "HTTP API on " : "no HTTP API", http ? cfg.http_listen : "",
-	     sock ? "submission socket " : "no submission socket", sock ? cfg.socket_path : "");
-
-	/* While sends run, this thread renews the leases at a third of their
-	 * length: a batch stuck on a slow server (timeouts run to minutes)
-	 * must not be taken over and sent again by another worker. */
-	int64_t renew_ms = cfg.lease_ms / 3;
-	for (;;) {
-		struct timespec every = {(time_t)(renew_ms / 1000), (long)(renew_ms % 1000) * 1000000};
-		int sig = sigtimedwait(&set, NULL, &every);
-		if (sig < 0) {
-			msv_error err;
-			if (errno == EAGAIN &&
-			    msv_queue_renew(d.q, d.owner, msv_wall_ms() + cfg.lease_ms, NULL, &err))
-				dlog("cannot renew leases: %s (they expire after [queue] lease)", err.message);
-			continue;
-		}
-		if (sig == SIGHUP) {
-			/* On failure the old log stays open: keep running, say so there. */
-			if (reopen_log(cfg.log_file, why, sizeof(why)))
-				dlog("SIGHUP: cannot reopen the log: %s", why);
-			else
-				dlog("SIGHUP: log reopened");
-			continue;
-		}
-		dlog("%s: draining (grace %lld ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-		     (long long)cfg.grace_ms);
-		break;
-	}
-	/* Stop taking submissions first, then let the workers finish. */
-	http_stop(http);
-	submitsock_stop(sock, 1);
-	struct timespec until;
-	daemon_abstime(&until, cfg.grace_ms);
-	pthread_mutex_lock(&d.mu);
-	d.stopping = 1;
-	pthread_cond_broadcast(&d.wake);
-	while (d.running)
-		if (pthread_cond_timedwait(&d.exited, &d.mu, &until) == ETIMEDOUT)
-			break;
-	unsigned left = d.running;
-	pthread_mutex_unlock(&d.mu);
-	if (!left)
-		for (unsigned i = 0; i < started; i++)
-			pthread_join(th[i], NULL);
-	msv_free(th);
-	/* The workers' last outcomes go to disk before the leases are let go:
-	 * what was sent must not be claimed and sent again. */
-	recorder_stop(d.rec);
-	size_t released = 0;
-	msv_error err;
-	if (msv_queue_release(d.q, d.owner, &released, &err))
-		dlog("cannot release leases: %s (they expire after [queue] lease)", err.message);
-	if (left) {
-		/* Sends still running past the grace period: their recipients'
-		 * leases are released, so they will be tried again (at least once). */
-		dlog("grace period over with %u workers busy; released %zu leases; exiting", left,
-		     released);
-		fflush(stderr);
-		_exit(0);
-	}
-	dlog("stopped; released %zu leases", released);
-out:
+		rc = prepare(&d, &token, check);
+	if (!rc && check)
+		printf("%s: ok (%zu route%s, queue %s)\n", cfg.path, cfg.nroutes,
+		       cfg.nroutes == 1 ? "" : "s", cfg.queue_path);
+	else if (!rc)
+		rc = run(&d);
 	recorder_free(d.rec);
 	for (size_t i = 0; d.pools && i < cfg.nroutes; i++)
 		msv_pool_free(d.pools[i]);

@@ -241,8 +241,8 @@ int recorder_start(daemon_ctx *d, recorder **out)
 	}
 	r->d = d;
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->more, NULL);
-	pthread_cond_init(&r->moved, NULL);
+	daemon_cond_init(&r->more);
+	daemon_cond_init(&r->moved);
 	if (pthread_create(&r->th, NULL, recorder_main, r)) {
 		dlog("cannot start the outcome recorder: no thread");
 		recorder_free(r);

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "wire.h"
+#include "sendmail_wire.h"
 
 /* Connections served at once.  One local user holds at most
  * [daemon] socket-max-per-uid of them (root: any), so 64 connections held
@@ -366,7 +366,7 @@ int submitsock_start(daemon_ctx *d, submitsock **out)
 		return EX_CANTCREAT;
 	}
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->idle, NULL);
+	daemon_cond_init(&s->idle);
 	if (pthread_create(&s->accepter, NULL, accept_main, s)) {
 		submitsock_stop(s, 0);
 		return EX_OSERR;

@@ -11,7 +11,7 @@
 
 /* ---- line ends ---- */
 
-void dkim_norm_init(dkim_norm *m, int lf_only)
+void msv__dkim_norm_init(dkim_norm *m, int lf_only)
 {
 	m->pending_cr = 0;
 	m->lf_only = lf_only;
@@ -19,7 +19,7 @@ void dkim_norm_init(dkim_norm *m, int lf_only)
 
 static const char CRLF[2] = {'\r', '\n'};
 
-int dkim_norm_feed(dkim_norm *m, const char *p, size_t n, dkim_sink fn, void *arg)
+int msv__dkim_norm_feed(dkim_norm *m, const char *p, size_t n, dkim_sink fn, void *arg)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -52,7 +52,7 @@ int dkim_norm_feed(dkim_norm *m, const char *p, size_t n, dkim_sink fn, void *ar
 	return 0;
 }
 
-int dkim_norm_end(dkim_norm *m, dkim_sink fn, void *arg)
+int msv__dkim_norm_end(dkim_norm *m, dkim_sink fn, void *arg)
 {
 	if (!m->pending_cr)
 		return 0;
@@ -62,7 +62,7 @@ int dkim_norm_end(dkim_norm *m, dkim_sink fn, void *arg)
 
 /* ---- body ---- */
 
-void dkim_body_init(dkim_body *b, msv_dkim_canon c, int lf_only, uint64_t limit, dkim_sink fn,
+void msv__dkim_body_init(dkim_body *b, msv_dkim_canon c, int lf_only, uint64_t limit, dkim_sink fn,
                     void *arg)
 {
 	b->canon = c;
@@ -147,7 +147,7 @@ static unsigned char byte_class(int relaxed, unsigned char c)
 	return (relaxed && (c == ' ' || c == '\t')) ? 1 : 0;
 }
 
-void dkim_body_feed(dkim_body *b, const char *p, size_t n)
+void msv__dkim_body_feed(dkim_body *b, const char *p, size_t n)
 {
 	int relaxed = b->canon == MSV_DKIM_RELAXED;
 	size_t i = 0;
@@ -211,7 +211,7 @@ void dkim_body_feed(dkim_body *b, const char *p, size_t n)
 	}
 }
 
-int dkim_body_end(dkim_body *b)
+int msv__dkim_body_end(dkim_body *b)
 {
 	if (b->pending_cr) {
 		b->pending_cr = 0;
@@ -243,7 +243,7 @@ static int is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-msv_result dkim_header_canon(msv_buf *out, msv_dkim_canon c, const char *field, size_t len, int no_crlf)
+msv_result msv__dkim_header_canon(msv_buf *out, msv_dkim_canon c, const char *field, size_t len, int no_crlf)
 {
 	msv_result r;
 	if (c == MSV_DKIM_SIMPLE) {
@@ -297,7 +297,7 @@ msv_result dkim_header_canon(msv_buf *out, msv_dkim_canon c, const char *field, 
 	return MSV_OK;
 }
 
-long dkim_split_fields(const char *p, size_t len, dkim_field *out, size_t max, size_t *bad_line)
+long msv__dkim_split_fields(const char *p, size_t len, dkim_field *out, size_t max, size_t *bad_line)
 {
 	size_t n = 0, i = 0, line = 0;
 	while (i < len) {
@@ -331,7 +331,7 @@ long dkim_split_fields(const char *p, size_t len, dkim_field *out, size_t max, s
 	return (long)n;
 }
 
-int dkim_name_eq(const char *p, size_t n, const char *name)
+int msv__dkim_name_eq(const char *p, size_t n, const char *name)
 {
 	size_t i = 0;
 	for (; i < n; i++) {
@@ -365,7 +365,7 @@ static int is_alnum_(char c)
 	return is_alpha(c) || (c >= '0' && c <= '9') || c == '_';
 }
 
-long dkim_parse_tags(const char *p, size_t len, dkim_tag *tags, size_t max, const char **why)
+long msv__dkim_parse_tags(const char *p, size_t len, dkim_tag *tags, size_t max, const char **why)
 {
 	size_t n = 0, i = 0;
 	for (;;) {
@@ -421,7 +421,7 @@ long dkim_parse_tags(const char *p, size_t len, dkim_tag *tags, size_t max, cons
 	return (long)n;
 }
 
-const dkim_tag *dkim_find_tag(const dkim_tag *tags, size_t n, const char *name)
+const dkim_tag *msv__dkim_find_tag(const dkim_tag *tags, size_t n, const char *name)
 {
 	size_t l = strlen(name);
 	for (size_t i = 0; i < n; i++)
@@ -430,7 +430,7 @@ const dkim_tag *dkim_find_tag(const dkim_tag *tags, size_t n, const char *name)
 	return NULL;
 }
 
-msv_result dkim_b64_decode_fws(msv_buf *out, const char *p, size_t n)
+msv_result msv__dkim_b64_decode_fws(msv_buf *out, const char *p, size_t n)
 {
 	msv_buf tmp;
 	msv_buf_init(&tmp, n + 1);
@@ -446,7 +446,7 @@ msv_result dkim_b64_decode_fws(msv_buf *out, const char *p, size_t n)
 	return r;
 }
 
-int dkim_valid_dns_name(const char *s)
+int msv__dkim_valid_dns_name(const char *s)
 {
 	size_t n = strlen(s), label = 0;
 	if (!n || n > 253)
@@ -469,7 +469,7 @@ int dkim_valid_dns_name(const char *s)
 	return label > 0 && s[n - 1] != '-';
 }
 
-const char *dkim_memmem(const char *h, size_t hn, const char *n, size_t nn)
+const char *msv__dkim_memmem(const char *h, size_t hn, const char *n, size_t nn)
 {
 	if (!nn)
 		return h;

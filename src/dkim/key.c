@@ -27,7 +27,7 @@ struct msv_dkim_key {
 	int testing;       /* t=y */
 };
 
-int dkim_pkey_kind(EVP_PKEY *pk)
+int msv__dkim_pkey_kind(EVP_PKEY *pk)
 {
 	if (EVP_PKEY_is_a(pk, "RSA"))
 		return MSV_DKIM_RSA_SHA256;
@@ -46,7 +46,7 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-EVP_PKEY *dkim_pkey_from_pem(const char *pem, size_t len, int want_private, msv_error *err)
+EVP_PKEY *msv__dkim_pkey_from_pem(const char *pem, size_t len, int want_private, msv_error *err)
 {
 	if (len > INT32_MAX) {
 		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "key is too large");
@@ -67,7 +67,7 @@ EVP_PKEY *dkim_pkey_from_pem(const char *pem, size_t len, int want_private, msv_
 		unsigned long e = ERR_peek_last_error();
 		ERR_clear_error();
 		const char *what = want_private ? "private key" : "key";
-		if (dkim_memmem(pem, len, "ENCRYPTED", 9))
+		if (msv__dkim_memmem(pem, len, "ENCRYPTED", 9))
 			msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
 			              "the %s is encrypted; give an unencrypted PEM key", what);
 		else
@@ -76,7 +76,7 @@ EVP_PKEY *dkim_pkey_from_pem(const char *pem, size_t len, int want_private, msv_
 			                : "no key found");
 		return NULL;
 	}
-	if (!dkim_pkey_kind(pk)) {
+	if (!msv__dkim_pkey_kind(pk)) {
 		EVP_PKEY_free(pk);
 		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
 		              "the key is neither RSA nor Ed25519 (DKIM signs with rsa-sha256 or ed25519-sha256)");
@@ -85,9 +85,9 @@ EVP_PKEY *dkim_pkey_from_pem(const char *pem, size_t len, int want_private, msv_
 	return pk;
 }
 
-msv_result dkim_record_for_pkey(EVP_PKEY *pk, msv_buf *out)
+msv_result msv__dkim_record_for_pkey(EVP_PKEY *pk, msv_buf *out)
 {
-	int kind = dkim_pkey_kind(pk);
+	int kind = msv__dkim_pkey_kind(pk);
 	unsigned char raw[64];
 	unsigned char *der = NULL;
 	const unsigned char *p = raw;
@@ -142,7 +142,7 @@ msv_result msv_dkim_keygen(msv_dkim_algo algo, unsigned bits, msv_buf *pem, msv_
 	}
 	BIO_free(bio);
 	if (!r)
-		r = dkim_record_for_pkey(pk, record);
+		r = msv__dkim_record_for_pkey(pk, record);
 	EVP_PKEY_free(pk);
 	ERR_clear_error();
 	if (r)
@@ -153,7 +153,8 @@ msv_result msv_dkim_keygen(msv_dkim_algo algo, unsigned bits, msv_buf *pem, msv_
 
 msv_result msv_dkim_dns_txt(msv_buf *out, const char *selector, const char *domain, const char *record)
 {
-	if (!selector || !domain || !record || !dkim_valid_dns_name(selector) || !dkim_valid_dns_name(domain))
+	if (!selector || !domain || !record || !msv__dkim_valid_dns_name(selector) ||
+	    !msv__dkim_valid_dns_name(domain))
 		return MSV_E_INVALID;
 	msv_result r = msv_buf_addf(out, "%s._domainkey.%s. IN TXT", selector, domain);
 	size_t n = strlen(record);
@@ -199,7 +200,7 @@ static msv_result unzone(msv_dkim_key *k, const char *text, size_t len, msv_buf 
 	size_t nl = i - ns;
 	if (nl && text[ns + nl - 1] == '.')
 		nl--;
-	const char *mark = nl ? dkim_memmem(text + ns, nl, "._domainkey.", 12) : NULL;
+	const char *mark = nl ? msv__dkim_memmem(text + ns, nl, "._domainkey.", 12) : NULL;
 	if (mark) {
 		size_t sl = (size_t)(mark - (text + ns));
 		size_t dl = nl - sl - 12;
@@ -259,7 +260,7 @@ msv_result msv_dkim_key_from_record(msv_dkim_key **out, const char *text, size_t
 	msv_result r = unzone(k, text, len, &rec);
 	dkim_tag tags[DKIM_TAGS_MAX];
 	const char *why = NULL;
-	long nt = r ? -1 : dkim_parse_tags(rec.data ? rec.data : "", rec.len, tags, DKIM_TAGS_MAX, &why);
+	long nt = r ? -1 : msv__dkim_parse_tags(rec.data ? rec.data : "", rec.len, tags, DKIM_TAGS_MAX, &why);
 	if (r) {
 		r = msv_error_set(err, r, MSV_CLASS_LOCAL, "out of memory");
 		goto fail;
@@ -269,9 +270,9 @@ msv_result msv_dkim_key_from_record(msv_dkim_key **out, const char *text, size_t
 		goto fail;
 	}
 	size_t n = (size_t)nt;
-	const dkim_tag *v = dkim_find_tag(tags, n, "v"), *kt = dkim_find_tag(tags, n, "k"),
-	               *p = dkim_find_tag(tags, n, "p"), *h = dkim_find_tag(tags, n, "h"),
-	               *s = dkim_find_tag(tags, n, "s"), *t = dkim_find_tag(tags, n, "t");
+	const dkim_tag *v = msv__dkim_find_tag(tags, n, "v"), *kt = msv__dkim_find_tag(tags, n, "k"),
+	               *p = msv__dkim_find_tag(tags, n, "p"), *h = msv__dkim_find_tag(tags, n, "h"),
+	               *s = msv__dkim_find_tag(tags, n, "s"), *t = msv__dkim_find_tag(tags, n, "t");
 	if (v && (v != &tags[0] || v->value_len != 5 || memcmp(v->value, "DKIM1", 5))) {
 		r = key_error(err, "v= must be DKIM1 and come first");
 		goto fail;
@@ -295,7 +296,7 @@ msv_result msv_dkim_key_from_record(msv_dkim_key **out, const char *text, size_t
 		*out = k;
 		goto done;
 	}
-	if (dkim_b64_decode_fws(&raw, p->value, p->value_len)) {
+	if (msv__dkim_b64_decode_fws(&raw, p->value, p->value_len)) {
 		r = key_error(err, "p= is not base64");
 		goto fail;
 	}
@@ -340,7 +341,7 @@ msv_result msv_dkim_key_from_pem(msv_dkim_key **out, const char *pem, size_t len
 	if (!out || !pem)
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "no key given");
 	*out = NULL;
-	EVP_PKEY *pk = dkim_pkey_from_pem(pem, len, 0, err);
+	EVP_PKEY *pk = msv__dkim_pkey_from_pem(pem, len, 0, err);
 	if (!pk)
 		return err->code;
 	msv_dkim_key *k = msv_calloc(1, sizeof(*k));
@@ -349,7 +350,7 @@ msv_result msv_dkim_key_from_pem(msv_dkim_key **out, const char *pem, size_t len
 		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
 	}
 	k->pkey = pk;
-	k->kind = dkim_pkey_kind(pk);
+	k->kind = msv__dkim_pkey_kind(pk);
 	k->sha256_ok = k->email_ok = 1;
 	*out = k;
 	return MSV_OK;
@@ -364,12 +365,12 @@ void msv_dkim_key_free(msv_dkim_key *k)
 }
 
 /* Accessors for verify.c. */
-EVP_PKEY *dkim_key_pkey(const msv_dkim_key *k)
+EVP_PKEY *msv__dkim_key_pkey(const msv_dkim_key *k)
 {
 	return k->pkey;
 }
 
-int dkim_key_matches(const msv_dkim_key *k, const char *selector, const char *domain, int kind)
+int msv__dkim_key_matches(const msv_dkim_key *k, const char *selector, const char *domain, int kind)
 {
 	if (k->kind != kind)
 		return 0;
@@ -378,7 +379,7 @@ int dkim_key_matches(const msv_dkim_key *k, const char *selector, const char *do
 	return 1;
 }
 
-const char *dkim_key_unusable(const msv_dkim_key *k, const char *sdid, const char *auid_domain)
+const char *msv__dkim_key_unusable(const msv_dkim_key *k, const char *sdid, const char *auid_domain)
 {
 	if (!k->pkey)
 		return "the key is revoked (empty p=)";

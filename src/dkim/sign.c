@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
+#include "core/core_int.h"
 #include "dkim/dkim_int.h"
 
 /* Header names a signer lists; RFC 6376 leaves it open, this bounds h=. */
@@ -218,14 +219,15 @@ msv_result msv_dkim_signer_new(msv_dkim_signer **out, const msv_dkim_options *o,
 	if (!out || !o || !key_pem)
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "missing signer argument");
 	*out = NULL;
-	if (o->version != MSV_DKIM_OPTIONS_VERSION)
-		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "unknown msv_dkim_options version %u",
-		                     o->version);
-	if (!o->domain || !dkim_valid_dns_name(o->domain))
+	if (!msv__version_ok(o->version, MSV_DKIM_OPTIONS_VERSION))
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "msv_dkim_options: version %u is not between 1 and %u", o->version,
+		                     MSV_DKIM_OPTIONS_VERSION);
+	if (!o->domain || !msv__dkim_valid_dns_name(o->domain))
 		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
 		                     "DKIM domain must be a DNS name of letters, digits, '-' and '.' "
 		                     "(A-labels for international names)");
-	if (!o->selector || !dkim_valid_dns_name(o->selector))
+	if (!o->selector || !msv__dkim_valid_dns_name(o->selector))
 		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
 		                     "DKIM selector must be letters, digits, '-' and '.'");
 	if (o->identity && !valid_identity(o->identity, o->domain))
@@ -266,12 +268,12 @@ msv_result msv_dkim_signer_new(msv_dkim_signer **out, const msv_dkim_options *o,
 		                                      : "more than 62 header names to sign");
 		goto fail;
 	}
-	s->pkey = dkim_pkey_from_pem(key_pem, key_len, 1, err);
+	s->pkey = msv__dkim_pkey_from_pem(key_pem, key_len, 1, err);
 	if (!s->pkey) {
 		r = err->code;
 		goto fail;
 	}
-	msv_dkim_algo kind = (msv_dkim_algo)dkim_pkey_kind(s->pkey);
+	msv_dkim_algo kind = (msv_dkim_algo)msv__dkim_pkey_kind(s->pkey);
 	if (o->algo != MSV_DKIM_ALGO_AUTO && o->algo != kind) {
 		r = msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG, "the key is %s but %s was asked for",
 		                  kind == MSV_DKIM_RSA_SHA256 ? "an RSA key" : "an Ed25519 key",
@@ -405,7 +407,7 @@ unsigned msv_dkim_signer_warnings(const msv_dkim_signer *s)
 
 msv_result msv_dkim_signer_record(const msv_dkim_signer *s, msv_buf *out)
 {
-	return dkim_record_for_pkey(s->pkey, out);
+	return msv__dkim_record_for_pkey(s->pkey, out);
 }
 
 /* ---- hashing and the private-key operation ---- */
@@ -439,16 +441,16 @@ static msv_result sign_digest(msv_dkim_signer *s, const unsigned char *dg, msv_b
 	return r;
 }
 
-msv_result dkim__sign_fields(msv_dkim_signer *s, msv_dkim_canon hc, const dkim_field *const *fields,
+msv_result msv__dkim_sign_fields(msv_dkim_signer *s, msv_dkim_canon hc, const dkim_field *const *fields,
                              size_t nfields, const char *prefix, size_t prefix_len, msv_buf *sig,
                              msv_error *err)
 {
 	msv_buf_reset(&s->canon);
 	msv_result r = MSV_OK;
 	for (size_t i = 0; !r && i < nfields; i++)
-		r = dkim_header_canon(&s->canon, hc, fields[i]->p, fields[i]->len, 0);
+		r = msv__dkim_header_canon(&s->canon, hc, fields[i]->p, fields[i]->len, 0);
 	if (!r)
-		r = dkim_header_canon(&s->canon, hc, prefix, prefix_len, 1);
+		r = msv__dkim_header_canon(&s->canon, hc, prefix, prefix_len, 1);
 	if (r)
 		return msv_error_set(err, r, r == MSV_E_NOMEM ? MSV_CLASS_LOCAL : MSV_CLASS_USAGE,
 		                     "cannot canonicalize the header: %s", msv_strerror(r));
@@ -593,7 +595,7 @@ static msv_result sign_one(msv_dkim_signer *s, const dkim_field *fields, size_t 
 	size_t nh = 0, froms = 0;
 	for (size_t k = 0; k < s->nnames; k++) {
 		for (size_t i = nf; i-- > 0;) {
-			if (!dkim_name_eq(fields[i].p, fields[i].name_len, s->names[k]))
+			if (!msv__dkim_name_eq(fields[i].p, fields[i].name_len, s->names[k]))
 				continue;
 			if (nh == sizeof(chosen) / sizeof(chosen[0]))
 				return msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
@@ -644,7 +646,7 @@ static msv_result sign_one(msv_dkim_signer *s, const dkim_field *fields, size_t 
 	if (f.r)
 		return msv_error_set(err, f.r, MSV_CLASS_LOCAL, "cannot build the signature field: %s",
 		                     msv_strerror(f.r));
-	msv_result r = dkim__sign_fields(s, s->hc, chosen, nh, s->prefix.data, s->prefix.len, &s->sig, err);
+	msv_result r = msv__dkim_sign_fields(s, s->hc, chosen, nh, s->prefix.data, s->prefix.len, &s->sig, err);
 	if (r)
 		return r;
 	msv_buf_reset(&s->b64);
@@ -673,7 +675,7 @@ static void stream_body(msv_dkim_stream *st, const char *p, size_t n)
 {
 	for (int c = 0; c < 2; c++)
 		if (st->need[c])
-			dkim_body_feed(&st->body[c], p, n);
+			msv__dkim_body_feed(&st->body[c], p, n);
 }
 
 /* Normalized bytes arrive here: the header block is kept until its empty
@@ -718,7 +720,7 @@ static int stream_sink(void *arg, const char *p, size_t n)
 
 static void stream_start(msv_dkim_stream *st)
 {
-	dkim_norm_init(&st->norm, 0);
+	msv__dkim_norm_init(&st->norm, 0);
 	st->in_body = 0;
 	st->failed = 0;
 	st->done = 0;
@@ -733,7 +735,7 @@ static void stream_start(msv_dkim_stream *st)
 			st->failed = 1;
 			msv_error_set(&st->err, MSV_E_SYSTEM, MSV_CLASS_LOCAL, "SHA-256 failed");
 		}
-		dkim_body_init(&st->body[c], (msv_dkim_canon)c, 0, UINT64_MAX, md_sink, st->bmd[c]);
+		msv__dkim_body_init(&st->body[c], (msv_dkim_canon)c, 0, UINT64_MAX, md_sink, st->bmd[c]);
 	}
 }
 
@@ -816,7 +818,7 @@ msv_result msv_dkim_stream_update(msv_dkim_stream *st, const void *data, size_t 
 		stream_body(st, data, len);
 		return MSV_OK;
 	}
-	if (dkim_norm_feed(&st->norm, data, len, stream_sink, st)) {
+	if (msv__dkim_norm_feed(&st->norm, data, len, stream_sink, st)) {
 		st->failed = 1;
 		return st->err.code;
 	}
@@ -834,7 +836,7 @@ msv_result msv_dkim_stream_final(msv_dkim_stream *st, int64_t now, msv_buf *out)
 	if (st->failed)
 		return st->err.code ? st->err.code : MSV_E_STATE;
 	st->failed = 1; /* until reset, whatever happens below */
-	if (dkim_norm_end(&st->norm, stream_sink, st))
+	if (msv__dkim_norm_end(&st->norm, stream_sink, st))
 		return st->err.code;
 	if (!st->in_body && st->hdr.len && st->hdr.data[st->hdr.len - 1] != '\n' &&
 	    msv_buf_add(&st->hdr, "\r\n", 2)) /* the last field ends at the end of input */
@@ -846,7 +848,7 @@ msv_result msv_dkim_stream_final(msv_dkim_stream *st, int64_t now, msv_buf *out)
 			continue;
 		unsigned char dg[32];
 		unsigned dl = 0;
-		if (dkim_body_end(&st->body[c]) || EVP_DigestFinal_ex(st->bmd[c], dg, &dl) != 1 || dl != 32) {
+		if (msv__dkim_body_end(&st->body[c]) || EVP_DigestFinal_ex(st->bmd[c], dg, &dl) != 1 || dl != 32) {
 			ERR_clear_error();
 			return msv_error_set(&st->err, MSV_E_SYSTEM, MSV_CLASS_LOCAL, "SHA-256 failed");
 		}
@@ -857,7 +859,8 @@ msv_result msv_dkim_stream_final(msv_dkim_stream *st, int64_t now, msv_buf *out)
 		memcpy(bh[c], st->bhb.data, st->bhb.len + 1);
 	}
 	size_t bad = 0;
-	long nf = dkim_split_fields(st->hdr.data ? st->hdr.data : "", st->hdr.len, st->fields, FIELDS_MAX, &bad);
+	long nf = msv__dkim_split_fields(st->hdr.data ? st->hdr.data : "", st->hdr.len, st->fields,
+	                                 FIELDS_MAX, &bad);
 	if (nf < 0)
 		return msv_error_set(&st->err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
 		                     "header line %zu is not a header field (or more than %d fields)", bad,
@@ -940,9 +943,10 @@ msv_result msv_dkim_sign_message(msv_dkim_signer *const *signers, size_t n, cons
 	if (r)
 		return r;
 	dkim_norm m;
-	dkim_norm_init(&m, 0);
+	msv__dkim_norm_init(&m, 0);
 	size_t start = out->len;
-	int bad = dkim_norm_feed(&m, msg ? msg : "", len, buf_sink, out) || dkim_norm_end(&m, buf_sink, out);
+	int bad = msv__dkim_norm_feed(&m, msg ? msg : "", len, buf_sink, out) ||
+	          msv__dkim_norm_end(&m, buf_sink, out);
 	/* SMTP ends the data with CRLF whatever the message did, so that is
 	 * the form receivers see; writing it here makes every verifier agree
 	 * (OpenDKIM's relaxed body canonicalization, unlike the others, does
@@ -957,7 +961,8 @@ msv_result msv_dkim_sign_message(msv_dkim_signer *const *signers, size_t n, cons
 
 /* ---- for the vector tests ---- */
 
-msv_result dkim__body_hash(msv_dkim_canon c, const char *body, size_t len, uint64_t limit, msv_buf *out_b64)
+msv_result msv__dkim_body_hash(msv_dkim_canon c, const char *body, size_t len, uint64_t limit,
+                               msv_buf *out_b64)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (!md || EVP_DigestInit_ex2(md, EVP_sha256(), NULL) != 1) {
@@ -965,11 +970,11 @@ msv_result dkim__body_hash(msv_dkim_canon c, const char *body, size_t len, uint6
 		return MSV_E_NOMEM;
 	}
 	dkim_body b;
-	dkim_body_init(&b, c, 0, limit, md_sink, md);
-	dkim_body_feed(&b, body, len);
+	msv__dkim_body_init(&b, c, 0, limit, md_sink, md);
+	msv__dkim_body_feed(&b, body, len);
 	unsigned char dg[32];
 	unsigned dl = 0;
-	int bad = dkim_body_end(&b) || EVP_DigestFinal_ex(md, dg, &dl) != 1;
+	int bad = msv__dkim_body_end(&b) || EVP_DigestFinal_ex(md, dg, &dl) != 1;
 	EVP_MD_CTX_free(md);
 	if (bad)
 		return MSV_E_SYSTEM;

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
+#include "core/core_int.h"
 #include "dkim/dkim_int.h"
 
 #define FIELDS_MAX 2000
@@ -91,10 +92,10 @@ static int body_digest(msv_dkim_canon c, const char *body, size_t len, uint64_t 
 		EVP_MD_CTX_free(md);
 		return -1;
 	}
-	dkim_body_init(b, c, 0, limit, md_sink, md);
-	dkim_body_feed(b, body, len);
+	msv__dkim_body_init(b, c, 0, limit, md_sink, md);
+	msv__dkim_body_feed(b, body, len);
 	unsigned dl = 0;
-	int bad = dkim_body_end(b) || EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32;
+	int bad = msv__dkim_body_end(b) || EVP_DigestFinal_ex(md, dg, &dl) != 1 || dl != 32;
 	*total = b->total;
 	msv_free(b);
 	EVP_MD_CTX_free(md);
@@ -158,16 +159,16 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 	size_t vlen = flen - (size_t)(val - f->p);
 	dkim_tag tags[DKIM_TAGS_MAX];
 	const char *why = NULL;
-	long nt = dkim_parse_tags(val, vlen, tags, DKIM_TAGS_MAX, &why);
+	long nt = msv__dkim_parse_tags(val, vlen, tags, DKIM_TAGS_MAX, &why);
 	if (nt < 0)
 		return set(res, MSV_DKIM_PERMERROR, why);
 	size_t n = (size_t)nt;
-	const dkim_tag *tv = dkim_find_tag(tags, n, "v"), *ta = dkim_find_tag(tags, n, "a"),
-	               *tb = dkim_find_tag(tags, n, "b"), *tbh = dkim_find_tag(tags, n, "bh"),
-	               *tc = dkim_find_tag(tags, n, "c"), *td = dkim_find_tag(tags, n, "d"),
-	               *th = dkim_find_tag(tags, n, "h"), *ti = dkim_find_tag(tags, n, "i"),
-	               *tl = dkim_find_tag(tags, n, "l"), *ts = dkim_find_tag(tags, n, "s"),
-	               *tt = dkim_find_tag(tags, n, "t"), *tx = dkim_find_tag(tags, n, "x");
+	const dkim_tag *tv = msv__dkim_find_tag(tags, n, "v"), *ta = msv__dkim_find_tag(tags, n, "a"),
+	               *tb = msv__dkim_find_tag(tags, n, "b"), *tbh = msv__dkim_find_tag(tags, n, "bh"),
+	               *tc = msv__dkim_find_tag(tags, n, "c"), *td = msv__dkim_find_tag(tags, n, "d"),
+	               *th = msv__dkim_find_tag(tags, n, "h"), *ti = msv__dkim_find_tag(tags, n, "i"),
+	               *tl = msv__dkim_find_tag(tags, n, "l"), *ts = msv__dkim_find_tag(tags, n, "s"),
+	               *tt = msv__dkim_find_tag(tags, n, "t"), *tx = msv__dkim_find_tag(tags, n, "x");
 	copy_tag(res->domain, sizeof(res->domain), td);
 	copy_tag(res->selector, sizeof(res->selector), ts);
 	copy_tag(res->algo, sizeof(res->algo), ta);
@@ -210,7 +211,7 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 	/* h= must cover From (RFC 6376 6.1.1). */
 	int has_from = 0;
 	for (size_t i = 0, s; next_hname(th->value, th->value_len, &i, &s);) {
-		if (dkim_name_eq(th->value + s, i - s, "from"))
+		if (msv__dkim_name_eq(th->value + s, i - s, "from"))
 			has_from = 1;
 	}
 	if (!has_from)
@@ -235,18 +236,18 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 	}
 	msv_buf_reset(&v->sig);
 	msv_buf_reset(&v->bh);
-	if (dkim_b64_decode_fws(&v->bh, tbh->value, tbh->value_len) || v->bh.len != 32)
+	if (msv__dkim_b64_decode_fws(&v->bh, tbh->value, tbh->value_len) || v->bh.len != 32)
 		return set(res, MSV_DKIM_PERMERROR, "bh= is not the base64 of a SHA-256 digest");
-	if (dkim_b64_decode_fws(&v->sig, tb->value, tb->value_len) || !v->sig.len)
+	if (msv__dkim_b64_decode_fws(&v->sig, tb->value, tb->value_len) || !v->sig.len)
 		return set(res, MSV_DKIM_PERMERROR, "b= is not base64");
 
 	const msv_dkim_key *key = NULL;
 	for (size_t i = 0; !key && i < v->o->nkeys; i++)
-		if (v->o->keys[i] && dkim_key_matches(v->o->keys[i], res->selector, res->domain, kind))
+		if (v->o->keys[i] && msv__dkim_key_matches(v->o->keys[i], res->selector, res->domain, kind))
 			key = v->o->keys[i];
 	if (!key)
 		return set(res, MSV_DKIM_NO_KEY, "no key was given for this selector, domain and algorithm");
-	const char *bad = dkim_key_unusable(key, res->domain, auid_domain);
+	const char *bad = msv__dkim_key_unusable(key, res->domain, auid_domain);
 	if (bad)
 		return set(res, MSV_DKIM_KEY_ERROR, bad);
 
@@ -276,10 +277,10 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 		memcpy(name, th->value + s, i - s);
 		name[i - s] = '\0';
 		for (size_t k = v->nf; k-- > 0;) {
-			if (v->used[k] || !dkim_name_eq(v->fields[k].p, v->fields[k].name_len, name))
+			if (v->used[k] || !msv__dkim_name_eq(v->fields[k].p, v->fields[k].name_len, name))
 				continue;
 			v->used[k] = 1;
-			if (dkim_header_canon(&v->canon, hc, v->fields[k].p, v->fields[k].len, 0))
+			if (msv__dkim_header_canon(&v->canon, hc, v->fields[k].p, v->fields[k].len, 0))
 				return -1;
 			break;
 		}
@@ -289,7 +290,7 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 	msv_buf_reset(&v->field);
 	if (msv_buf_add(&v->field, f->p, off + tb->value_start) ||
 	    msv_buf_add(&v->field, val + tb->value_end, vlen - tb->value_end) ||
-	    dkim_header_canon(&v->canon, hc, v->field.data, v->field.len, 1))
+	    msv__dkim_header_canon(&v->canon, hc, v->field.data, v->field.len, 1))
 		return -1;
 	unsigned char hd[32];
 	unsigned hl = 0;
@@ -299,7 +300,7 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 	EVP_MD_CTX_free(m);
 	if (!ok)
 		return -1;
-	if (!check_sig(dkim_key_pkey(key), kind, hd, &v->sig))
+	if (!check_sig(msv__dkim_key_pkey(key), kind, hd, &v->sig))
 		return set(res, MSV_DKIM_FAIL_SIGNATURE,
 		           "signature mismatch: a signed header field changed, or another key signed");
 	res->status = MSV_DKIM_PASS;
@@ -318,8 +319,11 @@ msv_result msv_dkim_verify(const msv_dkim_verify_options *o, const char *msg, si
 	msv_error dummy;
 	if (!err)
 		err = &dummy;
-	if (!o || o->version != MSV_DKIM_VERIFY_OPTIONS_VERSION || (!msg && len) || !out || !count ||
-	    (o->nkeys && !o->keys))
+	if (o && !msv__version_ok(o->version, MSV_DKIM_VERIFY_OPTIONS_VERSION))
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "msv_dkim_verify_options: version %u is not between 1 and %u", o->version,
+		                     MSV_DKIM_VERIFY_OPTIONS_VERSION);
+	if (!o || (!msg && len) || !out || !count || (o->nkeys && !o->keys))
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "bad DKIM verification arguments");
 	*out = NULL;
 	*count = 0;
@@ -329,16 +333,16 @@ msv_result msv_dkim_verify(const msv_dkim_verify_options *o, const char *msg, si
 	msv_buf m;
 	msv_buf_init(&m, cap);
 	dkim_norm nm;
-	dkim_norm_init(&nm, 0);
-	if (msv_buf_reserve(&m, len + 4) || dkim_norm_feed(&nm, msg ? msg : "", len, buf_sink, &m) ||
-	    dkim_norm_end(&nm, buf_sink, &m))
+	msv__dkim_norm_init(&nm, 0);
+	if (msv_buf_reserve(&m, len + 4) || msv__dkim_norm_feed(&nm, msg ? msg : "", len, buf_sink, &m) ||
+	    msv__dkim_norm_end(&nm, buf_sink, &m))
 		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
 	const char *d = m.data;
 	size_t hl = 0, bs = m.len;
 	if (m.len >= 2 && d[0] == '\r' && d[1] == '\n') {
 		bs = 2;
 	} else {
-		const char *e = dkim_memmem(d, m.len, "\r\n\r\n", 4);
+		const char *e = msv__dkim_memmem(d, m.len, "\r\n\r\n", 4);
 		if (e) {
 			hl = (size_t)(e - d) + 2;
 			bs = hl + 2;
@@ -369,7 +373,7 @@ msv_result msv_dkim_verify(const msv_dkim_verify_options *o, const char *msg, si
 		goto done;
 	}
 	size_t bad = 0;
-	long nf = dkim_split_fields(d, hl, fields, FIELDS_MAX, &bad);
+	long nf = msv__dkim_split_fields(d, hl, fields, FIELDS_MAX, &bad);
 	if (nf < 0) {
 		r = msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
 		                  "header line %zu is not a header field (or more than %d fields)", bad, FIELDS_MAX);
@@ -381,7 +385,7 @@ msv_result msv_dkim_verify(const msv_dkim_verify_options *o, const char *msg, si
 	v.blen = m.len > bs ? m.len - bs : 0;
 	size_t ns = 0;
 	for (size_t i = 0; i < v.nf && ns < MSV_DKIM_VERIFY_MAX_SIGNATURES; i++) {
-		if (!dkim_name_eq(fields[i].p, fields[i].name_len, "DKIM-Signature"))
+		if (!msv__dkim_name_eq(fields[i].p, fields[i].name_len, "DKIM-Signature"))
 			continue;
 		msv_dkim_result *x = &res[ns++];
 		x->timestamp = x->expires = -1;

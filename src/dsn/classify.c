@@ -26,7 +26,7 @@
 
 #include "dsn/dsn_int.h"
 
-int dsn_reason_hard_col(msv_dsn_reason r);
+int msv__dsn_reason_hard_col(msv_dsn_reason r);
 
 /* ---- phrase rules ---- */
 
@@ -38,7 +38,7 @@ enum {
 	 * the status code, when the code says nothing specific. */
 	P_WEAK = 4,
 	/* "User unknown" phrases that Japanese carriers and filters also
-	 * send in reply to DATA for a live mailbox (see dsn_classify_rcpt). */
+	 * send in reply to DATA for a live mailbox (see msv__dsn_classify_rcpt). */
 	P_FLIP = 8,
 	/* A whole word: not inside a longer one ("virus" is not InterScan
 	 * VirusWall's or Anti-Virus's: a product's name says nothing about
@@ -552,7 +552,7 @@ static size_t fold_raw(char *out, size_t cap, const char *s)
 				break;
 		}
 		sp = 0;
-		out[k++] = (char)dsn_lower(ch);
+		out[k++] = (char)msv__dsn_lower(ch);
 	}
 	out[k] = '\0';
 	return k;
@@ -862,7 +862,7 @@ static void domain_rule(verdict *v, const char *addr)
 		return;
 	for (size_t i = 0; i < sizeof(domain_rules) / sizeof(domain_rules[0]); i++) {
 		size_t dl = strlen(domain_rules[i].domain), al = strlen(at + 1);
-		if (al >= dl && dsn_ci_eq(at + 1 + al - dl, dl, domain_rules[i].domain) &&
+		if (al >= dl && msv__dsn_ci_eq(at + 1 + al - dl, dl, domain_rules[i].domain) &&
 		    (al == dl || at[al - dl] == '.')) {
 			v->reason = domain_rules[i].reason;
 			snprintf(v->rule, sizeof(v->rule), "recipient domain %s: %s",
@@ -874,7 +874,7 @@ static void domain_rule(verdict *v, const char *addr)
 
 static int is_hard(msv_dsn_reason r, int perm)
 {
-	int col = dsn_reason_hard_col(r);
+	int col = msv__dsn_reason_hard_col(r);
 	return col == 1 || (col == 2 && perm);
 }
 
@@ -887,7 +887,7 @@ static int diag_status(const char *d, char *out)
 	int found = 0;
 	char st[MSV_DSN_STATUS_MAX];
 	long k;
-	while ((k = dsn_find_status(d + from, n - from, st)) >= 0) {
+	while ((k = msv__dsn_find_status(d + from, n - from, st)) >= 0) {
 		size_t at = from + (size_t)k;
 		size_t b = at;
 		while (b > 0 && (d[b - 1] == ' ' || d[b - 1] == '-' || d[b - 1] == '\'' || d[b - 1] == '"'))
@@ -900,7 +900,7 @@ static int diag_status(const char *d, char *out)
 		}
 		from = at + strlen(st);
 	}
-	if (!found && dsn_find_status(d, n, st) >= 0) {
+	if (!found && msv__dsn_find_status(d, n, st) >= 0) {
 		memcpy(out, st, sizeof(st));
 		found = 1;
 	}
@@ -946,12 +946,12 @@ static void adjust(verdict *v, unsigned flags, const char *status, const char *c
 	}
 }
 
-void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
+void msv__dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 {
 	if (r->reason == R(FEEDBACK) || r->reason == R(VACATION)) {
 		const char *rule = r->reason == R(FEEDBACK) ? "ARF feedback report (RFC 5965)"
 		                                            : "auto-reply (RFC 3834)";
-		r->rule = dsn_str(c, rule, strlen(rule));
+		r->rule = msv__dsn_str(c, rule, strlen(rule));
 		r->hard = 0;
 		return;
 	}
@@ -961,7 +961,7 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 		r->hard = 0;
 		char rule[64];
 		snprintf(rule, sizeof(rule), "action %s", msv_dsn_action_name(r->action));
-		r->rule = dsn_str(c, rule, strlen(rule));
+		r->rule = msv__dsn_str(c, rule, strlen(rule));
 		return;
 	}
 	/* The remote server's own enhanced code (in the diagnostic, after
@@ -969,7 +969,7 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 	 * reporting MTA summarized it into (Status: 5.0.0 or 5.1.0 for a
 	 * "550 5.7.1 ..."); a generic X.0.0 there does not replace a field. */
 	if (!r->reply_code && r->diagnostic)
-		r->reply_code = dsn_find_reply_code(r->diagnostic, strlen(r->diagnostic));
+		r->reply_code = msv__dsn_find_reply_code(r->diagnostic, strlen(r->diagnostic));
 	if (r->diagnostic) {
 		char st[MSV_DSN_STATUS_MAX];
 		if (diag_status(r->diagnostic, st) &&
@@ -984,7 +984,7 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 	unsigned flags = 0;
 	int matched = decide(&v, r->status, r->reply_code, r->diagnostic, h ? h->context : NULL,
 	                     r->command, delayed, &flags);
-	if (r->diagnostic_type && dsn_ci_eq(r->diagnostic_type, strlen(r->diagnostic_type), "x-unix") &&
+	if (r->diagnostic_type && msv__dsn_ci_eq(r->diagnostic_type, strlen(r->diagnostic_type), "x-unix") &&
 	    (strncmp(v.rule, "diagnostic matches", 18) || v.reason == R(SYSTEMERROR))) {
 		/* RFC 3464 2.3.6: an X-Unix diagnostic is the exit of a local
 		 * delivery program (procmail, a pipe alias); unless its words
@@ -1003,7 +1003,7 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 	 * "will be retried" does. */
 	int prose = r->action == MSV_DSN_ACTION_NONE;
 	int coded = (r->status[0] && r->status_source != MSV_DSN_SRC_INFERRED) || r->reply_code;
-	if (prose && delayed && h && !h->delay_said && !coded && dsn_reason_hard_col(v.reason) == 1)
+	if (prose && delayed && h && !h->delay_said && !coded && msv__dsn_reason_hard_col(v.reason) == 1)
 		delayed = 0;
 	int perm = perm_of(r->status, r->reply_code, delayed);
 	/* "retry timeout exceeded": the MTA gave up after temporary
@@ -1011,7 +1011,7 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 	 * failure itself stays final). */
 	int temp_code = !perm;
 	if (!r->status[0] && !r->reply_code && r->diagnostic &&
-	    (v.reason == R(EXPIRED) || dsn_ci_find(r->diagnostic, strlen(r->diagnostic),
+	    (v.reason == R(EXPIRED) || msv__dsn_ci_find(r->diagnostic, strlen(r->diagnostic),
 	                                           "retry timeout exceeded") >= 0))
 		temp_code = 1;
 	if (!r->status[0]) {
@@ -1025,7 +1025,7 @@ void dsn_classify_rcpt(dsn_ctx *c, msv_dsn_recipient *r, const dsn_hint *h)
 	if (prose)
 		r->action = perm || (h && h->permanent) ? MSV_DSN_ACTION_FAILED : MSV_DSN_ACTION_DELAYED;
 	r->hard = r->action == MSV_DSN_ACTION_FAILED && is_hard(v.reason, perm);
-	r->rule = dsn_str(c, v.rule, strlen(v.rule));
+	r->rule = msv__dsn_str(c, v.rule, strlen(v.rule));
 }
 
 void msv_dsn_classify(msv_dsn_verdict *out, const char *status, int reply_code, const char *text,
@@ -1033,12 +1033,12 @@ void msv_dsn_classify(msv_dsn_verdict *out, const char *status, int reply_code, 
 {
 	memset(out, 0, sizeof(*out));
 	char st[MSV_DSN_STATUS_MAX] = "";
-	if (status && dsn_status_norm(status, strlen(status), st))
+	if (status && msv__dsn_status_norm(status, strlen(status), st))
 		out->status_source = MSV_DSN_SRC_FIELD;
-	else if (text && dsn_find_status(text, strlen(text), st) >= 0)
+	else if (text && msv__dsn_find_status(text, strlen(text), st) >= 0)
 		out->status_source = MSV_DSN_SRC_TEXT;
 	if (!reply_code && text)
-		reply_code = dsn_find_reply_code(text, strlen(text));
+		reply_code = msv__dsn_find_reply_code(text, strlen(text));
 	verdict v;
 	memset(&v, 0, sizeof(v));
 	unsigned flags = 0;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/core_int.h"
 #include "dsn/dsn_int.h"
 #include "mime/mime_int.h"
 
@@ -53,8 +54,8 @@ typedef struct walk {
 
 static int type_is(const msv_mime_node *n, const char *type, const char *sub)
 {
-	return dsn_ci_eq(n->type.p, n->type.len, type) &&
-	       (!sub || dsn_ci_eq(n->subtype.p, n->subtype.len, sub));
+	return msv__dsn_ci_eq(n->type.p, n->type.len, type) &&
+	       (!sub || msv__dsn_ci_eq(n->subtype.p, n->subtype.len, sub));
 }
 
 static int is_orig_type(const msv_mime_node *n)
@@ -80,8 +81,8 @@ static void header_text(walk *w, const msv_mime_tree *t, const msv_mime_node *n,
 static int is_attachment(const msv_mime_tree *t, const msv_mime_node *n)
 {
 	const msv_mime_header *h = msv_mime_header_get(t, n, "Content-Disposition");
-	return h && dsn_ci_find(h->value.p, h->value.len, "attachment") >= 0 &&
-	       dsn_ci_find(h->value.p, h->value.len, "attachment") < 4;
+	return h && msv__dsn_ci_find(h->value.p, h->value.len, "attachment") >= 0 &&
+	       msv__dsn_ci_find(h->value.p, h->value.len, "attachment") < 4;
 }
 
 static void add_skip(walk *w, const char *a, size_t n)
@@ -89,7 +90,7 @@ static void add_skip(walk *w, const char *a, size_t n)
 	if (w->nskip >= sizeof(w->skip) / sizeof(w->skip[0]) || !n || n > 255)
 		return;
 	for (size_t i = 0; i < w->nskip; i++)
-		if (dsn_ci_eq(a, n, w->skipbuf.data + w->skipoff[i]))
+		if (msv__dsn_ci_eq(a, n, w->skipbuf.data + w->skipoff[i]))
 			return;
 	/* Offsets: the buffer may move while it grows; pointers are made
 	 * once the list is complete. */
@@ -104,7 +105,7 @@ static void add_skip(walk *w, const char *a, size_t n)
 static void add_skip_addrs(walk *w, const char *s, size_t n)
 {
 	size_t i = 0, a0, a1;
-	while (dsn_find_addr(s, n, i, &a0, &a1)) {
+	while (msv__dsn_find_addr(s, n, i, &a0, &a1)) {
 		add_skip(w, s + a0, a1 - a0);
 		i = a1;
 	}
@@ -157,9 +158,9 @@ static void part_text(walk *w, const msv_mime_node *n, msv_buf *out, int html)
 	msv_buf_free(&raw);
 	const char *u = utf.data ? utf.data : "";
 	if (html)
-		r = dsn_add_html_text(out, u, utf.len);
+		r = msv__dsn_add_html_text(out, u, utf.len);
 	else
-		r = dsn_add_lf(out, u, utf.len);
+		r = msv__dsn_add_lf(out, u, utf.len);
 	if (r == MSV_E_NOMEM)
 		c->oom = 1;
 	msv_buf_free(&utf);
@@ -201,7 +202,7 @@ static void find_orig(walk *w, const char *text_cut, size_t text_cut_len)
 				const msv_mime_header *h0 = &t->headers[ch->header];
 				const msv_mime_header *hl = &t->headers[ch->header + ch->nheaders - 1];
 				const char *s = h0->name.p, *e = hl->value.p + hl->value.len;
-				if (dsn_add_lf(&w->orig_raw, s, (size_t)(e - s)) ||
+				if (msv__dsn_add_lf(&w->orig_raw, s, (size_t)(e - s)) ||
 				    msv_buf_add(&w->orig_raw, "\n\n", 2))
 					w->c->oom = 1;
 			}
@@ -213,7 +214,7 @@ static void find_orig(walk *w, const char *text_cut, size_t text_cut_len)
 				size_t k = 0;
 				while (k < raw.len && (raw.data[k] == '\n' || raw.data[k] == '\r'))
 					k++;
-				if (dsn_add_lf(&w->orig_raw, raw.data + k, raw.len - k))
+				if (msv__dsn_add_lf(&w->orig_raw, raw.data + k, raw.len - k))
 					w->c->oom = 1;
 			}
 			msv_buf_free(&raw);
@@ -233,7 +234,7 @@ static void find_orig(walk *w, const char *text_cut, size_t text_cut_len)
 				break;
 			i = nl ? le + 1 : n;
 		}
-		if (i < n && dsn_add_lf(&w->orig_raw, s + i, n - i))
+		if (i < n && msv__dsn_add_lf(&w->orig_raw, s + i, n - i))
 			w->c->oom = 1;
 	}
 	if (w->orig_raw.len)
@@ -254,7 +255,7 @@ static void set_msgid(dsn_ctx *c, char **field, const char *s, size_t n)
 	if (lt) {
 		const char *gt = memchr(lt, '>', n - (size_t)(lt - s));
 		if (gt && gt > lt + 1) {
-			dsn_set_once(c, field, lt, (size_t)(gt - lt) + 1);
+			msv__dsn_set_once(c, field, lt, (size_t)(gt - lt) + 1);
 			return;
 		}
 	}
@@ -270,7 +271,7 @@ static void set_msgid(dsn_ctx *c, char **field, const char *s, size_t n)
 		if (msv_buf_addc(&b, '<') || msv_buf_add(&b, s + i, e - i) || msv_buf_addc(&b, '>'))
 			c->oom = 1;
 		else
-			dsn_set_once(c, field, b.data, b.len);
+			msv__dsn_set_once(c, field, b.data, b.len);
 		msv_buf_free(&b);
 	}
 }
@@ -284,7 +285,7 @@ static void find_verp(walk *w, const char *s, size_t n)
 	if (c->rep->queue_id || !o->verp_prefix || !*o->verp_prefix || !s)
 		return;
 	size_t i = 0, a0, a1;
-	while (dsn_find_addr(s, n, i, &a0, &a1)) {
+	while (msv__dsn_find_addr(s, n, i, &a0, &a1)) {
 		i = a1;
 		char addr[512];
 		if (a1 - a0 >= sizeof(addr))
@@ -294,7 +295,7 @@ static void find_verp(walk *w, const char *s, size_t n)
 		msv_buf id;
 		msv_buf_init(&id, 256);
 		if (msv_dsn_verp_decode(&id, addr, o->verp_prefix, o->verp_domain) == MSV_OK) {
-			dsn_set_once(c, &c->rep->queue_id, id.data, id.len);
+			msv__dsn_set_once(c, &c->rep->queue_id, id.data, id.len);
 			msv_buf_free(&id);
 			return;
 		}
@@ -310,7 +311,7 @@ static void verp_from_headers(walk *w, const msv_mime_tree *t, const msv_mime_no
 	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && !w->c->rep->queue_id; k++) {
 		for (size_t i = 0; i < n->nheaders; i++) {
 			const msv_mime_header *h = &t->headers[n->header + i];
-			if (dsn_ci_eq(h->name.p, h->name.len, names[k]))
+			if (msv__dsn_ci_eq(h->name.p, h->name.len, names[k]))
 				find_verp(w, h->value.p, h->value.len);
 		}
 	}
@@ -328,7 +329,7 @@ static void read_arf(walk *w)
 		const msv_mime_node *n = &w->t->nodes[w->arf_node];
 		msv_buf raw;
 		msv_buf_init(&raw, DSN_TEXT_MAX);
-		if (!decode_node(n, &raw) && raw.len && dsn_add_lf(&body, raw.data, raw.len))
+		if (!decode_node(n, &raw) && raw.len && msv__dsn_add_lf(&body, raw.data, raw.len))
 			c->oom = 1;
 		msv_buf_free(&raw);
 	}
@@ -350,31 +351,31 @@ static void read_arf(walk *w)
 			size_t nl0 = (size_t)(colon - (s + i));
 			const char *v = colon + 1;
 			size_t vl = (size_t)(s + le - v);
-			if (dsn_ci_eq(s + i, nl0, "Feedback-Type")) {
-				dsn_set_once(c, &rep->feedback_type, v, vl);
-			} else if (dsn_ci_eq(s + i, nl0, "Original-Rcpt-To") ||
-			           dsn_ci_eq(s + i, nl0, "Removal-Recipient")) {
+			if (msv__dsn_ci_eq(s + i, nl0, "Feedback-Type")) {
+				msv__dsn_set_once(c, &rep->feedback_type, v, vl);
+			} else if (msv__dsn_ci_eq(s + i, nl0, "Original-Rcpt-To") ||
+			           msv__dsn_ci_eq(s + i, nl0, "Removal-Recipient")) {
 				size_t a0, a1;
-				if (dsn_typed_addr(v, vl, &a0, &a1) && !dsn_rcpt_find(c, v + a0, a1 - a0)) {
+				if (msv__dsn_typed_addr(v, vl, &a0, &a1) && !msv__dsn_rcpt_find(c, v + a0, a1 - a0)) {
 					/* Removal-Recipient only counts when there is no Original-Rcpt-To. */
-					if (dsn_ci_eq(s + i, nl0, "Removal-Recipient") && nrcpt)
+					if (msv__dsn_ci_eq(s + i, nl0, "Removal-Recipient") && nrcpt)
 						goto next;
-					msv_dsn_recipient *r = dsn_rcpt_new(c);
+					msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 					if (r) {
-						r->address = dsn_str(c, v + a0, a1 - a0);
+						r->address = msv__dsn_str(c, v + a0, a1 - a0);
 						nrcpt++;
 					}
 				}
-			} else if (dsn_ci_eq(s + i, nl0, "Reporting-MTA")) {
+			} else if (msv__dsn_ci_eq(s + i, nl0, "Reporting-MTA")) {
 				const char *semi = memchr(v, ';', vl);
 				if (semi)
-					dsn_set_once(c, &rep->reporting_mta, semi + 1, (size_t)(v + vl - semi - 1));
+					msv__dsn_set_once(c, &rep->reporting_mta, semi + 1, (size_t)(v + vl - semi - 1));
 				else
-					dsn_set_once(c, &rep->reporting_mta, v, vl);
-			} else if (dsn_ci_eq(s + i, nl0, "Arrival-Date") ||
-			           dsn_ci_eq(s + i, nl0, "Received-Date")) {
-				dsn_set_once(c, &rep->arrival_date, v, vl);
-			} else if (dsn_ci_eq(s + i, nl0, "Original-Mail-From")) {
+					msv__dsn_set_once(c, &rep->reporting_mta, v, vl);
+			} else if (msv__dsn_ci_eq(s + i, nl0, "Arrival-Date") ||
+			           msv__dsn_ci_eq(s + i, nl0, "Received-Date")) {
+				msv__dsn_set_once(c, &rep->arrival_date, v, vl);
+			} else if (msv__dsn_ci_eq(s + i, nl0, "Original-Mail-From")) {
 				find_verp(w, v, vl);
 			}
 		}
@@ -392,14 +393,14 @@ static void read_arf(walk *w)
 		if (!to.len)
 			orig_header(w, "Delivered-To", &to);
 		size_t a0, a1, k = 0;
-		while (to.len && dsn_find_addr(to.data, to.len, k, &a0, &a1)) {
+		while (to.len && msv__dsn_find_addr(to.data, to.len, k, &a0, &a1)) {
 			k = a1;
-			if (dsn_rcpt_find(c, to.data + a0, a1 - a0))
+			if (msv__dsn_rcpt_find(c, to.data + a0, a1 - a0))
 				continue;
-			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 			if (!r)
 				break;
-			r->address = dsn_str(c, to.data + a0, a1 - a0);
+			r->address = msv__dsn_str(c, to.data + a0, a1 - a0);
 			nrcpt++;
 		}
 		msv_buf_free(&to);
@@ -411,7 +412,7 @@ static void read_arf(walk *w)
 		r->reason = MSV_DSN_R_FEEDBACK;
 	}
 	if (!rep->feedback_type)
-		rep->feedback_type = dsn_str(c, "abuse", 5);
+		rep->feedback_type = msv__dsn_str(c, "abuse", 5);
 }
 
 /* ---- kind detection helpers ---- */
@@ -438,8 +439,8 @@ static int looks_like_bounce(walk *w)
 		"failure", "undelivery", "message you sent", "nicht zustellbar", "mail delivery failed"};
 	if (w->nds || w->report_ds || w->failed.len)
 		return 1;
-	return dsn_ci_find_any(w->from.data, w->from.len, from_words, NWORDS(from_words)) ||
-	       dsn_ci_find_any(w->subject.data, w->subject.len, subj_words, NWORDS(subj_words));
+	return msv__dsn_ci_find_any(w->from.data, w->from.len, from_words, NWORDS(from_words)) ||
+	       msv__dsn_ci_find_any(w->subject.data, w->subject.len, subj_words, NWORDS(subj_words));
 }
 
 /* A List-Unsubscribe mailto request (RFC 2369) sent by a mail client
@@ -449,23 +450,23 @@ static int read_unsubscribe(walk *w)
 {
 	dsn_ctx *c = w->c;
 	const msv_mime_header *h = msv_mime_header_get(w->t, &w->t->nodes[0], "X-Apple-Unsubscribe");
-	if (!h || dsn_ci_find(h->value.p, h->value.len, "true") < 0)
+	if (!h || msv__dsn_ci_find(h->value.p, h->value.len, "true") < 0)
 		return 0;
 	msv_buf fromraw;
 	msv_buf_init(&fromraw, DSN_FIELD_MAX);
 	header_text(w, w->t, &w->t->nodes[0], "From", &fromraw);
 	size_t a0, a1;
-	if (fromraw.len && dsn_find_addr(fromraw.data, fromraw.len, 0, &a0, &a1)) {
-		msv_dsn_recipient *r = dsn_rcpt_new(c);
+	if (fromraw.len && msv__dsn_find_addr(fromraw.data, fromraw.len, 0, &a0, &a1)) {
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 		if (r) {
-			r->address = dsn_str(c, fromraw.data + a0, a1 - a0);
+			r->address = msv__dsn_str(c, fromraw.data + a0, a1 - a0);
 			r->reason = MSV_DSN_R_FEEDBACK;
-			dsn_set(c, &r->diagnostic, "unsubscribe request", 19);
+			msv__dsn_set(c, &r->diagnostic, "unsubscribe request", 19);
 		}
 	}
 	msv_buf_free(&fromraw);
 	if (!c->rep->feedback_type)
-		c->rep->feedback_type = dsn_str(c, "opt-out", 7);
+		c->rep->feedback_type = msv__dsn_str(c, "opt-out", 7);
 	return 1;
 }
 
@@ -476,20 +477,20 @@ static int looks_like_autoreply(walk *w)
 	static const char *const hdrs[] = {"X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress",
 	                                   "X-Autogenerated", "X-AutoReply-From", "X-Mail-Autoreply",
 	                                   "X-Vacation", "X-FC-MachineGenerated"};
-	if (w->autosub.len && dsn_ci_find(w->autosub.data, w->autosub.len, "auto-replied") >= 0)
+	if (w->autosub.len && msv__dsn_ci_find(w->autosub.data, w->autosub.len, "auto-replied") >= 0)
 		return 1;
 	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++)
 		if (msv_mime_header_get(t, root, hdrs[i]))
 			return 1;
 	const msv_mime_header *p = msv_mime_header_get(t, root, "Precedence");
-	if (p && dsn_ci_find(p->value.p, p->value.len, "auto_reply") >= 0)
+	if (p && msv__dsn_ci_find(p->value.p, p->value.len, "auto_reply") >= 0)
 		return 1;
 	static const char *const subj[] = {"auto:",          "automatic reply", "autoreply",
 	                                   "auto-reply",     "auto reply",      "out of office",
 	                                   "out of the office", "vacation",     "away from",
 	                                   "abwesenheit",    "absence",         "away until",
 	                                   "autosvar",       "réponse automatique", "不在"};
-	return dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj));
+	return msv__dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj));
 }
 
 static void read_autoreply(walk *w)
@@ -501,12 +502,12 @@ static void read_autoreply(walk *w)
 	msv_buf_init(&fromraw, DSN_FIELD_MAX);
 	header_text(w, w->t, &w->t->nodes[0], "From", &fromraw);
 	size_t a0, a1;
-	if (fromraw.len && dsn_find_addr(fromraw.data, fromraw.len, 0, &a0, &a1)) {
-		msv_dsn_recipient *r = dsn_rcpt_new(c);
+	if (fromraw.len && msv__dsn_find_addr(fromraw.data, fromraw.len, 0, &a0, &a1)) {
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 		if (r) {
-			r->address = dsn_str(c, fromraw.data + a0, a1 - a0);
+			r->address = msv__dsn_str(c, fromraw.data + a0, a1 - a0);
 			r->reason = MSV_DSN_R_VACATION;
-			dsn_set(c, &r->diagnostic, w->subject.data, w->subject.len);
+			msv__dsn_set(c, &r->diagnostic, w->subject.data, w->subject.len);
 		}
 	}
 	msv_buf_free(&fromraw);
@@ -530,9 +531,9 @@ static void sort_parts(walk *w)
 			continue;
 		if (type_is(n, "multipart", "report")) {
 			const msv_mime_header *h = msv_mime_header_get(t, n, "Content-Type");
-			if (h && dsn_ci_find(h->value.p, h->value.len, "feedback-report") >= 0)
+			if (h && msv__dsn_ci_find(h->value.p, h->value.len, "feedback-report") >= 0)
 				w->report_feedback = 1;
-			if (h && dsn_ci_find(h->value.p, h->value.len, "delivery-status") >= 0)
+			if (h && msv__dsn_ci_find(h->value.p, h->value.len, "delivery-status") >= 0)
 				w->report_ds = 1;
 			continue;
 		}
@@ -565,7 +566,7 @@ static void sort_parts(walk *w)
 static void set_format(dsn_ctx *c, const char *f)
 {
 	if (!c->rep->format && f)
-		c->rep->format = dsn_str(c, f, strlen(f));
+		c->rep->format = msv__dsn_str(c, f, strlen(f));
 }
 
 static void decide_kind(dsn_ctx *c)
@@ -613,8 +614,8 @@ static const char *const perm_strong[] = {
 
 static int text_says(walk *w, const char *const *words, size_t nw)
 {
-	return dsn_ci_find_any(w->text.data, w->cut, words, nw) ||
-	       dsn_ci_find_any(w->subject.data, w->subject.len, words, nw);
+	return msv__dsn_ci_find_any(w->text.data, w->cut, words, nw) ||
+	       msv__dsn_ci_find_any(w->subject.data, w->subject.len, words, nw);
 }
 
 /* A recipient whose fate the prose must tell: no Action field, and a
@@ -639,8 +640,8 @@ static void text_fate(walk *w, dsn_hint *h)
 	static const char *const subj[] = {"delayed", "delay", "warning", "not yet"};
 	h->delay_said = text_says(w, delay_strong, NWORDS(delay_strong));
 	int weak_said = !h->delay_said &&
-	                (dsn_ci_find_any(w->text.data, w->cut, weak, NWORDS(weak)) ||
-	                 dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj)));
+	                (msv__dsn_ci_find_any(w->text.data, w->cut, weak, NWORDS(weak)) ||
+	                 msv__dsn_ci_find_any(w->subject.data, w->subject.len, subj, NWORDS(subj)));
 	h->permanent = !h->delay_said && (weak_said || fate_open(w->c->rep)) &&
 	               text_says(w, perm_strong, NWORDS(perm_strong));
 	h->delayed = h->delay_said || (weak_said && !h->permanent);
@@ -661,7 +662,7 @@ static int prose_bouncy(walk *w)
 		"delivery failure", "mailbox is full", "returned mail", "delivery error",
 		"failed to deliver", "unable to be delivered", "cannot be delivered", "no such user",
 		"user unknown", "not delivered to", "not a member of this mailing list"};
-	return dsn_ci_find_any(w->text.data, w->cut, words, NWORDS(words));
+	return msv__dsn_ci_find_any(w->text.data, w->cut, words, NWORDS(words));
 }
 
 /* Hotmail's JMRP complaints: not ARF, a message/rfc822 with an
@@ -674,7 +675,7 @@ static int read_jmrp(walk *w)
 	msv_buf b;
 	msv_buf_init(&b, DSN_FIELD_MAX);
 	orig_header(w, "X-HmXmrOriginalRecipient", &b);
-	int is = b.len > 0 || (w->subject.len && dsn_ci_find(w->subject.data, w->subject.len,
+	int is = b.len > 0 || (w->subject.len && msv__dsn_ci_find(w->subject.data, w->subject.len,
 	                                                      "complaint about message from") >= 0);
 	if (!is) {
 		msv_buf_free(&b);
@@ -683,16 +684,16 @@ static int read_jmrp(walk *w)
 	if (!b.len)
 		orig_header(w, "To", &b);
 	size_t a0, a1;
-	if (b.len && dsn_find_addr(b.data, b.len, 0, &a0, &a1)) {
-		msv_dsn_recipient *r = dsn_rcpt_new(c);
+	if (b.len && msv__dsn_find_addr(b.data, b.len, 0, &a0, &a1)) {
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 		if (r) {
-			r->address = dsn_str(c, b.data + a0, a1 - a0);
+			r->address = msv__dsn_str(c, b.data + a0, a1 - a0);
 			r->reason = MSV_DSN_R_FEEDBACK;
 		}
 	}
 	msv_buf_free(&b);
 	if (!c->rep->feedback_type)
-		c->rep->feedback_type = dsn_str(c, "abuse", 5);
+		c->rep->feedback_type = msv__dsn_str(c, "abuse", 5);
 	return 1;
 }
 
@@ -708,19 +709,19 @@ static void rcpt_from_orig(walk *w, const char *why, size_t whylen)
 	msv_buf_init(&b, DSN_FIELD_MAX * 4);
 	orig_header(w, "To", &b);
 	size_t a0, a1, i = 0, found = 0;
-	while (b.len && dsn_find_addr(b.data, b.len, i, &a0, &a1) && found < 8) {
+	while (b.len && msv__dsn_find_addr(b.data, b.len, i, &a0, &a1) && found < 8) {
 		i = a1;
-		if (dsn_rcpt_find(c, b.data + a0, a1 - a0))
+		if (msv__dsn_rcpt_find(c, b.data + a0, a1 - a0))
 			continue;
-		msv_dsn_recipient *r = dsn_rcpt_new(c);
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 		if (!r)
 			break;
-		r->address = dsn_str(c, b.data + a0, a1 - a0);
+		r->address = msv__dsn_str(c, b.data + a0, a1 - a0);
 		found++;
 		if (why && whylen) {
-			r->diagnostic = dsn_str(c, why, whylen);
+			r->diagnostic = msv__dsn_str(c, why, whylen);
 			char st[MSV_DSN_STATUS_MAX];
-			if (dsn_find_status(why, whylen, st) >= 0) {
+			if (msv__dsn_find_status(why, whylen, st) >= 0) {
 				memcpy(r->status, st, sizeof(st));
 				r->status_source = MSV_DSN_SRC_TEXT;
 			}
@@ -746,7 +747,7 @@ static const msv_buf *orig_rcpts(walk *w)
 static int is_skipped(const walk *w, const char *a, size_t n)
 {
 	for (size_t i = 0; i < w->nskip; i++)
-		if (dsn_ci_eq(a, n, w->skipbuf.data + w->skipoff[i]))
+		if (msv__dsn_ci_eq(a, n, w->skipbuf.data + w->skipoff[i]))
 			return 1;
 	return 0;
 }
@@ -756,9 +757,9 @@ static int is_skipped(const walk *w, const char *a, size_t n)
 static int single_candidate(walk *w, const char *s, size_t n, size_t *c0, size_t *c1)
 {
 	size_t i = 0, a0, a1, found = 0;
-	while (s && dsn_find_addr(s, n, i, &a0, &a1)) {
+	while (s && msv__dsn_find_addr(s, n, i, &a0, &a1)) {
 		i = a1;
-		if (is_skipped(w, s + a0, a1 - a0) || dsn_rcpt_find(w->c, s + a0, a1 - a0))
+		if (is_skipped(w, s + a0, a1 - a0) || msv__dsn_rcpt_find(w->c, s + a0, a1 - a0))
 			continue;
 		if (found && (a1 - a0 != *c1 - *c0 || strncasecmp(s + a0, s + *c0, a1 - a0)))
 			return 0; /* several */
@@ -795,11 +796,11 @@ static void name_unnamed(walk *w, int drop)
 			got = single_candidate(w, w->failed.data, w->failed.len, &a0, &a1);
 		}
 		if (got)
-			rep->recipients[which].address = dsn_str(c, src + a0, a1 - a0);
+			rep->recipients[which].address = msv__dsn_str(c, src + a0, a1 - a0);
 	}
 	for (size_t i = 0; drop && i < rep->nrecipients;) {
 		if (!rep->recipients[i].address)
-			dsn_rcpt_remove(c, i);
+			msv__dsn_rcpt_remove(c, i);
 		else
 			i++;
 	}
@@ -818,12 +819,12 @@ static void sent_case(walk *w)
 	for (size_t k = 0; k < c->rep->nrecipients; k++) {
 		msv_dsn_recipient *r = &c->rep->recipients[k];
 		size_t i = 0, a0, a1;
-		while (r->address && dsn_find_addr(b->data, b->len, i, &a0, &a1)) {
+		while (r->address && msv__dsn_find_addr(b->data, b->len, i, &a0, &a1)) {
 			i = a1;
-			if (!dsn_ci_eq(b->data + a0, a1 - a0, r->address) ||
+			if (!msv__dsn_ci_eq(b->data + a0, a1 - a0, r->address) ||
 			    !strncmp(b->data + a0, r->address, a1 - a0))
 				continue;
-			char *sent = dsn_str(c, b->data + a0, a1 - a0);
+			char *sent = msv__dsn_str(c, b->data + a0, a1 - a0);
 			if (!sent)
 				break;
 			if (!r->final_recipient)
@@ -872,7 +873,7 @@ static void analyze(walk *w, const char *buf, size_t len)
 	/* The returned message. */
 	size_t orig_start = 0;
 	const char *tx = w->text.data ? w->text.data : "";
-	size_t cut = dsn_text_cut(tx, w->text.len, &orig_start);
+	size_t cut = msv__dsn_text_cut(tx, w->text.len, &orig_start);
 	w->cut = cut;
 	w->orig_start = orig_start;
 	find_orig(w, cut < w->text.len ? tx + orig_start : NULL,
@@ -884,12 +885,12 @@ static void analyze(walk *w, const char *buf, size_t len)
 		msv_buf b;
 		msv_buf_init(&b, DSN_FIELD_MAX);
 		orig_header(w, "Subject", &b);
-		dsn_set_once(c, &rep->original_subject, b.data, b.len);
+		msv__dsn_set_once(c, &rep->original_subject, b.data, b.len);
 		msv_buf_reset(&b);
 		orig_header(w, "From", &b);
 		size_t a0, a1;
-		if (b.len && dsn_find_addr(b.data, b.len, 0, &a0, &a1)) {
-			dsn_set_once(c, &rep->original_from, b.data + a0, a1 - a0);
+		if (b.len && msv__dsn_find_addr(b.data, b.len, 0, &a0, &a1)) {
+			msv__dsn_set_once(c, &rep->original_from, b.data + a0, a1 - a0);
 			add_skip(w, b.data + a0, a1 - a0);
 		}
 		msv_buf_reset(&b);
@@ -935,8 +936,8 @@ static void analyze(walk *w, const char *buf, size_t len)
 			msv_buf_init(&body, DSN_TEXT_MAX);
 			msv_buf_init(&lf, DSN_TEXT_MAX);
 			if (!decode_node(&t->nodes[w->ds_nodes[i]], &body) && body.len &&
-			    !dsn_add_lf(&lf, body.data, body.len))
-				dsn_ds_read(c, lf.data, lf.len, w->ds_utf8[i]);
+			    !msv__dsn_add_lf(&lf, body.data, body.len))
+				msv__dsn_ds_read(c, lf.data, lf.len, w->ds_utf8[i]);
 			msv_buf_free(&body);
 			msv_buf_free(&lf);
 		}
@@ -945,10 +946,10 @@ static void analyze(walk *w, const char *buf, size_t len)
 			set_format(c, w->ds_utf8[0] ? "rfc6533" : "rfc3464");
 		msv_dsn_kind fixed = MSV_DSN_UNKNOWN;
 		if (!rep->nrecipients && w->text.len &&
-		    (dsn_ci_find(tx, w->text.len, "notificationtype\\\"") >= 0 ||
-		     dsn_ci_find(tx, w->text.len, "\"notificationtype\"") >= 0 ||
-		     dsn_ci_find(tx, w->text.len, "\"eventtype\"") >= 0) &&
-		    dsn_ses_read(c, tx, w->text.len, &fixed)) {
+		    (msv__dsn_ci_find(tx, w->text.len, "notificationtype\\\"") >= 0 ||
+		     msv__dsn_ci_find(tx, w->text.len, "\"notificationtype\"") >= 0 ||
+		     msv__dsn_ci_find(tx, w->text.len, "\"eventtype\"") >= 0) &&
+		    msv__dsn_ses_read(c, tx, w->text.len, &fixed)) {
 			set_format(c, "amazonses");
 			if (fixed == MSV_DSN_FEEDBACK)
 				rep->kind = MSV_DSN_FEEDBACK;
@@ -974,13 +975,13 @@ static void analyze(walk *w, const char *buf, size_t len)
 			                  sent->data};
 			size_t prelude = 0;
 			int had = rep->nrecipients > 0;
-			dsn_text_read(c, &in, &fmt, &prelude);
+			msv__dsn_text_read(c, &in, &fmt, &prelude);
 			name_unnamed(w, 1);
 			set_format(c, fmt);
 			/* The introduction is every recipient's context when the
 			 * prose was all there was. */
 			if (!had && prelude)
-				context = dsn_str(c, tx, prelude);
+				context = msv__dsn_str(c, tx, prelude);
 			hint.context = context;
 			if (!rep->nrecipients && bouncy) {
 				rcpt_from_orig(w, tx, w->cut);
@@ -999,14 +1000,14 @@ static void analyze(walk *w, const char *buf, size_t len)
 	sent_case(w);
 	/* Classify. */
 	for (size_t i = 0; i < rep->nrecipients; i++)
-		dsn_classify_rcpt(c, &rep->recipients[i], &hint);
+		msv__dsn_classify_rcpt(c, &rep->recipients[i], &hint);
 	msv_free(context);
 	if (rep->kind != MSV_DSN_FEEDBACK && rep->kind != MSV_DSN_AUTOREPLY)
 		decide_kind(c);
 
 	/* Queue ID: ENVID first (we put it there), then a VERP token. */
 	if (rep->envelope_id)
-		rep->queue_id = dsn_str(c, rep->envelope_id, strlen(rep->envelope_id));
+		rep->queue_id = msv__dsn_str(c, rep->envelope_id, strlen(rep->envelope_id));
 	if (!rep->queue_id)
 		verp_from_headers(w, t, root);
 	if (!rep->queue_id && w->have_orig)
@@ -1021,7 +1022,7 @@ static void analyze(walk *w, const char *buf, size_t len)
 		msv_buf body;
 		msv_buf_init(&body, DSN_TEXT_MAX);
 		if (!decode_node(&t->nodes[w->ds_nodes[i]], &body) && body.len) {
-			long k = dsn_ci_find(body.data, body.len, "x-postfix-sender:");
+			long k = msv__dsn_ci_find(body.data, body.len, "x-postfix-sender:");
 			if (k >= 0) {
 				const char *v = body.data + k;
 				const char *nl = memchr(v, '\n', body.len - (size_t)k);
@@ -1086,7 +1087,7 @@ static int trailing_report(const msv_mime_tree *t, const char **p, size_t *n)
 			k++;
 		while (k < len && (s[k] == '\n' || s[k] == '\r'))
 			k++;
-		if (k >= len || dsn_ci_find(s + k, len - k, "message/delivery-status") < 0)
+		if (k >= len || msv__dsn_ci_find(s + k, len - k, "message/delivery-status") < 0)
 			return 0;
 		*p = s + k;
 		*n = len - k;
@@ -1187,7 +1188,7 @@ static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
 			dsn_ctx c2 = {rep, rep->nrecipients, opts, 0};
 			for (size_t i = 0; i < in->nrecipients; i++) {
 				msv_dsn_recipient *src = &in->recipients[i];
-				msv_dsn_recipient *dst = dsn_rcpt_new(&c2);
+				msv_dsn_recipient *dst = msv__dsn_rcpt_new(&c2);
 				if (!dst)
 					break;
 				*dst = *src; /* the strings move over */
@@ -1229,9 +1230,9 @@ msv_result msv_dsn_parse(msv_dsn_report **out, const char *buf, size_t len,
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "msv_dsn_parse: buf is NULL");
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != MSV_DSN_OPTIONS_VERSION)
+	if (!msv__version_ok(opts->version, MSV_DSN_OPTIONS_VERSION))
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
-		                     "msv_dsn_options: version %u, expected %u", opts->version,
+		                     "msv_dsn_options: version %u is not between 1 and %u", opts->version,
 		                     MSV_DSN_OPTIONS_VERSION);
 	size_t max = opts->max_size ? opts->max_size : DSN_SIZE_DEFAULT;
 	if (len > max)

@@ -35,8 +35,8 @@ const char *msv_dsn_reason_text(msv_dsn_reason r)
 }
 
 /* The reason table's hard column: 1 hard, 2 hard only when permanent. */
-int dsn_reason_hard_col(msv_dsn_reason r);
-int dsn_reason_hard_col(msv_dsn_reason r)
+int msv__dsn_reason_hard_col(msv_dsn_reason r);
+int msv__dsn_reason_hard_col(msv_dsn_reason r)
 {
 	if ((unsigned)r >= MSV__DSN_REASON_COUNT)
 		return 0;
@@ -64,13 +64,13 @@ int msv_dsn_reason_from_name(const char *name)
 	if (!name)
 		return -1;
 	for (int i = 0; i < MSV__DSN_REASON_COUNT; i++)
-		if (reasons[i].name && dsn_ci_eq(name, strlen(name), reasons[i].name))
+		if (reasons[i].name && msv__dsn_ci_eq(name, strlen(name), reasons[i].name))
 			return i;
 	for (size_t i = 0; i < sizeof(sisimai_names) / sizeof(sisimai_names[0]); i++)
-		if (dsn_ci_eq(name, strlen(name), sisimai_names[i].sisimai))
+		if (msv__dsn_ci_eq(name, strlen(name), sisimai_names[i].sisimai))
 			return (int)sisimai_names[i].r;
 	/* Sisimai 5 renamed mesgtoobig. */
-	if (dsn_ci_eq(name, strlen(name), "emailtoolarge"))
+	if (msv__dsn_ci_eq(name, strlen(name), "emailtoolarge"))
 		return MSV_DSN_R_MESGTOOBIG;
 	return -1;
 }
@@ -97,7 +97,7 @@ const char *msv_dsn_source_name(msv_dsn_source s)
 
 /* ---- strings ---- */
 
-char *dsn_str(dsn_ctx *c, const char *s, size_t n)
+char *msv__dsn_str(dsn_ctx *c, const char *s, size_t n)
 {
 	if (!s)
 		return NULL;
@@ -143,24 +143,24 @@ char *dsn_str(dsn_ctx *c, const char *s, size_t n)
 	return o;
 }
 
-void dsn_set(dsn_ctx *c, char **field, const char *s, size_t n)
+void msv__dsn_set(dsn_ctx *c, char **field, const char *s, size_t n)
 {
-	char *v = dsn_str(c, s, n);
+	char *v = msv__dsn_str(c, s, n);
 	if (!v)
 		return;
 	msv_free(*field);
 	*field = v;
 }
 
-void dsn_set_once(dsn_ctx *c, char **field, const char *s, size_t n)
+void msv__dsn_set_once(dsn_ctx *c, char **field, const char *s, size_t n)
 {
 	if (!*field)
-		*field = dsn_str(c, s, n);
+		*field = msv__dsn_str(c, s, n);
 }
 
 /* ---- recipients ---- */
 
-msv_dsn_recipient *dsn_rcpt_new(dsn_ctx *c)
+msv_dsn_recipient *msv__dsn_rcpt_new(dsn_ctx *c)
 {
 	msv_dsn_report *rep = c->rep;
 	if (rep->nrecipients >= DSN_RCPT_MAX) {
@@ -186,17 +186,17 @@ msv_dsn_recipient *dsn_rcpt_new(dsn_ctx *c)
 	return r;
 }
 
-msv_dsn_recipient *dsn_rcpt_find(dsn_ctx *c, const char *addr, size_t n)
+msv_dsn_recipient *msv__dsn_rcpt_find(dsn_ctx *c, const char *addr, size_t n)
 {
 	for (size_t i = 0; i < c->rep->nrecipients; i++) {
 		msv_dsn_recipient *r = &c->rep->recipients[i];
-		if (r->address && dsn_ci_eq(addr, n, r->address))
+		if (r->address && msv__dsn_ci_eq(addr, n, r->address))
 			return r;
 	}
 	return NULL;
 }
 
-void dsn_rcpt_clear(msv_dsn_recipient *r)
+void msv__dsn_rcpt_clear(msv_dsn_recipient *r)
 {
 	msv_free(r->address);
 	msv_free(r->original_recipient);
@@ -211,12 +211,12 @@ void dsn_rcpt_clear(msv_dsn_recipient *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void dsn_rcpt_remove(dsn_ctx *c, size_t i)
+void msv__dsn_rcpt_remove(dsn_ctx *c, size_t i)
 {
 	msv_dsn_report *rep = c->rep;
 	if (i >= rep->nrecipients)
 		return;
-	dsn_rcpt_clear(&rep->recipients[i]);
+	msv__dsn_rcpt_clear(&rep->recipients[i]);
 	memmove(&rep->recipients[i], &rep->recipients[i + 1],
 	        (rep->nrecipients - i - 1) * sizeof(msv_dsn_recipient));
 	rep->nrecipients--;
@@ -227,7 +227,7 @@ void msv_dsn_report_free(msv_dsn_report *r)
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->nrecipients; i++)
-		dsn_rcpt_clear(&r->recipients[i]);
+		msv__dsn_rcpt_clear(&r->recipients[i]);
 	msv_free(r->recipients);
 	msv_free(r->format);
 	msv_free(r->envelope_id);
@@ -289,7 +289,7 @@ msv_result msv_dsn_verp_decode(msv_buf *out, const char *addr, const char *prefi
 		return MSV_E_INVALID;
 	const char *at = strrchr(addr, '@');
 	size_t pl = strlen(prefix);
-	if (!at || !dsn_ci_prefix(addr, (size_t)(at - addr), prefix))
+	if (!at || !msv__dsn_ci_prefix(addr, (size_t)(at - addr), prefix))
 		return MSV_E_INVALID;
 	const char *id = addr + pl;
 	size_t n = (size_t)(at - id);
@@ -298,7 +298,7 @@ msv_result msv_dsn_verp_decode(msv_buf *out, const char *addr, const char *prefi
 	for (size_t i = 0; i < n; i++)
 		if (!verp_char((unsigned char)id[i]))
 			return MSV_E_INVALID;
-	if (domain && !dsn_ci_eq(at + 1, strlen(at + 1), domain))
+	if (domain && !msv__dsn_ci_eq(at + 1, strlen(at + 1), domain))
 		return MSV_E_INVALID;
 	return msv_buf_add(out, id, n);
 }

@@ -22,7 +22,7 @@ static int wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-msv_result dsn_xtext_decode(msv_buf *out, const char *s, size_t n)
+msv_result msv__dsn_xtext_decode(msv_buf *out, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
@@ -93,7 +93,7 @@ static msv_result uncomment(msv_buf *out, const char *s, size_t n)
 	return MSV_OK;
 }
 
-int dsn_typed_addr(const char *s, size_t n, size_t *a0, size_t *a1)
+int msv__dsn_typed_addr(const char *s, size_t n, size_t *a0, size_t *a1)
 {
 	size_t i = 0;
 	/* "addr-type ;" : an atom then ';' */
@@ -258,7 +258,7 @@ static void new_group(ds_state *st)
 static msv_dsn_recipient *cur_rcpt(ds_state *st)
 {
 	if (!st->cur && !st->skip_group) {
-		st->cur = dsn_rcpt_new(st->c);
+		st->cur = msv__dsn_rcpt_new(st->c);
 		if (!st->cur)
 			st->skip_group = 1;
 		else
@@ -313,11 +313,11 @@ static void set_addr(ds_state *st, char **field, const char *v, size_t n)
 			c->oom = 1;
 			return;
 		}
-		dsn_set(c, field, dec.data, dec.len);
+		msv__dsn_set(c, field, dec.data, dec.len);
 		msv_buf_free(&dec);
 		return;
 	}
-	dsn_set(c, field, s, len);
+	msv__dsn_set(c, field, s, len);
 }
 
 /* The canonical mailbox of a kept field value, or NULL (no Internet
@@ -329,9 +329,9 @@ static char *mailbox_of(dsn_ctx *c, const char *v)
 	msv_buf b;
 	msv_buf_init(&b, DSN_FIELD_MAX);
 	int ok = 0;
-	if (dsn_mailbox(&b, &ok, v, strlen(v)) == MSV_E_NOMEM)
+	if (msv__dsn_mailbox(&b, &ok, v, strlen(v)) == MSV_E_NOMEM)
 		c->oom = 1;
-	char *r = ok ? dsn_str(c, b.data, b.len) : NULL;
+	char *r = ok ? msv__dsn_str(c, b.data, b.len) : NULL;
 	msv_buf_free(&b);
 	return r;
 }
@@ -342,7 +342,7 @@ static char *mailbox_of(dsn_ctx *c, const char *v)
 static char *shown_of(dsn_ctx *c, const char *v)
 {
 	size_t tl, n = strlen(v);
-	int type = dsn_addr_type(v, n, &tl);
+	int type = msv__dsn_addr_type(v, n, &tl);
 	const char *a = v + tl;
 	size_t an = n - tl;
 	while (an && (*a == ' ' || *a == '<')) {
@@ -352,12 +352,12 @@ static char *shown_of(dsn_ctx *c, const char *v)
 	while (an && (a[an - 1] == ' ' || a[an - 1] == '>'))
 		an--;
 	if (type != DSN_ADDR_OTHER)
-		return dsn_str(c, a, an);
+		return msv__dsn_str(c, a, an);
 	msv_buf b;
 	msv_buf_init(&b, DSN_FIELD_MAX);
 	if (msv_buf_add(&b, v, tl) || msv_buf_addc(&b, ' ') || msv_buf_add(&b, a, an))
 		c->oom = 1;
-	char *r = dsn_str(c, b.data, b.len);
+	char *r = msv__dsn_str(c, b.data, b.len);
 	msv_buf_free(&b);
 	return r;
 }
@@ -384,7 +384,7 @@ static void resolve_group(dsn_ctx *c, msv_dsn_recipient *r)
 	r->address = om ? om : fm ? fm : am;
 	if (om) {
 		msv_free(r->original_recipient);
-		r->original_recipient = dsn_str(c, om, strlen(om));
+		r->original_recipient = msv__dsn_str(c, om, strlen(om));
 	} else if (r->original_recipient) {
 		char *o = shown_of(c, r->original_recipient);
 		msv_free(r->original_recipient);
@@ -394,7 +394,7 @@ static void resolve_group(dsn_ctx *c, msv_dsn_recipient *r)
 	r->final_recipient = NULL;
 	const char *f = fm ? fm : shown;
 	if (f && (!r->address || strcmp(f, r->address)))
-		r->final_recipient = dsn_str(c, f, strlen(f));
+		r->final_recipient = msv__dsn_str(c, f, strlen(f));
 	if (om)
 		msv_free(fm);
 	if (om || fm)
@@ -409,7 +409,7 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 	msv_dsn_report *rep = c->rep;
 	int id = F_OTHER;
 	for (size_t i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
-		if (dsn_ci_eq(name, nl, field_names[i].name)) {
+		if (msv__dsn_ci_eq(name, nl, field_names[i].name)) {
 			id = field_names[i].id;
 			break;
 		}
@@ -423,11 +423,11 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 	switch (id) {
 	case F_ENVID: {
 		msv_buf_reset(&st->tmp);
-		if (dsn_xtext_decode(&st->tmp, v, n)) {
+		if (msv__dsn_xtext_decode(&st->tmp, v, n)) {
 			c->oom = 1;
 			return;
 		}
-		dsn_set_once(c, &rep->envelope_id, st->tmp.data, st->tmp.len);
+		msv__dsn_set_once(c, &rep->envelope_id, st->tmp.data, st->tmp.len);
 		return;
 	}
 	case F_REPORTING_MTA:
@@ -437,10 +437,10 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 			c->oom = 1;
 			return;
 		}
-		dsn_set_once(c, &rep->reporting_mta, st->tmp.data, st->tmp.len);
+		msv__dsn_set_once(c, &rep->reporting_mta, st->tmp.data, st->tmp.len);
 		return;
 	case F_ARRIVAL_DATE:
-		dsn_set_once(c, &rep->arrival_date, v, n);
+		msv__dsn_set_once(c, &rep->arrival_date, v, n);
 		return;
 	case F_FINAL_RCPT:
 	case F_ACTUAL_RCPT:
@@ -494,7 +494,7 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 		            {"relayed", MSV_DSN_ACTION_RELAYED},   {"expanded", MSV_DSN_ACTION_EXPANDED},
 		            {"deliverable", MSV_DSN_ACTION_DELIVERED}};
 		for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
-			if (dsn_ci_prefix(a, al, acts[i].w)) {
+			if (msv__dsn_ci_prefix(a, al, acts[i].w)) {
 				st->cur->action = acts[i].a;
 				break;
 			}
@@ -513,7 +513,7 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 			return;
 		}
 		char status[MSV_DSN_STATUS_MAX];
-		if (st->tmp.len && dsn_status_norm(st->tmp.data, st->tmp.len, status)) {
+		if (st->tmp.len && msv__dsn_status_norm(st->tmp.data, st->tmp.len, status)) {
 			memcpy(st->cur->status, status, sizeof(status));
 			st->cur->status_source = MSV_DSN_SRC_FIELD;
 		}
@@ -529,7 +529,7 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 				c->oom = 1;
 				return;
 			}
-			dsn_set_once(c, &st->cur->remote_mta, st->tmp.data, st->tmp.len);
+			msv__dsn_set_once(c, &st->cur->remote_mta, st->tmp.data, st->tmp.len);
 		}
 		return;
 	case F_DIAGNOSTIC:
@@ -546,28 +546,28 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 				size_t tl = 0;
 				while (v0 + tl < v && v0[tl] != ';')
 					tl++;
-				char *ty = dsn_str(c, v0, tl);
+				char *ty = msv__dsn_str(c, v0, tl);
 				for (char *q = ty; q && *q; q++)
-					*q = (char)dsn_lower((unsigned char)*q);
+					*q = (char)msv__dsn_lower((unsigned char)*q);
 				st->cur->diagnostic_type = ty;
 			}
 		}
-		dsn_set_once(c, &st->cur->diagnostic, v, n);
+		msv__dsn_set_once(c, &st->cur->diagnostic, v, n);
 		return;
 	case F_LAST_ATTEMPT:
 		if (cur_rcpt(st))
-			dsn_set_once(c, &st->cur->last_attempt_date, v, n);
+			msv__dsn_set_once(c, &st->cur->last_attempt_date, v, n);
 		return;
 	case F_WILL_RETRY:
 		if (cur_rcpt(st))
-			dsn_set_once(c, &st->cur->will_retry_until, v, n);
+			msv__dsn_set_once(c, &st->cur->will_retry_until, v, n);
 		return;
 	default:
 		return;
 	}
 }
 
-size_t dsn_ds_read(dsn_ctx *c, const char *s, size_t n, int utf8)
+size_t msv__dsn_ds_read(dsn_ctx *c, const char *s, size_t n, int utf8)
 {
 	ds_state st;
 	memset(&st, 0, sizeof(st));
@@ -629,7 +629,7 @@ size_t dsn_ds_read(dsn_ctx *c, const char *s, size_t n, int utf8)
 	while (j < c->rep->nrecipients) {
 		msv_dsn_recipient *r = &c->rep->recipients[j];
 		if (!r->address && !r->original_recipient && !r->final_recipient) {
-			dsn_rcpt_remove(c, j);
+			msv__dsn_rcpt_remove(c, j);
 			continue;
 		}
 		resolve_group(c, r);

@@ -82,7 +82,7 @@ static long json_key(const char *s, size_t n, const char *key)
 	memcpy(pat + 1, key, kl);
 	pat[kl + 1] = '"';
 	pat[kl + 2] = '\0';
-	long f = dsn_ci_find(s, n, pat);
+	long f = msv__dsn_ci_find(s, n, pat);
 	return f < 0 ? -1 : f + (long)kl + 2;
 }
 
@@ -190,14 +190,14 @@ static void add_rcpt(dsn_ctx *c, const char *s, size_t n, const char *kind)
 	msv_dsn_recipient *r = NULL;
 	if (s[0] == '"') {
 		if (json_string(s, n, 0, &v) && v.len) {
-			r = dsn_rcpt_new(c);
+			r = msv__dsn_rcpt_new(c);
 			if (r)
-				r->address = dsn_str(c, v.data, v.len);
+				r->address = msv__dsn_str(c, v.data, v.len);
 		}
 	} else if (json_get(s, n, "emailAddress", &v) && v.len) {
-		r = dsn_rcpt_new(c);
+		r = msv__dsn_rcpt_new(c);
 		if (r)
-			r->address = dsn_str(c, v.data, v.len);
+			r->address = msv__dsn_str(c, v.data, v.len);
 	}
 	if (!r || !r->address) {
 		msv_buf_free(&v);
@@ -209,7 +209,7 @@ static void add_rcpt(dsn_ctx *c, const char *s, size_t n, const char *kind)
 		const char *lt = strchr(a, '<');
 		const char *gt = lt ? strchr(lt, '>') : NULL;
 		if (lt && gt && gt > lt + 1) {
-			char *x = dsn_str(c, lt + 1, (size_t)(gt - lt - 1));
+			char *x = msv__dsn_str(c, lt + 1, (size_t)(gt - lt - 1));
 			if (x) {
 				msv_free(r->address);
 				r->address = x;
@@ -222,13 +222,13 @@ static void add_rcpt(dsn_ctx *c, const char *s, size_t n, const char *kind)
 		r->action = MSV_DSN_ACTION_DELIVERED;
 	} else {
 		if (json_get(s, n, "action", &v) && v.len) {
-			if (dsn_ci_prefix(v.data, v.len, "failed"))
+			if (msv__dsn_ci_prefix(v.data, v.len, "failed"))
 				r->action = MSV_DSN_ACTION_FAILED;
-			else if (dsn_ci_prefix(v.data, v.len, "delayed"))
+			else if (msv__dsn_ci_prefix(v.data, v.len, "delayed"))
 				r->action = MSV_DSN_ACTION_DELAYED;
 		}
 		if (json_get(s, n, "status", &v) && v.len &&
-		    dsn_status_norm(v.data, v.len, r->status))
+		    msv__dsn_status_norm(v.data, v.len, r->status))
 			r->status_source = MSV_DSN_SRC_FIELD;
 		if (json_get(s, n, "diagnosticCode", &v) && v.len) {
 			const char *d = v.data;
@@ -238,21 +238,21 @@ static void add_rcpt(dsn_ctx *c, const char *s, size_t n, const char *kind)
 				dl -= (size_t)(semi + 1 - d);
 				d = semi + 1;
 			}
-			r->diagnostic = dsn_str(c, d, dl);
+			r->diagnostic = msv__dsn_str(c, d, dl);
 		}
 	}
 	msv_buf_free(&v);
 }
 
-int dsn_ses_read(dsn_ctx *c, const char *s, size_t n, msv_dsn_kind *kind)
+int msv__dsn_ses_read(dsn_ctx *c, const char *s, size_t n, msv_dsn_kind *kind)
 {
 	msv_buf v;
 	/* An SNS envelope carries the notification as a JSON string in its
 	 * "Message" field: read that instead. */
 	msv_buf_init(&v, DSN_TEXT_MAX);
-	if (json_get(s, n, "Type", &v) && dsn_ci_eq(v.data, v.len, "notification") &&
-	    json_get(s, n, "Message", &v) && v.len && dsn_ci_find(v.data, v.len, "notificationtype") >= 0) {
-		int r = dsn_ses_read(c, v.data, v.len, kind);
+	if (json_get(s, n, "Type", &v) && msv__dsn_ci_eq(v.data, v.len, "notification") &&
+	    json_get(s, n, "Message", &v) && v.len && msv__dsn_ci_find(v.data, v.len, "notificationtype") >= 0) {
+		int r = msv__dsn_ses_read(c, v.data, v.len, kind);
 		msv_buf_free(&v);
 		return r;
 	}
@@ -264,19 +264,19 @@ int dsn_ses_read(dsn_ctx *c, const char *s, size_t n, msv_dsn_kind *kind)
 		return 0;
 	}
 	size_t before = c->rep->nrecipients, a0, a1;
-	if (dsn_ci_eq(v.data, v.len, "bounce")) {
+	if (msv__dsn_ci_eq(v.data, v.len, "bounce")) {
 		*kind = MSV_DSN_BOUNCE;
 		if (json_array(s, n, "bouncedRecipients", &a0, &a1))
 			each_elem(s, a0, a1, add_rcpt, c, "bounce");
-	} else if (dsn_ci_eq(v.data, v.len, "complaint")) {
+	} else if (msv__dsn_ci_eq(v.data, v.len, "complaint")) {
 		*kind = MSV_DSN_FEEDBACK;
 		if (json_array(s, n, "complainedRecipients", &a0, &a1))
 			each_elem(s, a0, a1, add_rcpt, c, "complaint");
 		if (json_get(s, n, "complaintFeedbackType", &v) && v.len)
-			dsn_set_once(c, &c->rep->feedback_type, v.data, v.len);
-	} else if (dsn_ci_eq(v.data, v.len, "delivery")) {
+			msv__dsn_set_once(c, &c->rep->feedback_type, v.data, v.len);
+	} else if (msv__dsn_ci_eq(v.data, v.len, "delivery")) {
 		*kind = MSV_DSN_SUCCESS;
-		long d = dsn_ci_find(s, n, "\"delivery\"");
+		long d = msv__dsn_ci_find(s, n, "\"delivery\"");
 		if (d >= 0) {
 			const char *ds = s + d;
 			size_t dn = n - (size_t)d;
@@ -285,14 +285,14 @@ int dsn_ses_read(dsn_ctx *c, const char *s, size_t n, msv_dsn_kind *kind)
 			if (json_get(ds, dn, "smtpResponse", &v) && v.len) {
 				for (size_t i = before; i < c->rep->nrecipients; i++) {
 					msv_dsn_recipient *r = &c->rep->recipients[i];
-					dsn_set_once(c, &r->diagnostic, v.data, v.len);
-					if (dsn_find_status(v.data, v.len, r->status) >= 0)
+					msv__dsn_set_once(c, &r->diagnostic, v.data, v.len);
+					if (msv__dsn_find_status(v.data, v.len, r->status) >= 0)
 						r->status_source = MSV_DSN_SRC_TEXT;
-					r->reply_code = dsn_find_reply_code(v.data, v.len);
+					r->reply_code = msv__dsn_find_reply_code(v.data, v.len);
 				}
 			}
 			if (json_get(ds, dn, "reportingMTA", &v) && v.len)
-				dsn_set_once(c, &c->rep->reporting_mta, v.data, v.len);
+				msv__dsn_set_once(c, &c->rep->reporting_mta, v.data, v.len);
 		}
 	}
 	if (json_get(s, n, "reportingMTA", &v) && v.len) {
@@ -303,7 +303,7 @@ int dsn_ses_read(dsn_ctx *c, const char *s, size_t n, msv_dsn_kind *kind)
 			ml -= (size_t)(semi + 1 - m);
 			m = semi + 1;
 		}
-		dsn_set_once(c, &c->rep->reporting_mta, m, ml);
+		msv__dsn_set_once(c, &c->rep->reporting_mta, m, ml);
 	}
 	msv_buf_free(&v);
 	return (int)(c->rep->nrecipients - before);

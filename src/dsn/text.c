@@ -8,7 +8,7 @@
  * its own (or at the start of a line, followed by ':'), then the error
  * in the lines below; then a marker line and the returned message.  So:
  *
- *   1. cut the prose at the marker (dsn_text_cut);
+ *   1. cut the prose at the marker (msv__dsn_text_cut);
  *   2. find anchor lines: an address alone, "<addr>:", "addr: text",
  *      or a phrase that introduces one ("delivering your mail to <a>");
  *   3. each recipient's block runs from its anchor to the next anchor;
@@ -79,20 +79,20 @@ static int is_marker(const char *t, size_t s, size_t e)
 		"original message:"};
 	if (deco >= 2) {
 		for (size_t i = 0; i < sizeof(decorated) / sizeof(decorated[0]); i++)
-			if (dsn_ci_find(p, n, decorated[i]) >= 0)
+			if (msv__dsn_ci_find(p, n, decorated[i]) >= 0)
 				return 1;
 	}
 	/* Undecorated markers start the line (after at most 8 octets of
 	 * punctuation): only that much of a long line is searched. */
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
 		size_t pl = strlen(plain[i]);
-		if (dsn_ci_find(p, n < pl + 8 ? n : pl + 8, plain[i]) >= 0)
+		if (msv__dsn_ci_find(p, n < pl + 8 ? n : pl + 8, plain[i]) >= 0)
 			return 1;
 	}
 	return 0;
 }
 
-size_t dsn_text_cut(const char *text, size_t len, size_t *orig_start)
+size_t msv__dsn_text_cut(const char *text, size_t len, size_t *orig_start)
 {
 	size_t i = 0;
 	while (i < len) {
@@ -146,7 +146,7 @@ static int skipped_local(const char *a, size_t n)
 	                                     "noreply@", "no-reply@", "abuse@", "hostmaster@",
 	                                     "double-bounce@", "root@", "daemon@"};
 	for (size_t i = 0; i < sizeof(locals) / sizeof(locals[0]); i++)
-		if (dsn_ci_prefix(a, n, locals[i]))
+		if (msv__dsn_ci_prefix(a, n, locals[i]))
 			return 1;
 	return 0;
 }
@@ -156,21 +156,21 @@ static int skipped_local(const char *a, size_t n)
 static int is_sender(tctx *x, const char *a, size_t n)
 {
 	for (size_t i = 0; i < x->in->nskip && !x->lenient; i++)
-		if (dsn_ci_eq(a, n, x->in->skip[i]))
+		if (msv__dsn_ci_eq(a, n, x->in->skip[i]))
 			return 1;
 	for (size_t i = 0; i < x->ndyn; i++)
-		if (dsn_ci_eq(a, n, x->dyn_skip[i]))
+		if (msv__dsn_ci_eq(a, n, x->dyn_skip[i]))
 			return 1;
-	return dsn_ci_prefix(a, n, "mailer-daemon@");
+	return msv__dsn_ci_prefix(a, n, "mailer-daemon@");
 }
 
 static int is_skip(tctx *x, const char *a, size_t n)
 {
 	for (size_t i = 0; i < x->in->nskip; i++)
-		if (dsn_ci_eq(a, n, x->in->skip[i]))
+		if (msv__dsn_ci_eq(a, n, x->in->skip[i]))
 			return 1;
 	for (size_t i = 0; i < x->ndyn; i++)
-		if (dsn_ci_eq(a, n, x->dyn_skip[i]))
+		if (msv__dsn_ci_eq(a, n, x->dyn_skip[i]))
 			return 1;
 	return skipped_local(a, n);
 }
@@ -184,7 +184,7 @@ static int header_line(const char *p, size_t n)
 	                                "envelope-from", "dkim-", "list-", "errors-to:", "cc:",
 	                                "date:", "subject:", "mime-version:", "content-", "to:"};
 	for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
-		if (dsn_ci_prefix(p, n, h[i]))
+		if (msv__dsn_ci_prefix(p, n, h[i]))
 			return 1;
 	return 0;
 }
@@ -196,14 +196,14 @@ static int help_line(const char *p, size_t n)
 	static const char *const h[] = {"contact", "write to", "send mail to", "e.g.", "for example",
 	                                "such as", "help", "question", "reply to", "in the form",
 	                                "do not reply", "administrator", "support@"};
-	return dsn_ci_find_any(p, n, h, NWORDS(h));
+	return msv__dsn_ci_find_any(p, n, h, NWORDS(h));
 }
 
 /* Does the address list s (NULL: none) hold a[0..n), case-insensitively? */
 static int in_list(const char *s, const char *a, size_t n)
 {
 	size_t i = 0, a0, a1, sl = s ? strlen(s) : 0;
-	while (s && dsn_find_addr(s, sl, i, &a0, &a1)) {
+	while (s && msv__dsn_find_addr(s, sl, i, &a0, &a1)) {
 		i = a1;
 		if (a1 - a0 == n && !strncasecmp(s + a0, a, n))
 			return 1;
@@ -214,14 +214,14 @@ static int in_list(const char *s, const char *a, size_t n)
 static int list_has_addr(const char *s)
 {
 	size_t a0, a1;
-	return s && dsn_find_addr(s, strlen(s), 0, &a0, &a1);
+	return s && msv__dsn_find_addr(s, strlen(s), 0, &a0, &a1);
 }
 
 /* The list holds exactly one address (repeats aside): its span. */
 static int single_addr(const char *s, size_t *s0, size_t *s1)
 {
 	size_t i = 0, a0, a1, sl = s ? strlen(s) : 0, found = 0;
-	while (s && dsn_find_addr(s, sl, i, &a0, &a1)) {
+	while (s && msv__dsn_find_addr(s, sl, i, &a0, &a1)) {
 		i = a1;
 		if (found && (a1 - a0 != *s1 - *s0 || strncasecmp(s + a0, s + *s0, a1 - a0)))
 			return 0;
@@ -245,15 +245,15 @@ static void note_sender(tctx *x, const char *p, size_t n)
 	/* Every phrase holds one of these: most lines hold none, and are
 	 * done with in five scans rather than sixteen. */
 	static const char *const keys[] = {"from", "sender", "originator", "return", "sent by"};
-	if (!dsn_ci_find_any(p, n, keys, NWORDS(keys)))
+	if (!msv__dsn_ci_find_any(p, n, keys, NWORDS(keys)))
 		return;
 	for (size_t k = 0; k < sizeof(ctx) / sizeof(ctx[0]); k++) {
-		long f = dsn_ci_find(p, n, ctx[k]);
+		long f = msv__dsn_ci_find(p, n, ctx[k]);
 		if (f < 0)
 			continue;
 		size_t a0, a1;
 		size_t from = (size_t)f + strlen(ctx[k]);
-		if (dsn_find_addr(p, n, from, &a0, &a1) && a0 - from <= 2 && a1 - a0 < 256 &&
+		if (msv__dsn_find_addr(p, n, from, &a0, &a1) && a0 - from <= 2 && a1 - a0 < 256 &&
 		    x->ndyn < 8) {
 			memcpy(x->dyn_skip[x->ndyn], p + a0, a1 - a0);
 			x->dyn_skip[x->ndyn][a1 - a0] = '\0';
@@ -286,7 +286,7 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 	a->line = i;
 	/* Exim's deliveries to a file or a program: "save to /path",
 	 * "pipe to |command" (the report's Final-Recipient says the same). */
-	if (dsn_ci_prefix(p, n, "save to /") || dsn_ci_prefix(p, n, "pipe to |")) {
+	if (msv__dsn_ci_prefix(p, n, "save to /") || msv__dsn_ci_prefix(p, n, "pipe to |")) {
 		a->a0 = l.s + 8;
 		a->a1 = l.e;
 		a->rest = l.e;
@@ -295,7 +295,7 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 	if (!memchr(p, '@', n) || header_line(p, n))
 		return 0;
 	/* An address alone. */
-	if (dsn_is_addr(p, n, &a0, &a1)) {
+	if (msv__dsn_is_addr(p, n, &a0, &a1)) {
 		a->a0 = l.s + a0;
 		a->a1 = l.s + a1;
 		a->rest = l.e;
@@ -311,7 +311,7 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 	int coded = k > 0;
 	while (k < n && (p[k] == '<' || p[k] == '"'))
 		k++;
-	if (dsn_find_addr(p, n, k, &a0, &a1) && a0 == k) {
+	if (msv__dsn_find_addr(p, n, k, &a0, &a1) && a0 == k) {
 		size_t e = a1;
 		if (e < n && (p[e] == '>' || p[e] == '"'))
 			e++;
@@ -322,10 +322,10 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 			ok = 1;
 		else if (e < n && p[e] == '(') {
 			size_t paren = e;
-			long f = dsn_ci_find(p + e, n - e, "from ");
+			long f = msv__dsn_ci_find(p + e, n - e, "from ");
 			if (f >= 0) {
 				size_t o0, o1;
-				if (dsn_find_addr(p, n, e + (size_t)f, &o0, &o1)) {
+				if (msv__dsn_find_addr(p, n, e + (size_t)f, &o0, &o1)) {
 					a->o0 = l.s + o0;
 					a->o1 = l.s + o1;
 				}
@@ -359,7 +359,7 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 		while (w < n && (wsp(p[w]) || p[w] == ':' || p[w] == '.' || p[w] == '>'))
 			w++;
 		for (size_t q = 0; ok && q < NWORDS(sender_words); q++)
-			if (dsn_ci_prefix(p + w, n - w, sender_words[q]))
+			if (msv__dsn_ci_prefix(p + w, n - w, sender_words[q]))
 				ok = 0;
 		if (ok) {
 			a->a0 = l.s + a0;
@@ -373,11 +373,11 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 	}
 	/* A phrase that introduces one. */
 	for (size_t q = 0; q < sizeof(lead_phrases) / sizeof(lead_phrases[0]); q++) {
-		long f = dsn_ci_find(p, n, lead_phrases[q]);
+		long f = msv__dsn_ci_find(p, n, lead_phrases[q]);
 		if (f < 0)
 			continue;
 		size_t from = (size_t)f + strlen(lead_phrases[q]);
-		if (!dsn_find_addr(p, n, from, &a0, &a1))
+		if (!msv__dsn_find_addr(p, n, from, &a0, &a1))
 			continue;
 		/* Close to the phrase: at most a few words between. */
 		if (a0 - from > 12)
@@ -403,7 +403,7 @@ static int original_line(const tctx *x, size_t j)
 	                                "original-recipient:", "original address :"};
 	span l = trim_line(x->t, x->lines[x->anchors[j].line].s, x->lines[x->anchors[j].line].e);
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
-		if (dsn_ci_prefix(x->t + l.s, l.e - l.s, w[i]))
+		if (msv__dsn_ci_prefix(x->t + l.s, l.e - l.s, w[i]))
 			return 1;
 	return 0;
 }
@@ -421,8 +421,8 @@ static void generated_by(tctx *x)
 			span l = trim_line(x->t, x->lines[i].s, x->lines[i].e);
 			for (size_t k = 0; k < sizeof(w) / sizeof(w[0]); k++) {
 				size_t a0, a1, wl = strlen(w[k]);
-				if (dsn_ci_prefix(x->t + l.s, l.e - l.s, w[k]) &&
-				    dsn_find_addr(x->t, l.e, l.s + wl, &a0, &a1) && a0 <= l.s + wl + 1) {
+				if (msv__dsn_ci_prefix(x->t + l.s, l.e - l.s, w[k]) &&
+				    msv__dsn_find_addr(x->t, l.e, l.s + wl, &a0, &a1) && a0 <= l.s + wl + 1) {
 					a->o0 = a0;
 					a->o1 = a1;
 					break;
@@ -466,7 +466,7 @@ static void block_host(const char *s, size_t n, size_t *h0, size_t *h1)
 	for (size_t q = 0; q < sizeof(pre) / sizeof(pre[0]); q++) {
 		size_t from = 0;
 		for (;;) {
-			long f = dsn_ci_find(s + from, n - from, pre[q]);
+			long f = msv__dsn_ci_find(s + from, n - from, pre[q]);
 			if (f < 0)
 				break;
 			size_t i = from + (size_t)f + strlen(pre[q]);
@@ -542,7 +542,7 @@ static const char *block_command(const char *raw, size_t rn)
 	long best = -1;
 	const char *bc = NULL;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		long f = dsn_ci_find(s, n, cmds[i].w);
+		long f = msv__dsn_ci_find(s, n, cmds[i].w);
 		if (f >= 0 && (best < 0 || f < best)) {
 			best = f;
 			bc = cmds[i].cmd;
@@ -558,14 +558,14 @@ static void fill_from_block(dsn_ctx *c, msv_dsn_recipient *r, const char *s, siz
 	if (!n)
 		return;
 	if (!r->diagnostic || !diag_only_if_empty)
-		dsn_set(c, &r->diagnostic, s, n);
+		msv__dsn_set(c, &r->diagnostic, s, n);
 	if (!r->status[0]) {
 		/* The first failure code: a transcript shows "250 2.1.5 Ok"
 		 * before the "451 4.3.0" that matters. */
 		char st[MSV_DSN_STATUS_MAX];
 		size_t from = 0;
 		long k;
-		while ((k = dsn_find_status(s + from, n - from, st)) >= 0) {
+		while ((k = msv__dsn_find_status(s + from, n - from, st)) >= 0) {
 			if (st[0] != '2') {
 				memcpy(r->status, st, sizeof(st));
 				r->status_source = MSV_DSN_SRC_TEXT;
@@ -575,17 +575,17 @@ static void fill_from_block(dsn_ctx *c, msv_dsn_recipient *r, const char *s, siz
 		}
 	}
 	if (!r->reply_code)
-		r->reply_code = dsn_find_reply_code(s, n);
+		r->reply_code = msv__dsn_find_reply_code(s, n);
 	if (!r->remote_mta) {
 		size_t h0, h1;
 		block_host(s, n, &h0, &h1);
 		if (h1 > h0)
-			r->remote_mta = dsn_str(c, s + h0, h1 - h0);
+			r->remote_mta = msv__dsn_str(c, s + h0, h1 - h0);
 	}
 	if (!r->command) {
 		const char *cmd = block_command(s, n);
 		if (cmd)
-			r->command = dsn_str(c, cmd, strlen(cmd));
+			r->command = msv__dsn_str(c, cmd, strlen(cmd));
 	}
 }
 
@@ -610,8 +610,8 @@ static int returned_start(const tctx *x, size_t i)
 		p++;
 		n--;
 	}
-	return dsn_ci_prefix(p, n, "received: ") || dsn_ci_prefix(p, n, "return-path:") ||
-	       dsn_ci_prefix(p, n, "received:from ");
+	return msv__dsn_ci_prefix(p, n, "received: ") || msv__dsn_ci_prefix(p, n, "return-path:") ||
+	       msv__dsn_ci_prefix(p, n, "received:from ");
 }
 
 /* Text of a block: lines [l0, l1), starting at offset from on line l0,
@@ -636,9 +636,9 @@ static int transcript_line(const tctx *x, size_t i)
 {
 	const char *p = x->t + x->lines[i].s;
 	size_t n = x->lines[i].e - x->lines[i].s;
-	if (dsn_ci_prefix(p, n, ">>> ") || dsn_ci_prefix(p, n, "<<< "))
+	if (msv__dsn_ci_prefix(p, n, ">>> ") || msv__dsn_ci_prefix(p, n, "<<< "))
 		return 1;
-	return n > 4 && p[0] >= '2' && p[0] <= '5' && p[3] == ' ' && dsn_ci_find(p, n, " (smtp)... ") > 0;
+	return n > 4 && p[0] >= '2' && p[0] <= '5' && p[3] == ' ' && msv__dsn_ci_find(p, n, " (smtp)... ") > 0;
 }
 
 /* Index of the first anchor after j naming another address: lines
@@ -658,15 +658,15 @@ static int has_rfc3464_fields(const char *t, size_t n)
 {
 	static const char *const f[] = {"\nfinal-recipient:", "\noriginal-recipient:"};
 	for (size_t i = 0; i < 2; i++) {
-		if (dsn_ci_prefix(t, n, f[i] + 1))
+		if (msv__dsn_ci_prefix(t, n, f[i] + 1))
 			return 1;
-		if (dsn_ci_find(t, n, f[i]) >= 0)
+		if (msv__dsn_ci_find(t, n, f[i]) >= 0)
 			return 1;
 	}
 	return 0;
 }
 
-size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, size_t *prelude)
+size_t msv__dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, size_t *prelude)
 {
 	*format = NULL;
 	*prelude = 0;
@@ -683,7 +683,7 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 	/* Prose that carries RFC 3464 fields ("Technical report:" of
 	 * Amazon WorkMail, some gateways). */
 	if (!complement && has_rfc3464_fields(x.t, n)) {
-		if (dsn_ds_read(c, x.t, n, 0)) {
+		if (msv__dsn_ds_read(c, x.t, n, 0)) {
 			*format = "rfc3464-text";
 			complement = 1;
 		}
@@ -726,13 +726,13 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 				continue;
 			for (size_t j = 0; j < x.nanchors; j++) {
 				anchor *a = &x.anchors[j];
-				int match = (r->address && dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->address)) ||
+				int match = (r->address && msv__dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->address)) ||
 				            (r->final_recipient &&
-				             dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->final_recipient)) ||
+				             msv__dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->final_recipient)) ||
 				            (r->address && a->o1 > a->o0 &&
-				             dsn_ci_eq(x.t + a->o0, a->o1 - a->o0, r->address)) ||
+				             msv__dsn_ci_eq(x.t + a->o0, a->o1 - a->o0, r->address)) ||
 				            (r->original_recipient &&
-				             dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->original_recipient));
+				             msv__dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->original_recipient));
 				if (!match)
 					continue;
 				size_t nx = next_other(&x, j);
@@ -747,20 +747,20 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 
 	*prelude = x.nanchors ? x.lines[x.anchors[0].line].s : n;
 	size_t fa0, fa1;
-	if (in->failed_hdr && dsn_find_addr(in->failed_hdr, strlen(in->failed_hdr), 0, &fa0, &fa1)) {
+	if (in->failed_hdr && msv__dsn_find_addr(in->failed_hdr, strlen(in->failed_hdr), 0, &fa0, &fa1)) {
 		/* X-Failed-Recipients (Exim, Gmail) names the recipients for
 		 * sure; the prose only says why.  Prose lines that start with
 		 * some other address (a greeting, a list owner) are not. */
 		const char *h = in->failed_hdr;
 		size_t hl = strlen(h), i = 0, a0, a1;
-		while (dsn_find_addr(h, hl, i, &a0, &a1)) {
+		while (msv__dsn_find_addr(h, hl, i, &a0, &a1)) {
 			i = a1;
-			if (dsn_rcpt_find(c, h + a0, a1 - a0))
+			if (msv__dsn_rcpt_find(c, h + a0, a1 - a0))
 				continue;
-			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 			if (!r)
 				break;
-			r->address = dsn_str(c, h + a0, a1 - a0);
+			r->address = msv__dsn_str(c, h + a0, a1 - a0);
 			size_t j;
 			for (j = 0; j < x.nanchors; j++)
 				if (x.anchors[j].a1 - x.anchors[j].a0 == a1 - a0 &&
@@ -772,13 +772,13 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 				span b = block_span(&x, x.anchors[j].line, x.anchors[j].rest, l1);
 				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
 				const anchor *aj = &x.anchors[j];
-				char *o = aj->o1 > aj->o0 ? dsn_str(c, x.t + aj->o0, aj->o1 - aj->o0) : NULL;
-				if (o && !dsn_rcpt_find(c, o, strlen(o))) {
+				char *o = aj->o1 > aj->o0 ? msv__dsn_str(c, x.t + aj->o0, aj->o1 - aj->o0) : NULL;
+				if (o && !msv__dsn_rcpt_find(c, o, strlen(o))) {
 					/* X-Failed-Recipients names the address an
 					 * alias expanded to; report the alias. */
 					r->final_recipient = r->address;
 					r->address = o;
-					r->original_recipient = dsn_str(c, o, strlen(o));
+					r->original_recipient = msv__dsn_str(c, o, strlen(o));
 				} else {
 					msv_free(o);
 				}
@@ -810,21 +810,21 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 			 * is what the MTA made of it. */
 			int orig = a->o1 > a->o0;
 			size_t e0 = orig ? a->o0 : a->a0, e1 = orig ? a->o1 : a->a1;
-			msv_dsn_recipient *r = dsn_rcpt_find(c, x.t + e0, e1 - e0);
+			msv_dsn_recipient *r = msv__dsn_rcpt_find(c, x.t + e0, e1 - e0);
 			if (!r) {
-				r = dsn_rcpt_new(c);
+				r = msv__dsn_rcpt_new(c);
 				if (!r)
 					break;
-				r->address = dsn_str(c, x.t + e0, e1 - e0);
+				r->address = msv__dsn_str(c, x.t + e0, e1 - e0);
 				if (orig) {
-					r->original_recipient = dsn_str(c, x.t + a->o0, a->o1 - a->o0);
+					r->original_recipient = msv__dsn_str(c, x.t + a->o0, a->o1 - a->o0);
 					if (a->a1 - a->a0 != e1 - e0 || memcmp(x.t + a->a0, x.t + e0, e1 - e0))
-						r->final_recipient = dsn_str(c, x.t + a->a0, a->a1 - a->a0);
+						r->final_recipient = msv__dsn_str(c, x.t + a->a0, a->a1 - a->a0);
 				}
 				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
 			} else if (!r->status[0] && b.e > b.s) {
 				char st[MSV_DSN_STATUS_MAX];
-				if (dsn_find_status(x.t + b.s, b.e - b.s, st) >= 0 || !r->diagnostic) {
+				if (msv__dsn_find_status(x.t + b.s, b.e - b.s, st) >= 0 || !r->diagnostic) {
 					msv_free(r->diagnostic);
 					r->diagnostic = NULL;
 					fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
@@ -836,14 +836,14 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 		/* X-Failed-Recipients (Exim): the recipients; the prose says why. */
 		const char *h = in->failed_hdr;
 		size_t hl = strlen(h), i = 0, a0, a1;
-		while (dsn_find_addr(h, hl, i, &a0, &a1)) {
+		while (msv__dsn_find_addr(h, hl, i, &a0, &a1)) {
 			i = a1;
-			if (dsn_rcpt_find(c, h + a0, a1 - a0))
+			if (msv__dsn_rcpt_find(c, h + a0, a1 - a0))
 				continue;
-			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 			if (!r)
 				break;
-			r->address = dsn_str(c, h + a0, a1 - a0);
+			r->address = msv__dsn_str(c, h + a0, a1 - a0);
 			fill_from_block(c, r, x.t, n, 0);
 		}
 		*format = "text";
@@ -857,19 +857,19 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 			if (header_line(x.t + l.s, l.e - l.s) || help_line(x.t + l.s, l.e - l.s))
 				continue;
 			size_t k = l.s, a0, a1;
-			while (nfound < 64 && dsn_find_addr(x.t, l.e, k, &a0, &a1)) {
+			while (nfound < 64 && msv__dsn_find_addr(x.t, l.e, k, &a0, &a1)) {
 				k = a1;
 				if (is_skip(&x, x.t + a0, a1 - a0))
 					continue;
 				/* Not in a URL. */
-				if (a0 >= 7 && dsn_ci_find(x.t + (a0 >= 60 ? a0 - 60 : 0),
+				if (a0 >= 7 && msv__dsn_ci_find(x.t + (a0 >= 60 ? a0 - 60 : 0),
 				                           a0 - (a0 >= 60 ? a0 - 60 : 0), "://") >= 0)
 					continue;
 				size_t j;
 				for (j = 0; j < nfound; j++)
 					if (f1[j] - f0[j] == a1 - a0 && !strncasecmp(x.t + f0[j], x.t + a0, a1 - a0))
 						break;
-				if (j < nfound || dsn_rcpt_find(c, x.t + a0, a1 - a0))
+				if (j < nfound || msv__dsn_rcpt_find(c, x.t + a0, a1 - a0))
 					continue;
 				first_line[nfound] = i;
 				f0[nfound] = a0;
@@ -886,10 +886,10 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 			/* One address in the prose, another in the returned
 			 * To ("Invalid final delivery userid: a@mail.example"
 			 * for a@example): the MTA's rewriting of ours. */
-			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 			if (r) {
-				r->address = dsn_str(c, in->orig_to + s0, s1 - s0);
-				r->final_recipient = dsn_str(c, x.t + f0[0], f1[0] - f0[0]);
+				r->address = msv__dsn_str(c, in->orig_to + s0, s1 - s0);
+				r->final_recipient = msv__dsn_str(c, x.t + f0[0], f1[0] - f0[0]);
 				span b = block_span(&x, first_line[0], 0, x.nlines);
 				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
 			}
@@ -906,10 +906,10 @@ size_t dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, siz
 			nfound = k;
 		}
 		for (size_t j = 0; j < nfound; j++) {
-			msv_dsn_recipient *r = dsn_rcpt_new(c);
+			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
 			if (!r)
 				break;
-			r->address = dsn_str(c, x.t + f0[j], f1[j] - f0[j]);
+			r->address = msv__dsn_str(c, x.t + f0[j], f1[j] - f0[j]);
 			size_t l0 = first_line[j];
 			size_t l1 = j + 1 < nfound && first_line[j + 1] > l0 ? first_line[j + 1] : x.nlines;
 			span b = block_span(&x, l0, 0, l1);

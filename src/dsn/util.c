@@ -4,34 +4,34 @@
 
 #include "dsn/dsn_int.h"
 
-int dsn_lower(int ch)
+int msv__dsn_lower(int ch)
 {
 	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
 }
 
-int dsn_ci_eq(const char *a, size_t an, const char *b)
+int msv__dsn_ci_eq(const char *a, size_t an, const char *b)
 {
 	size_t bn = strlen(b);
 	if (an != bn)
 		return 0;
 	for (size_t i = 0; i < an; i++)
-		if (dsn_lower((unsigned char)a[i]) != dsn_lower((unsigned char)b[i]))
+		if (msv__dsn_lower((unsigned char)a[i]) != msv__dsn_lower((unsigned char)b[i]))
 			return 0;
 	return 1;
 }
 
-int dsn_ci_prefix(const char *a, size_t an, const char *b)
+int msv__dsn_ci_prefix(const char *a, size_t an, const char *b)
 {
 	size_t bn = strlen(b);
 	if (an < bn)
 		return 0;
 	for (size_t i = 0; i < bn; i++)
-		if (dsn_lower((unsigned char)a[i]) != dsn_lower((unsigned char)b[i]))
+		if (msv__dsn_lower((unsigned char)a[i]) != msv__dsn_lower((unsigned char)b[i]))
 			return 0;
 	return 1;
 }
 
-long dsn_ci_find(const char *s, size_t n, const char *needle)
+long msv__dsn_ci_find(const char *s, size_t n, const char *needle)
 {
 	size_t m = strlen(needle);
 	if (!m)
@@ -39,7 +39,7 @@ long dsn_ci_find(const char *s, size_t n, const char *needle)
 	if (m > n)
 		return -1;
 	/* memchr for the first octet in either case, then compare. */
-	int lo = dsn_lower((unsigned char)needle[0]);
+	int lo = msv__dsn_lower((unsigned char)needle[0]);
 	int up = lo >= 'a' && lo <= 'z' ? lo - 32 : lo;
 	const char *p = s, *end = s + (n - m) + 1;
 	while (p < end) {
@@ -49,7 +49,7 @@ long dsn_ci_find(const char *s, size_t n, const char *needle)
 		if (!q)
 			return -1;
 		size_t k = 1;
-		while (k < m && dsn_lower((unsigned char)q[k]) == dsn_lower((unsigned char)needle[k]))
+		while (k < m && msv__dsn_lower((unsigned char)q[k]) == msv__dsn_lower((unsigned char)needle[k]))
 			k++;
 		if (k == m)
 			return (long)(q - s);
@@ -58,10 +58,10 @@ long dsn_ci_find(const char *s, size_t n, const char *needle)
 	return -1;
 }
 
-int dsn_ci_find_any(const char *s, size_t n, const char *const *needles, size_t nw)
+int msv__dsn_ci_find_any(const char *s, size_t n, const char *const *needles, size_t nw)
 {
 	for (size_t i = 0; i < nw; i++)
-		if (dsn_ci_find(s, n, needles[i]) >= 0)
+		if (msv__dsn_ci_find(s, n, needles[i]) >= 0)
 			return 1;
 	return 0;
 }
@@ -83,7 +83,7 @@ static int domain_char(unsigned char ch)
 	       (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_';
 }
 
-int dsn_find_addr(const char *s, size_t n, size_t from, size_t *a0, size_t *a1)
+int msv__dsn_find_addr(const char *s, size_t n, size_t from, size_t *a0, size_t *a1)
 {
 	for (size_t i = from; i < n; i++) {
 		if (s[i] != '@')
@@ -119,7 +119,7 @@ int dsn_find_addr(const char *s, size_t n, size_t from, size_t *a0, size_t *a1)
 	return 0;
 }
 
-int dsn_is_addr(const char *s, size_t n, size_t *a0, size_t *a1)
+int msv__dsn_is_addr(const char *s, size_t n, size_t *a0, size_t *a1)
 {
 	size_t i = 0, e = n;
 	while (i < e && strchr(" \t<\"'(", s[i]))
@@ -129,7 +129,7 @@ int dsn_is_addr(const char *s, size_t n, size_t *a0, size_t *a1)
 	if (i >= e)
 		return 0;
 	size_t x0, x1;
-	if (!dsn_find_addr(s, e, i, &x0, &x1))
+	if (!msv__dsn_find_addr(s, e, i, &x0, &x1))
 		return 0;
 	if (x0 != i || x1 != e)
 		return 0;
@@ -171,7 +171,7 @@ static size_t status_at(const char *s, size_t n, size_t i)
 	return k;
 }
 
-long dsn_find_status(const char *s, size_t n, char *out)
+long msv__dsn_find_status(const char *s, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		size_t e = status_at(s, n, i);
@@ -192,7 +192,7 @@ long dsn_find_status(const char *s, size_t n, char *out)
 	return -1;
 }
 
-int dsn_find_reply_code(const char *s, size_t n)
+int msv__dsn_find_reply_code(const char *s, size_t n)
 {
 	for (size_t i = 0; i + 3 <= n; i++) {
 		if (!(s[i] == '2' || s[i] == '4' || s[i] == '5') || !is_digit(s[i + 1]) ||
@@ -216,7 +216,7 @@ int dsn_find_reply_code(const char *s, size_t n)
 	return 0;
 }
 
-int dsn_status_norm(const char *s, size_t n, char *out)
+int msv__dsn_status_norm(const char *s, size_t n, char *out)
 {
 	size_t i = 0;
 	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
@@ -231,7 +231,7 @@ int dsn_status_norm(const char *s, size_t n, char *out)
 	return 1;
 }
 
-msv_result dsn_add_lf(msv_buf *out, const char *s, size_t n)
+msv_result msv__dsn_add_lf(msv_buf *out, const char *s, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -253,7 +253,7 @@ msv_result dsn_add_lf(msv_buf *out, const char *s, size_t n)
 	return MSV_OK;
 }
 
-msv_result dsn_add_html_text(msv_buf *out, const char *s, size_t n)
+msv_result msv__dsn_add_html_text(msv_buf *out, const char *s, size_t n)
 {
 	static const struct {
 		const char *ent;
@@ -271,17 +271,17 @@ msv_result dsn_add_html_text(msv_buf *out, const char *s, size_t n)
 				k++;
 			size_t tl = k - i - 1;
 			const char *tag = s + i + 1;
-			if (dsn_ci_prefix(tag, tl, "style") || dsn_ci_prefix(tag, tl, "script"))
+			if (msv__dsn_ci_prefix(tag, tl, "style") || msv__dsn_ci_prefix(tag, tl, "script"))
 				skip = 1;
-			else if (dsn_ci_prefix(tag, tl, "/style") || dsn_ci_prefix(tag, tl, "/script"))
+			else if (msv__dsn_ci_prefix(tag, tl, "/style") || msv__dsn_ci_prefix(tag, tl, "/script"))
 				skip = 0;
-			else if (dsn_ci_prefix(tag, tl, "br") || dsn_ci_prefix(tag, tl, "p") ||
-			         dsn_ci_prefix(tag, tl, "/p") || dsn_ci_prefix(tag, tl, "div") ||
-			         dsn_ci_prefix(tag, tl, "/div") || dsn_ci_prefix(tag, tl, "tr") ||
-			         dsn_ci_prefix(tag, tl, "/tr") || dsn_ci_prefix(tag, tl, "li") ||
-			         dsn_ci_prefix(tag, tl, "/table") || dsn_ci_prefix(tag, tl, "h"))
+			else if (msv__dsn_ci_prefix(tag, tl, "br") || msv__dsn_ci_prefix(tag, tl, "p") ||
+			         msv__dsn_ci_prefix(tag, tl, "/p") || msv__dsn_ci_prefix(tag, tl, "div") ||
+			         msv__dsn_ci_prefix(tag, tl, "/div") || msv__dsn_ci_prefix(tag, tl, "tr") ||
+			         msv__dsn_ci_prefix(tag, tl, "/tr") || msv__dsn_ci_prefix(tag, tl, "li") ||
+			         msv__dsn_ci_prefix(tag, tl, "/table") || msv__dsn_ci_prefix(tag, tl, "h"))
 				r = msv_buf_addc(out, '\n');
-			else if (dsn_ci_prefix(tag, tl, "td") || dsn_ci_prefix(tag, tl, "/td"))
+			else if (msv__dsn_ci_prefix(tag, tl, "td") || msv__dsn_ci_prefix(tag, tl, "/td"))
 				r = msv_buf_addc(out, ' ');
 			i = k < n ? k + 1 : n;
 			continue;
@@ -294,7 +294,7 @@ msv_result dsn_add_html_text(msv_buf *out, const char *s, size_t n)
 			size_t e;
 			for (e = 0; e < sizeof(ents) / sizeof(ents[0]); e++) {
 				size_t el = strlen(ents[e].ent);
-				if (n - i >= el && dsn_ci_prefix(s + i, n - i, ents[e].ent)) {
+				if (n - i >= el && msv__dsn_ci_prefix(s + i, n - i, ents[e].ent)) {
 					r = msv_buf_addstr(out, ents[e].txt);
 					i += el;
 					break;
@@ -363,7 +363,7 @@ static int inet_domain(const char *s, size_t n)
 	return labels >= 2;
 }
 
-int dsn_addr_type(const char *s, size_t n, size_t *tl)
+int msv__dsn_addr_type(const char *s, size_t n, size_t *tl)
 {
 	const char *semi = memchr(s, ';', n);
 	*tl = 0;
@@ -384,18 +384,18 @@ int dsn_addr_type(const char *s, size_t n, size_t *tl)
 		e--;
 	/* RFC 3464 2.3.2 rfc822, RFC 6533 3 utf-8; "smtp" and "internet"
 	 * are what some gateways write for the same thing. */
-	if (dsn_ci_eq(s + a, e - a, "rfc822") || dsn_ci_eq(s + a, e - a, "utf-8") ||
-	    dsn_ci_eq(s + a, e - a, "utf8") || dsn_ci_eq(s + a, e - a, "smtp") ||
-	    dsn_ci_eq(s + a, e - a, "internet"))
+	if (msv__dsn_ci_eq(s + a, e - a, "rfc822") || msv__dsn_ci_eq(s + a, e - a, "utf-8") ||
+	    msv__dsn_ci_eq(s + a, e - a, "utf8") || msv__dsn_ci_eq(s + a, e - a, "smtp") ||
+	    msv__dsn_ci_eq(s + a, e - a, "internet"))
 		return DSN_ADDR_INTERNET;
 	return DSN_ADDR_OTHER;
 }
 
-msv_result dsn_mailbox(msv_buf *out, int *ok, const char *s, size_t n)
+msv_result msv__dsn_mailbox(msv_buf *out, int *ok, const char *s, size_t n)
 {
 	*ok = 0;
 	size_t tl;
-	if (dsn_addr_type(s, n, &tl) == DSN_ADDR_OTHER)
+	if (msv__dsn_addr_type(s, n, &tl) == DSN_ADDR_OTHER)
 		return MSV_OK;
 	s += tl;
 	n -= tl;
@@ -417,7 +417,7 @@ msv_result dsn_mailbox(msv_buf *out, int *ok, const char *s, size_t n)
 	 * repeated "rfc822;", "mailto:". */
 	static const char *const pre[] = {"smtp:", "smtp=", "rfc822;", "mailto:"};
 	for (size_t k = 0; k < sizeof(pre) / sizeof(pre[0]); k++)
-		if (dsn_ci_prefix(s + i, e - i, pre[k])) {
+		if (msv__dsn_ci_prefix(s + i, e - i, pre[k])) {
 			i += strlen(pre[k]);
 			while (i < e && s[i] == ' ')
 				i++;

@@ -9,6 +9,7 @@
  */
 #include <idn2.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mime/mime_int.h"
 
@@ -27,7 +28,7 @@ static int has_8bit(const char *s, size_t n)
 static msv_result bad(msv_error *err, const char *what, const char *addr, const char *why)
 {
 	char shown[128];
-	msv_sanitize(shown, sizeof(shown), addr, strlen(addr));
+	msv_sanitize_utf8(shown, sizeof(shown), addr, strlen(addr));
 	return msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "%s: invalid address \"%s\": %s",
 	                     what, shown, why);
 }
@@ -77,6 +78,35 @@ static int quoted_local(const char *p, size_t n)
 
 static msv_result domain_check(const char *addr, const char *dom, size_t dl, msv_error *err,
                                const char *what);
+
+/* NULL when the label (n octets, starting "xn--") is an IDNA 2008
+ * A-label, else why not.  RFC 5891 5.4 and 5890 2.3.2.1: it must be
+ * Punycode, decode to a valid U-label with a non-ASCII character, and
+ * encode back to itself (DNS compares ASCII case-insensitively).  A
+ * server would refuse such a domain, or read it as another one. */
+static const char *alabel_problem(const char *label, size_t n)
+{
+	char a[LABEL_MAX + 1];
+	if (n > LABEL_MAX)
+		return "a domain label is longer than 63 octets";
+	memcpy(a, label, n);
+	a[n] = '\0';
+	char *u = NULL, *back = NULL;
+	const char *why = NULL;
+	if (idn2_to_unicode_8z8z(a, &u, 0) != IDN2_OK || !u)
+		why = "an xn-- label that is not valid Punycode";
+	else if (!has_8bit(u, strlen(u)))
+		why = "an xn-- label that decodes to ASCII only";
+	else if (idn2_lookup_u8((const uint8_t *)u, (uint8_t **)&back,
+	                        IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK ||
+	         !back)
+		why = "an xn-- label that decodes to characters IDNA 2008 does not allow";
+	else if (!msv__strcaseeq(a, n, back))
+		why = "an xn-- label that is not the canonical form of what it decodes to";
+	idn2_free(u);
+	idn2_free(back);
+	return why;
+}
 
 msv_result msv__addr_check(const char *addr, msv_error *err, const char *what)
 {
@@ -142,6 +172,11 @@ static msv_result domain_check(const char *addr, const char *dom, size_t dl, msv
 				return bad(err, what, addr, "empty label in the domain");
 			if (dom[i - 1] == '-' || dom[i - lab] == '-')
 				return bad(err, what, addr, "a domain label starts or ends with a hyphen");
+			const char *why = lab >= 4 && !strncasecmp(dom + i - lab, "xn--", 4)
+			                      ? alabel_problem(dom + i - lab, lab)
+			                      : NULL;
+			if (why)
+				return bad(err, what, addr, why);
 			lab = 0;
 			continue;
 		}
@@ -175,7 +210,7 @@ msv_result msv__addr_wire(msv_buf *out, const char *addr, unsigned transport, ms
 		return msv_buf_addstr(out, addr);
 	if (has_8bit(addr, ll)) {
 		char shown[128];
-		msv_sanitize(shown, sizeof(shown), addr, strlen(addr));
+		msv_sanitize_utf8(shown, sizeof(shown), addr, strlen(addr));
 		return msv_error_set(err, MSV_E_NO_SMTPUTF8, MSV_CLASS_PERMANENT,
 		                     "%s: address \"%s\" has a non-ASCII local part, which needs "
 		                     "SMTPUTF8 (RFC 6531)",

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/core_int.h"
 #include "mime/mime_int.h"
 
 #define BODY_MAX_DEFAULT ((size_t)64 << 20)
@@ -200,6 +201,8 @@ static int is_token_char(unsigned char c)
 msv_result msv_mime_new(msv_mime_msg **out, const msv_mime_options *opts)
 {
 	*out = NULL;
+	if (opts && !msv__version_ok(opts->version, MSV_MIME_OPTIONS_VERSION))
+		return MSV_E_INVALID;
 	msv_mime_msg *m = msv_calloc(1, sizeof(*m));
 	if (!m)
 		return MSV_E_NOMEM;
@@ -384,34 +387,62 @@ static int word_in(const char *s, size_t *i, const char *const *list, size_t n)
 	return -1;
 }
 
-static int date_valid(const char *s)
+static int leap(int y)
 {
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int month_days(int y, int mo)
+{
+	static const int n[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	return mo == 1 && leap(y) ? 29 : n[mo];
+}
+
+/* Day of the week (0 Sunday) of a Gregorian date; mo 0-11. */
+static int weekday(int y, int mo, int d)
+{
+	/* Sakamoto's method. */
+	static const int t[12] = {0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4};
+	if (mo < 2)
+		y--;
+	return (y + y / 4 - y / 100 + y / 400 + t[mo] + d) % 7;
+}
+
+static const char date_form[] = "not an RFC 5322 date-time";
+
+/* NULL when s is an RFC 5322 date-time naming a day that exists, else
+ * why not.  A receiver cannot sort or trust a message dated 31 April or
+ * "Sat" on a Friday, so the builder refuses what RFC 5322 3.3 asks
+ * ("the day-of-week ... MUST be the day implied by the date"). */
+static const char *date_problem(const char *s)
+{
+	const char *const form = date_form;
 	size_t i = 0;
-	int v, d, mo, y, h, mi, sec = 0;
+	int v, d, mo, y, h, mi, sec = 0, wd = -1;
 	skip_sp(s, &i);
 	if (s[i] >= 'A') {
-		if (word_in(s, &i, days, 7) < 0 || s[i] != ',')
-			return 0;
+		if ((wd = word_in(s, &i, days, 7)) < 0 || s[i] != ',')
+			return form;
 		i++;
 		skip_sp(s, &i);
 	}
 	if (!digits(s, &i, 1, 2, &d) || d < 1 || d > 31 || !skip_sp(s, &i))
-		return 0;
+		return form;
 	if ((mo = word_in(s, &i, months, 12)) < 0 || !skip_sp(s, &i))
-		return 0;
+		return form;
 	if (!digits(s, &i, 4, 4, &y) || y < 1900 || !skip_sp(s, &i))
-		return 0;
+		return form;
 	if (!digits(s, &i, 2, 2, &h) || h > 23 || s[i++] != ':' || !digits(s, &i, 2, 2, &mi) ||
 	    mi > 59)
-		return 0;
+		return form;
 	if (s[i] == ':' && (i++, !digits(s, &i, 2, 2, &sec) || sec > 60))
-		return 0;
+		return form;
 	if (!skip_sp(s, &i))
-		return 0;
+		return form;
 	if (s[i] == '+' || s[i] == '-') {
 		i++;
 		if (digits(s, &i, 4, 4, &v) != 4 || v % 100 > 59)
-			return 0;
+			return form;
 	} else {
 		static const char *const zones[] = {"UT", "GMT", "EST", "EDT", "CST", "CDT",
 		                                    "MST", "MDT", "PST", "PDT"};
@@ -422,10 +453,27 @@ static int date_valid(const char *s)
 		for (size_t k = 0; k < 10; k++)
 			ok |= msv__strcaseeq(s + z0, i - z0, zones[k]);
 		if (!ok)
-			return 0;
+			return form;
 	}
 	skip_sp(s, &i);
-	return s[i] == '\0';
+	if (s[i] != '\0')
+		return form;
+	if (d > month_days(y, mo))
+		return mo == 1 && d == 29 ? "February 29 in a year that is not a leap year"
+		                          : "that month has fewer days";
+	static const char *const wrong_day[7] = {
+		"that date is a Sunday, not the day of the week given",
+		"that date is a Monday, not the day of the week given",
+		"that date is a Tuesday, not the day of the week given",
+		"that date is a Wednesday, not the day of the week given",
+		"that date is a Thursday, not the day of the week given",
+		"that date is a Friday, not the day of the week given",
+		"that date is a Saturday, not the day of the week given",
+	};
+	int actual = weekday(y, mo, d);
+	if (wd >= 0 && wd != actual)
+		return wrong_day[actual];
+	return NULL;
 }
 
 msv_result msv_mime_set_date(msv_mime_msg *m, const char *date)
@@ -434,11 +482,13 @@ msv_result msv_mime_set_date(msv_mime_msg *m, const char *date)
 	msv_result r = check_value(m, "Date", date, n);
 	if (r)
 		return r;
-	if (!date_valid(date))
+	const char *why = date_problem(date);
+	if (why == date_form)
 		return fail(m, MSV_E_INVALID,
-		            "Date: \"%.80s\" is not an RFC 5322 date-time "
-		            "(e.g. \"Thu, 01 Jan 2026 00:00:00 +0000\")",
-		            date);
+		            "Date: \"%.80s\" is %s (e.g. \"Thu, 01 Jan 2026 00:00:00 +0000\")", date,
+		            why);
+	if (why)
+		return fail(m, MSV_E_INVALID, "Date: \"%.80s\": %s", date, why);
 	return set_str(m, &m->date, date, n);
 }
 
@@ -493,7 +543,7 @@ static msv_result check_id(msv_mime_msg *m, const char *what, const char *id, si
 	}
 	if (!msgid_valid(id + a, b - a)) {
 		char shown[128];
-		msv_sanitize(shown, sizeof(shown), id, n);
+		msv_sanitize_utf8(shown, sizeof(shown), id, n);
 		return fail(m, MSV_E_INVALID, "%s: \"%s\" is not of the form <left@right> (RFC 5322 3.6.4)",
 		            what, shown);
 	}
@@ -632,7 +682,7 @@ msv_result msv_mime_add_header(msv_mime_msg *m, const char *name, const char *va
 {
 	size_t nl = strlen(name), vl = strlen(value);
 	char shown[80];
-	msv_sanitize(shown, sizeof(shown), name, nl);
+	msv_sanitize_utf8(shown, sizeof(shown), name, nl);
 	if (!nl || nl > 76)
 		return fail(m, MSV_E_INVALID, "header field name \"%s\": must be 1 to 76 characters", shown);
 	for (size_t i = 0; i < nl; i++) {
@@ -802,11 +852,14 @@ static int ctype_valid(const char *t)
 static msv_result part_common(msv_mime_msg *m, mpart *p, const msv_mime_part_options *o,
                               const char *default_name, const char *what)
 {
+	if (o && !msv__version_ok(o->version, MSV_MIME_PART_OPTIONS_VERSION))
+		return fail(m, MSV_E_INVALID, "%s: msv_mime_part_options version %u is not between 1 and %u",
+		            what, o->version, MSV_MIME_PART_OPTIONS_VERSION);
 	const char *fn = o && o->filename ? o->filename : default_name;
 	const char *ct = o && o->content_type ? o->content_type : msv_mime_type_for(fn);
 	if (!ctype_valid(ct)) {
 		char shown[80];
-		msv_sanitize(shown, sizeof(shown), ct, strlen(ct));
+		msv_sanitize_utf8(shown, sizeof(shown), ct, strlen(ct));
 		return fail(m, MSV_E_INVALID, "%s: content type \"%s\" is not type/subtype", what, shown);
 	}
 	if (fn) {
@@ -860,7 +913,7 @@ msv_result msv_mime_attach_file(msv_mime_msg *m, const char *path,
 {
 	char what[300];
 	char shown[256];
-	msv_sanitize(shown, sizeof(shown), path, strlen(path));
+	msv_sanitize_utf8(shown, sizeof(shown), path, strlen(path));
 	snprintf(what, sizeof(what), "attachment %s", shown);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -1262,6 +1315,11 @@ static msv_result param_filename(msv__fold *f, const char *attr, const char *fn)
 	for (size_t i = 0; plain && i < n; i++)
 		if ((unsigned char)fn[i] < 0x20 || (unsigned char)fn[i] >= 0x7f)
 			plain = 0;
+	/* A name that reads as an encoded word would be decoded by readers
+	 * that decode RFC 2047 in quoted parameters (Python, Outlook): RFC
+	 * 2231 percent-encoding says what it is. */
+	if (plain && strstr(fn, "=?"))
+		plain = 0;
 	char tok[MIME_FOLD * 3 + 32];
 	msv_result r;
 	if (plain) {
@@ -1330,7 +1388,7 @@ static msv_result param_name(msv__fold *f, const char *fn)
 	for (size_t i = 0; ascii && i < n; i++)
 		if ((unsigned char)fn[i] < 0x20 || (unsigned char)fn[i] >= 0x7f)
 			ascii = 0;
-	if (ascii) /* quoted, or RFC 2231 continuations when long */
+	if (ascii || strstr(fn, "=?")) /* quoted, or RFC 2231 */
 		return param_filename(f, "name", fn);
 	msv_buf tmp;
 	msv_buf_init(&tmp, 65536);
@@ -1712,7 +1770,7 @@ msv_result msv_mime_prepare(msv_mime_msg *m, unsigned transport)
 	return MSV_OK;
 }
 
-msv_result msv_mime_get_info(const msv_mime_msg *m, msv_mime_info *info)
+msv_result msv_mime_info_get(const msv_mime_msg *m, msv_mime_info *info)
 {
 	if (!m->prepared)
 		return MSV_E_STATE;

@@ -348,61 +348,175 @@ msv_result msv__fold_unstructured(msv__fold *f, const char *text, size_t len, un
 	return MSV_OK;
 }
 
+/* How a word of a display name (a run between single spaces) can be
+ * written. */
+enum { W_ATOM, W_QUOTE, W_ENC };
+
+static int word_class(const char *w, size_t n, unsigned transport)
+{
+	int cls = n ? W_ATOM : W_QUOTE;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)w[i];
+		if (c >= 0x80 && (transport & MSV_MIME_SMTPUTF8))
+			continue; /* RFC 6532 3.2: UTF8-non-ascii is atext and qtext */
+		if (c <= 0x20 || c >= 0x7f)
+			return W_ENC;
+		/* Text that reads as an encoded word must itself be encoded
+		 * (RFC 2047 5): decoders, Python's among them, decode such
+		 * words even inside quoted strings. */
+		if (c == '=' && i + 1 < n && w[i + 1] == '?')
+			return W_ENC;
+		if (!msv__is_atext(c))
+			cls = W_QUOTE;
+	}
+	return cls;
+}
+
+/* A quoted string or an atom longer than this cannot be written within
+ * RFC 5322's 998-octet line limit after a field name: encoded words
+ * can be split, so such a group is encoded instead. */
+#define PHRASE_TOKEN_MAX (MIME_LINE_MAX - 100)
+
+static msv_result put_quoted(msv__fold *f, const char *ws, size_t wsl, const char *s, size_t n)
+{
+	msv_buf q;
+	msv_buf_init(&q, 2 * MIME_LINE_MAX + 4);
+	msv_result r = msv_buf_addc(&q, '"');
+	for (size_t i = 0; !r && i < n; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			r = msv_buf_addc(&q, '\\');
+		if (!r)
+			r = msv_buf_addc(&q, s[i]);
+	}
+	if (!r)
+		r = msv_buf_addc(&q, '"');
+	if (!r)
+		r = msv__fold_put(f, ws, wsl, q.data, q.len);
+	msv_buf_free(&q);
+	return r;
+}
+
+/* One group of a phrase: words that must travel in one token (or one
+ * run of encoded words) with the spaces between them. */
+static msv_result put_group(msv__fold *f, const char *ws, size_t wsl, const char *s, size_t n,
+                            int cls)
+{
+	if (cls != W_ENC && n > PHRASE_TOKEN_MAX)
+		cls = W_ENC;
+	if (cls == W_ATOM)
+		return msv__fold_put(f, ws, wsl, s, n); /* may pass 78 columns: RFC 5322 2.1.1 */
+	if (cls == W_QUOTE)
+		return put_quoted(f, ws, wsl, s, n);
+	return msv__fold_encoded(f, ws, wsl, s, n);
+}
+
+/* The tokens of a phrase on their way out: a run of words to encode is
+ * held back, as the next word may have to join it. */
+typedef struct phrase_out {
+	msv__fold *f;
+	const char *name;
+	const char *ws;
+	size_t wsl;
+	size_t e0, e1; /* held run of words to encode [e0, e1) */
+	int held;
+} phrase_out;
+
+static msv_result phrase_put(phrase_out *o, const char *s, size_t n, int cls)
+{
+	msv_result r = put_group(o->f, o->ws, o->wsl, s, n, cls);
+	o->ws = " ";
+	o->wsl = 1;
+	return r;
+}
+
+static msv_result phrase_flush(phrase_out *o)
+{
+	if (!o->held)
+		return MSV_OK;
+	o->held = 0;
+	return phrase_put(o, o->name + o->e0, o->e1 - o->e0, W_ENC);
+}
+
+/* n spaces as a quoted string (n may be 0: ""). */
+static msv_result phrase_spaces(phrase_out *o, size_t n)
+{
+	static const char sp[] = "                                ";
+	msv_result r = phrase_flush(o);
+	if (r)
+		return r;
+	if (n < sizeof(sp))
+		return phrase_put(o, sp, n, W_QUOTE);
+	char *run = msv_malloc(n);
+	if (!run)
+		return MSV_E_NOMEM;
+	memset(run, ' ', n);
+	r = phrase_put(o, run, n, W_QUOTE);
+	msv_free(run);
+	return r;
+}
+
 msv_result msv__fold_phrase(msv__fold *f, int lead_ws, const char *name, size_t len,
                             unsigned transport)
 {
-	const char *ws = lead_ws ? " " : NULL;
-	size_t wsl = lead_ws ? 1 : 0;
-	int atoms = 1, printable = 1;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c >= 0x80 && (transport & MSV_MIME_SMTPUTF8))
-			continue; /* RFC 6532 3.2: UTF8-non-ascii is atext and qtext */
-		if (c < 0x20 || c == 0x7f || c >= 0x80)
-			printable = atoms = 0;
-		else if (!msv__is_atext(c) && c != ' ')
-			atoms = 0;
-	}
-	if (len && (is_ws(name[0]) || is_ws(name[len - 1])))
-		atoms = 0;
-	for (size_t i = 0; i + 1 < len; i++)
-		if ((name[i] == ' ' && name[i + 1] == ' ') || (name[i] == '=' && name[i + 1] == '?'))
-			atoms = 0;
-	/* An atom too long for a line: quote or encode the name instead. */
-	for (size_t i = 0, run = 0; i < len; i++) {
-		run = name[i] == ' ' ? 0 : run + 1;
-		if (run > MIME_FOLD - 10)
-			atoms = 0;
-	}
+	phrase_out o = {f, name, lead_ws ? " " : NULL, lead_ws ? 1 : 0, 0, 0, 0};
 	msv_result r;
-	if (atoms) {
-		size_t i = 0;
-		int first = 1;
-		while (i < len) {
-			size_t w0 = i;
-			while (i < len && name[i] != ' ')
-				i++;
-			if ((r = msv__fold_put(f, " ", first ? wsl : 1, name + w0, i - w0)))
-				return r;
-			first = 0;
-			if (i < len)
-				i++;
+	/* A short name that needs no encoding is one quoted string, as
+	 * people write it ("Doe, John"), when it is not plain atoms. */
+	int worst = W_ATOM;
+	for (size_t i = 0, w0 = 0; i <= len; i++)
+		if (i == len || name[i] == ' ') {
+			int c = word_class(name + w0, i - w0, transport);
+			worst = c > worst ? c : worst;
+			w0 = i + 1;
 		}
-		return MSV_OK;
-	}
-	if (printable && len <= MIME_FOLD - 10) {
-		char q[2 * MIME_FOLD + 4];
-		size_t o = 0;
-		q[o++] = '"';
-		for (size_t i = 0; i < len; i++) {
-			if (name[i] == '"' || name[i] == '\\')
-				q[o++] = '\\';
-			q[o++] = name[i];
+	if (worst == W_QUOTE && len <= MIME_FOLD - 10)
+		return put_quoted(f, o.ws, o.wsl, name, len);
+	/* Else each word (a run between spaces) is an atom, a quoted string
+	 * or encoded words, whichever it needs, so plain text stays plain
+	 * however long the name (encoding ASCII just to fold it made some
+	 * readers show spaces between the pieces).  One space between words
+	 * is the folding white space between their tokens; words to encode
+	 * that follow each other share encoded words (RFC 2047 6.2: readers
+	 * drop white space between encoded words).  Other spaces (leading,
+	 * trailing, runs) travel in quoted strings, which every reader keeps
+	 * as they are (Python collapses runs inside encoded words):
+	 * "a" + FWS + "  " + FWS + "b" is "a    b". */
+	size_t i = 0;
+	while (i < len) {
+		size_t s0 = i;
+		while (i < len && name[i] == ' ')
+			i++;
+		size_t sp = i - s0;
+		size_t w0 = i;
+		while (i < len && name[i] != ' ')
+			i++;
+		size_t wn = i - w0;
+		int first = s0 == 0;
+		/* Spaces beyond the one folding white space stands for. */
+		size_t extra = first || !wn ? sp : sp - 1;
+		if (first && !wn) /* nothing but spaces */
+			return phrase_spaces(&o, sp);
+		if (extra && (r = phrase_spaces(&o, extra - 1)))
+			return r;
+		if (!wn)
+			break;
+		int cls = wn > PHRASE_TOKEN_MAX ? W_ENC : word_class(name + w0, wn, transport);
+		if (cls == W_ENC) {
+			if (o.held && !extra) {
+				o.e1 = w0 + wn; /* joins the run, its space inside */
+			} else {
+				if ((r = phrase_flush(&o)))
+					return r;
+				o.e0 = w0;
+				o.e1 = w0 + wn;
+				o.held = 1;
+			}
+			continue;
 		}
-		q[o++] = '"';
-		return msv__fold_put(f, ws, wsl, q, o);
+		if ((r = phrase_flush(&o)) || (r = phrase_put(&o, name + w0, wn, cls)))
+			return r;
 	}
-	return msv__fold_encoded(f, ws, wsl, name, len);
+	return phrase_flush(&o);
 }
 
 msv_result msv_mime_encode_unstructured(msv_buf *out, const char *text, size_t len,

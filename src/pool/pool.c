@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "missive/pool.h"
+#include "core/core_int.h"
 #include "smtp/client.h"
 
 typedef struct conn {
@@ -41,11 +42,25 @@ struct msv_pool {
 	msv_pool_stats st;
 };
 
+/* The wait for a free connection is a timeout, so it is measured on
+ * CLOCK_MONOTONIC: on the default CLOCK_REALTIME a clock step (NTP, an
+ * administrator) would cut the wait short or stretch it by the step. */
+static int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	if (pthread_condattr_init(&a))
+		return -1;
+	int r = pthread_condattr_setclock(&a, CLOCK_MONOTONIC) || pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return r ? -1 : 0;
+}
+
 msv_result msv_pool_new(msv_pool **out, const msv_pool_options *opts, msv_error *err)
 {
-	if (opts->version != MSV_POOL_OPTIONS_VERSION)
+	if (!msv__version_ok(opts->version, MSV_POOL_OPTIONS_VERSION))
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
-		                     "pool options were built for another version of libmissive");
+		                     "msv_pool_options: version %u is not between 1 and %u", opts->version,
+		                     MSV_POOL_OPTIONS_VERSION);
 	msv_pool *p = msv_calloc(1, sizeof(*p));
 	if (!p)
 		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
@@ -62,8 +77,12 @@ msv_result msv_pool_new(msv_pool **out, const msv_pool_options *opts, msv_error 
 		p->o.max_messages = 1000;
 	if (!p->o.max_age_ms)
 		p->o.max_age_ms = 600000;
+	if (cond_init_monotonic(&p->freed)) {
+		msv_free(p);
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+		                     "pool: cannot create a condition variable on CLOCK_MONOTONIC");
+	}
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->freed, NULL);
 	*out = p;
 	return MSV_OK;
 }
@@ -190,7 +209,7 @@ static msv_result open_conn(msv_pool *p, key_entry *k, const msv_client_options 
 
 static void timespec_at(struct timespec *ts, int ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts); /* the clock of p->freed */
 	ts->tv_sec += ms / 1000;
 	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/core_int.h"
 #include "queue/queue_int.h"
 
 struct msv_queue {
@@ -34,14 +35,14 @@ static const char *const state_names[MSV_RCPT__COUNT] = {
 	[MSV_RCPT_DEAD] = "dead",       [MSV_RCPT_SUPPRESSED] = "suppressed",
 };
 
-const char *msv_rcpt_state_name(msv_rcpt_state s)
+const char *msv_queue_rcpt_state_name(msv_rcpt_state s)
 {
 	if ((unsigned)s >= MSV_RCPT__COUNT)
 		return "unknown";
 	return state_names[s];
 }
 
-int msv_rcpt_state_parse(const char *name, msv_rcpt_state *out)
+int msv_queue_rcpt_state_parse(const char *name, msv_rcpt_state *out)
 {
 	if (!name || !out)
 		return -1;
@@ -167,7 +168,7 @@ static msv_result check_message(const msv_queue *q, const msv_queue_message *m, 
 			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 			                     "queue: recipient %zu of message %zu must start queued or "
 			                     "suppressed, not %s",
-			                     j, i, msv_rcpt_state_name(m->initial[j]));
+			                     j, i, msv_queue_rcpt_state_name(m->initial[j]));
 	}
 	if (!m->body && m->len)
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
@@ -216,9 +217,10 @@ msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts, msv_er
 	if (!out || !opts)
 		return usage(err, "msv_queue_open needs out and options");
 	*out = NULL;
-	if (opts->version != MSV_QUEUE_OPTIONS_VERSION)
+	if (!msv__version_ok(opts->version, MSV_QUEUE_OPTIONS_VERSION))
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
-		                     "queue options were built for another version of libmissive");
+		                     "msv_queue_options: version %u is not between 1 and %u", opts->version,
+		                     MSV_QUEUE_OPTIONS_VERSION);
 	if (!opts->path || !opts->path[0])
 		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
 		                     "queue: no database path configured");
@@ -437,7 +439,7 @@ msv_result msv_queue_record(msv_queue *q, const msv_queue_outcome *o, size_t n, 
 		default:
 			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 			                     "queue: outcome %zu has state %s, which is not an outcome", i,
-			                     msv_rcpt_state_name(o[i].state));
+			                     msv_queue_rcpt_state_name(o[i].state));
 		}
 		if (o[i].rcpt_id <= 0)
 			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
@@ -752,7 +754,7 @@ msv_result msv_queue_probe_write(msv_queue *q, msv_error *err)
 	return q->ops->probe_write(q->be, err);
 }
 
-void msv_suppressions_free(msv_suppression *s, size_t n)
+void msv_queue_suppressions_free(msv_suppression *s, size_t n)
 {
 	if (!s)
 		return;

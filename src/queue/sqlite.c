@@ -1764,7 +1764,7 @@ out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->r.mu);
 	if (r) {
-		msv_suppressions_free(v, nv);
+		msv_queue_suppressions_free(v, nv);
 		return r;
 	}
 	*out = v;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "core/core_int.h"
 
 #define READ_CHUNK 16384
 #define BODY_CHUNK 65536
@@ -76,9 +77,14 @@ msv_result msv_client_new(msv_client **out, const msv_client_options *opts, msv_
 msv_result msv__client_new_shared(msv_client **out, const msv_client_options *opts, msv_tls_ctx *tls,
                                   msv_error *err)
 {
-	if (opts->version != MSV_CLIENT_OPTIONS_VERSION || opts->smtp.version != MSV_SMTP_OPTIONS_VERSION)
+	if (!msv__version_ok(opts->version, MSV_CLIENT_OPTIONS_VERSION))
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
-		                     "options were built for another version of libmissive");
+		                     "msv_client_options: version %u is not between 1 and %u", opts->version,
+		                     MSV_CLIENT_OPTIONS_VERSION);
+	if (!msv__version_ok(opts->smtp.version, MSV_SMTP_OPTIONS_VERSION))
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "msv_smtp_options: version %u is not between 1 and %u", opts->smtp.version,
+		                     MSV_SMTP_OPTIONS_VERSION);
 	if (!opts->host || !*opts->host)
 		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "no server host given");
 	msv_client *c = msv_calloc(1, sizeof(*c));
@@ -175,7 +181,7 @@ const msv_error *msv_client_error(const msv_client *c)
 	return &c->err;
 }
 
-const msv_smtp_caps *msv_client_caps(const msv_client *c)
+const msv_smtp_caps *msv_client_caps_get(const msv_client *c)
 {
 	static const msv_smtp_caps none;
 	return c->smtp ? msv_smtp_caps_get(c->smtp) : &none;

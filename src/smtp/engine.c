@@ -8,10 +8,12 @@
  * with nothing outstanding is a protocol violation, not something to
  * guess about.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "body.h"
+#include "core/core_int.h"
 #include "sasl.h"
 #include "states.h"
 
@@ -39,6 +41,29 @@ typedef enum cmd {
 	C_QUIT,
 } cmd;
 
+/* Everything the engine remembers about where it is, besides its state
+ * and the queue of pending commands.  Each flag is set in one place and
+ * read where a reply's meaning depends on it. */
+typedef struct engine_flags {
+	/* the session */
+	bool tls_active;   /* encrypted: implicit TLS, or after STARTTLS */
+	bool trace_states; /* trace every state move (debug builds, tests) */
+	/* the current transaction; msv_smtp_begin() sets or clears them */
+	bool bdat;        /* CHUNKING offered: the body goes as BDAT chunks */
+	bool mail_failed; /* MAIL refused: the RCPT replies after it are not results */
+	bool data_failed; /* the data (a BDAT chunk, or ".") was refused: later replies are not the result */
+	bool discard;     /* 354 although nobody was accepted: end the data empty */
+	bool utf8;        /* the envelope needs SMTPUTF8 */
+	/* The server may still hold a transaction open (MAIL accepted, data
+	 * never ended): RSET before the next MAIL, or it answers "503 nested
+	 * MAIL" and every recipient of the next message is bounced. */
+	bool need_rset;
+	bool mail_after_rset; /* no PIPELINING: MAIL waits for RSET's reply */
+	/* the previous transaction, overlapped with this one (see prev) */
+	bool prev_pending; /* its final reply is outstanding */
+	bool prev_done;    /* it arrived: MSV_SMTP_PREV_DONE is due */
+} engine_flags;
+
 typedef struct pending {
 	cmd c;
 	size_t idx; /* recipient index for C_RCPT, 1 for the last BDAT */
@@ -51,10 +76,11 @@ struct msv_smtp {
 	char *user;
 	char *secret;
 	msv_redactor *redact;
-	msv_smtp_state state;
+	msv_smtp_state state;  /* changed by set_state() only */
+	msv_smtp_trigger trigger; /* what is moving it: the reply being handled, or a call */
+	engine_flags f;
 	msv_error err;
 	msv_smtp_caps caps;
-	int tls_active;
 
 	msv_buf in;
 	msv_buf out;
@@ -72,17 +98,6 @@ struct msv_smtp {
 	msv_smtp_txn txn;
 	size_t rcpt_cap;
 	const msv_envelope *env;
-	size_t next_rcpt;
-	int bdat;
-	int mail_failed;
-	int data_failed;
-	int discard; /* 354 although nobody was accepted: end the data empty */
-	int utf8;    /* the envelope needs SMTPUTF8 */
-	/* The server may still hold a transaction open (MAIL accepted, data
-	 * never ended): RSET before the next MAIL, or it answers "503 nested
-	 * MAIL" and every recipient of the next message is bounced. */
-	int need_rset;
-	int mail_after_rset; /* no PIPELINING: MAIL waits for RSET's reply */
 	msv_body_xf xf;
 	msv_buf chunk; /* BDAT: transformed bytes not yet framed */
 
@@ -91,19 +106,11 @@ struct msv_smtp {
 	 * and the next envelope share a write, one round trip per message. */
 	msv_smtp_txn prev;
 	size_t prev_cap;
-	int prev_pending; /* its final reply is outstanding */
-	int prev_done;    /* it arrived: MSV_SMTP_PREV_DONE is due */
-};
-
-static const char *const state_names[] = {
-#define MSV__STATE_NAME(name) #name,
-	MSV_SMTP_STATES(MSV__STATE_NAME)
-#undef MSV__STATE_NAME
 };
 
 const char *msv_smtp_state_name(const msv_smtp *s)
 {
-	return state_names[s->state];
+	return msv__smtp_state_str(s->state);
 }
 
 /* ---------------------------------------------------------------- util */
@@ -134,9 +141,49 @@ static void trace_reply(msv_smtp *s, const char *raw, size_t n)
 	}
 }
 
-static void set_state(msv_smtp *s, msv_smtp_state st)
+/* "state EHLO -> STARTTLS (on 2xx)", as curl's debug builds say it. */
+static void trace_move(msv_smtp *s, msv_smtp_state from, msv_smtp_state to, const char *note)
 {
-	s->state = st;
+	char line[96];
+	int n = snprintf(line, sizeof(line), "state %s -> %s (on %s)%s", msv__smtp_state_str(from),
+	                 msv__smtp_state_str(to), msv__smtp_trigger_str(s->trigger), note);
+	if (n > 0)
+		trace(s, MSV_TRACE_INFO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* The only place the state changes (states.c has the table of moves).
+ * A move the table does not list is a bug in the engine: the session
+ * fails with MSV_E_STATE rather than carry on in a state whose replies
+ * nobody planned for, which could send a message twice or report a
+ * refused one as delivered. */
+static void set_state(msv_smtp *s, msv_smtp_state to)
+{
+	msv_smtp_state from = s->state;
+	if (from == to)
+		return;
+	bool legal = msv__smtp_move_allowed(from, s->trigger, to);
+	if (!legal) {
+		msv_error_set(&s->err, MSV_E_STATE, MSV_CLASS_LOCAL,
+		              "internal error: illegal SMTP state change from %s to %s (on %s)",
+		              msv__smtp_state_str(from), msv__smtp_state_str(to),
+		              msv__smtp_trigger_str(s->trigger));
+		to = ST_FAILED;
+	}
+	if (s->f.trace_states)
+		trace_move(s, from, to, legal ? "" : " refused");
+	s->state = to;
+}
+
+msv_result msv__smtp_force_state(msv_smtp *s, msv_smtp_state to)
+{
+	s->trigger = ON_CALL;
+	set_state(s, to);
+	return s->state == to ? MSV_OK : s->err.code;
+}
+
+void msv__smtp_trace_states(msv_smtp *s, int on)
+{
+	s->f.trace_states = on != 0;
 }
 
 static msv_result refuse(msv_smtp *s, msv_result code, msv_class cls, const char *fmt, ...)
@@ -249,7 +296,7 @@ static char *dup_opt(const char *s)
 
 msv_result msv_smtp_new(msv_smtp **out, const msv_smtp_options *opts)
 {
-	if (opts->version != MSV_SMTP_OPTIONS_VERSION)
+	if (!msv__version_ok(opts->version, MSV_SMTP_OPTIONS_VERSION))
 		return MSV_E_INVALID;
 	msv_smtp *s = msv_calloc(1, sizeof(*s));
 	if (!s)
@@ -275,8 +322,11 @@ msv_result msv_smtp_new(msv_smtp **out, const msv_smtp_options *opts)
 	msv_buf_init(&s->lines, MSV_REPLY_MAX);
 	msv_buf_init(&s->scratch, CMD_MAX * 4);
 	msv_buf_init(&s->chunk, OUT_MAX);
-	s->tls_active = opts->tls == MSV_TLS_IMPLICIT;
-	s->state = ST_GREETING;
+	s->f.tls_active = opts->tls == MSV_TLS_IMPLICIT;
+#ifndef NDEBUG
+	s->f.trace_states = true;
+#endif
+	/* s->state is GREETING, the first state, from calloc (states.c) */
 	r = push_pending(s, C_GREETING, 0);
 	if (r) {
 		msv_smtp_free(s);
@@ -318,7 +368,7 @@ const msv_smtp_caps *msv_smtp_caps_get(const msv_smtp *s)
 
 int msv_smtp_tls_active(const msv_smtp *s)
 {
-	return s->tls_active;
+	return s->f.tls_active;
 }
 
 int msv_smtp_in_data(const msv_smtp *s)
@@ -342,7 +392,7 @@ static void start_auth(msv_smtp *s)
 {
 	/* Decided here, before any credential leaves: no AUTH on a session
 	 * an attacker could read, unless the caller asked for exactly that. */
-	if (!s->tls_active && !s->o.allow_plaintext_auth) {
+	if (!s->f.tls_active && !s->o.allow_plaintext_auth) {
 		fail(s, MSV_E_PLAINTEXT_AUTH, MSV_CLASS_CONFIG,
 		     "refusing to send credentials over a plaintext connection "
 		     "(use TLS, or allow plaintext authentication explicitly)");
@@ -352,7 +402,7 @@ static void start_auth(msv_smtp *s)
 		fail(s, MSV_E_NO_AUTH_MECH, MSV_CLASS_PERMANENT, "server does not offer AUTH");
 		return;
 	}
-	msv_auth_mech m = msv__sasl_choose(s->caps.auth_mechs, s->tls_active, s->o.auth_token, s->o.auth);
+	msv_auth_mech m = msv__sasl_choose(s->caps.auth_mechs, s->f.tls_active, s->o.auth_token, s->o.auth);
 	if (m == MSV_AUTH_AUTO) {
 		if (s->o.auth != MSV_AUTH_AUTO)
 			fail(s, MSV_E_NO_AUTH_MECH, MSV_CLASS_PERMANENT,
@@ -391,7 +441,7 @@ static void start_auth(msv_smtp *s)
 /* Capabilities are known: STARTTLS if due, then AUTH, then idle. */
 static void after_hello(msv_smtp *s)
 {
-	if (!s->tls_active && s->o.tls == MSV_TLS_STARTTLS) {
+	if (!s->f.tls_active && s->o.tls == MSV_TLS_STARTTLS) {
 		if (!(s->caps.flags & MSV_CAP_STARTTLS)) {
 			/* Never fall back to plaintext: that is the downgrade an
 			 * attacker who strips STARTTLS from EHLO wants. */
@@ -420,8 +470,8 @@ msv_result msv_smtp_tls_started(msv_smtp *s)
 {
 	if (s->state != ST_TLS)
 		return msv_error_set(&s->err, MSV_E_STATE, MSV_CLASS_USAGE,
-		                     "TLS started outside STARTTLS (state %s)", state_names[s->state]);
-	s->tls_active = 1;
+		                     "TLS started outside STARTTLS (state %s)", msv__smtp_state_str(s->state));
+	s->f.tls_active = true;
 	/* RFC 3207 4.2: forget everything learnt before TLS. */
 	memset(&s->caps, 0, sizeof(s->caps));
 	send_ehlo(s);
@@ -469,7 +519,7 @@ static int is_2xx(const msv_smtp_reply *r)
  * transaction on its side whatever the answer. */
 static void txn_done(msv_smtp *s, int ended)
 {
-	s->need_rset = !s->mail_failed && !ended;
+	s->f.need_rset = !s->f.mail_failed && !ended;
 	set_state(s, ST_TXN_DONE);
 }
 
@@ -496,125 +546,206 @@ static void send_envelope(msv_smtp *s);
 /* Envelope replies are all in: body, or done. */
 static void envelope_complete(msv_smtp *s)
 {
-	if (s->mail_failed || !s->txn.accepted) {
+	if (s->f.mail_failed || !s->txn.accepted) {
 		txn_done(s, 0);
 		return;
 	}
-	msv__body_init(&s->xf, !s->bdat, s->o.body_line_max);
+	msv__body_init(&s->xf, !s->f.bdat, s->o.body_line_max);
 	set_state(s, ST_BODY);
 }
 
-static void on_txn_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
+/* MAIL (RFC 5321 4.3.2: S: 250  E: 451, 452, 455, 503, 550, 552, 553,
+ * 555).  Refused: every recipient gets this reply; with PIPELINING the
+ * RCPTs and DATA already sent are still answered, and DATA's reply ends
+ * the transaction. */
+static void on_mail_reply(msv_smtp *s, const msv_smtp_reply *r)
 {
-	switch (p->c) {
-	case C_MAIL:
-		s->txn.mail = *r;
-		if (!is_2xx(r)) {
-			s->mail_failed = 1;
-			for (size_t i = 0; i < s->txn.nrcpt; i++)
-				s->txn.rcpt[i].reply = *r;
-			if (!pipelining(s))
-				txn_done(s, 0);
-			return;
-		}
+	s->txn.mail = *r;
+	if (!is_2xx(r)) {
+		s->f.mail_failed = true;
+		for (size_t i = 0; i < s->txn.nrcpt; i++)
+			s->txn.rcpt[i].reply = *r;
 		if (!pipelining(s))
-			send_rcpt(s, 0);
-		return;
-	case C_RCPT:
-		if (!s->mail_failed) {
-			s->txn.rcpt[p->idx].reply = *r;
-			if (is_2xx(r)) {
-				s->txn.rcpt[p->idx].accepted = 1;
-				s->txn.accepted++;
-			}
-		}
-		if (p->idx + 1 < s->txn.nrcpt) {
-			if (!pipelining(s))
-				send_rcpt(s, p->idx + 1);
-			return;
-		}
-		if (s->bdat)
-			envelope_complete(s);
-		else if (!pipelining(s)) {
-			if (s->txn.accepted)
-				send_cmd(s, C_DATA, 0, "DATA");
-			else
-				txn_done(s, 0);
-		}
-		return;
-	case C_DATA:
-		if (r->code != 354) {
-			if (!s->mail_failed && s->txn.accepted)
-				data_refused(&s->txn, r);
-			else
-				s->txn.data = *r;
 			txn_done(s, 0);
-			return;
+		return;
+	}
+	if (!pipelining(s))
+		send_rcpt(s, 0);
+}
+
+/* RCPT (S: 250, 251  E: 450, 451, 452, 455, 503, 550-553, 555): one
+ * result per recipient; the last one decides what follows. */
+static void on_rcpt_reply(msv_smtp *s, size_t idx, const msv_smtp_reply *r)
+{
+	if (!s->f.mail_failed) {
+		s->txn.rcpt[idx].reply = *r;
+		if (is_2xx(r)) {
+			s->txn.rcpt[idx].accepted = 1;
+			s->txn.accepted++;
 		}
-		if (s->mail_failed || !s->txn.accepted) {
-			/* RFC 2920 3.1: the server took DATA although it refused
-			 * everyone; end the data at once, sending nothing. */
-			s->discard = 1;
-			set_state(s, ST_DATA_END);
-			send_cmd(s, C_DOT, 0, ".");
-			return;
-		}
+	}
+	if (idx + 1 < s->txn.nrcpt) {
+		if (!pipelining(s))
+			send_rcpt(s, idx + 1);
+		return;
+	}
+	if (s->f.bdat)
 		envelope_complete(s);
-		return;
-	case C_DOT:
-	case C_BDAT:
-		if (p->c == C_DOT && p->idx) { /* the previous transaction's end */
-			if (is_2xx(r))
-				s->prev.data = *r;
-			else
-				data_refused(&s->prev, r);
-			s->prev_pending = 0;
-			s->prev_done = 1;
-			return;
-		}
-		if (!s->discard && !s->data_failed && !is_2xx(r)) {
-			s->data_failed = 1;
+	else if (!pipelining(s)) {
+		if (s->txn.accepted)
+			send_cmd(s, C_DATA, 0, "DATA");
+		else
+			txn_done(s, 0);
+	}
+}
+
+/* DATA (I: 354  E: 451, 503, 554). */
+static void on_data_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	if (r->code != 354) {
+		if (!s->f.mail_failed && s->txn.accepted)
 			data_refused(&s->txn, r);
-		}
-		if (p->c == C_DOT || p->idx) { /* the end of the data */
-			if (!s->data_failed && !s->discard)
-				s->txn.data = *r;
-			/* RFC 3030 leaves the state after a failed chunk vague */
-			txn_done(s, !(s->bdat && s->data_failed));
-		}
+		else
+			s->txn.data = *r;
+		txn_done(s, 0);
 		return;
-	default:
+	}
+	if (s->f.mail_failed || !s->txn.accepted) {
+		/* RFC 2920 3.1: the server took DATA although it refused
+		 * everyone; end the data at once, sending nothing. */
+		s->f.discard = true;
+		set_state(s, ST_DATA_END);
+		send_cmd(s, C_DOT, 0, ".");
 		return;
+	}
+	envelope_complete(s);
+}
+
+/* "." or a BDAT chunk (S: 250  E: 450, 451, 452, 550, 552, 554).  A "."
+ * marked idx 1 answers the previous, overlapped transaction. */
+static void on_data_end_reply(msv_smtp *s, const pending *p, const msv_smtp_reply *r)
+{
+	if (p->c == C_DOT && p->idx) {
+		if (is_2xx(r))
+			s->prev.data = *r;
+		else
+			data_refused(&s->prev, r);
+		s->f.prev_pending = false;
+		s->f.prev_done = true;
+		return;
+	}
+	if (!s->f.discard && !s->f.data_failed && !is_2xx(r)) {
+		s->f.data_failed = true;
+		data_refused(&s->txn, r);
+	}
+	if (p->c == C_DOT || p->idx) { /* the end of the data */
+		if (!s->f.data_failed && !s->f.discard)
+			s->txn.data = *r;
+		/* RFC 3030 leaves the state after a failed chunk vague */
+		txn_done(s, !(s->f.bdat && s->f.data_failed));
 	}
 }
 
 /* ------------------------------------------------------------ dispatch */
 
-static void on_reply(msv_smtp *s, const msv_smtp_reply *r)
+/* CONNECTION ESTABLISHMENT (S: 220  E: 554). */
+static void on_greeting_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	if (r->code != 220) {
+		fail_reply(s, MSV_E_REPLY, r, "server refused the session at greeting");
+		return;
+	}
+	send_ehlo(s);
+}
+
+/* EHLO (S: 250  E: 502, 504, 550). */
+static void on_ehlo_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	if (is_2xx(r)) {
+		msv_smtp_parse_ehlo(&s->caps, s->lines.data ? s->lines.data : "", s->lines.len);
+		after_hello(s);
+	} else if (r->code >= 500) {
+		/* RFC 5321 3.2: an old server that does not know EHLO */
+		set_state(s, ST_HELO);
+		send_cmd(s, C_HELO, 0, "HELO %s", s->helo);
+	} else {
+		fail_reply(s, MSV_E_REPLY, r, "server refused EHLO");
+	}
+}
+
+/* HELO (S: 250  E: 502, 504, 550). */
+static void on_helo_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	if (!is_2xx(r)) {
+		fail_reply(s, MSV_E_REPLY, r, "server refused HELO");
+		return;
+	}
+	memset(&s->caps, 0, sizeof(s->caps));
+	after_hello(s);
+}
+
+/* STARTTLS (RFC 3207 4: S: 220  E: 454, 501). */
+static void on_starttls_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	if (r->code != 220) {
+		fail_reply(s, MSV_E_TLS, r, "server refused STARTTLS");
+		return;
+	}
+	set_state(s, ST_TLS); /* process_input() checks what follows */
+}
+
+/* RSET and NOOP (S: 250).  An RSET sent before MAIL (need_rset) leaves
+ * the state in ENVELOPE; without PIPELINING its reply lets MAIL go. */
+static void on_rset_noop_reply(msv_smtp *s, cmd c, const msv_smtp_reply *r)
+{
+	if (!is_2xx(r)) {
+		fail_reply(s, MSV_E_REPLY, r, c == C_RSET ? "server refused RSET" : "server refused NOOP");
+		return;
+	}
+	if (s->f.mail_after_rset) {
+		s->f.mail_after_rset = false;
+		send_envelope(s);
+	} else if (s->state != ST_ENVELOPE) {
+		set_state(s, ST_READY);
+	}
+}
+
+/* Takes the oldest pending command off the queue for reply r; 0 when r
+ * answers nothing we sent (the session has failed then). */
+static int pop_pending(msv_smtp *s, const msv_smtp_reply *r, pending *out)
 {
 	if (!s->pend_len && r->code == 421) {
 		/* An idle session timed out on the server's side: it says so
 		 * and closes.  Not a violation; the connection is just gone. */
 		fail_reply(s, MSV_E_CLOSED, r, "server closed the idle session");
-		return;
+		return 0;
 	}
 	if (!s->pend_len) {
 		fail(s, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY,
 		     "server sent a reply nobody asked for: %d %s", r->code, r->text);
-		return;
+		return 0;
 	}
-	pending p = s->pend[s->pend_head];
+	*out = s->pend[s->pend_head];
 	/* A reply to a command still in our output buffer was sent before
 	 * the server could have read the command. */
-	if (p.end > s->written) {
+	if (out->end > s->written) {
 		fail(s, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY,
 		     "server replied before the command was sent: %d %s", r->code, r->text);
-		return;
+		return 0;
 	}
 	s->pend_head++;
 	if (!--s->pend_len)
 		s->pend_head = 0;
+	return 1;
+}
 
+/* One reply, matched to the command it answers: one handler per command
+ * (curl's *_resp), each moving the state as states.c's table says. */
+static void dispatch_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	pending p;
+	if (!pop_pending(s, r, &p))
+		return;
 	/* 421: the server is shutting this session down, whatever was asked
 	 * (RFC 5321 3.8).  Recipients not yet answered are not refused: the
 	 * whole attempt is temporary. */
@@ -623,67 +754,28 @@ static void on_reply(msv_smtp *s, const msv_smtp_reply *r)
 		return;
 	}
 	switch (p.c) {
-	case C_GREETING:
-		if (r->code != 220) {
-			fail_reply(s, MSV_E_REPLY, r, "server refused the session at greeting");
-			return;
-		}
-		send_ehlo(s);
-		return;
-	case C_EHLO:
-		if (is_2xx(r)) {
-			msv_smtp_parse_ehlo(&s->caps, s->lines.data ? s->lines.data : "", s->lines.len);
-			after_hello(s);
-		} else if (r->code >= 500) {
-			/* RFC 5321 3.2: an old server that does not know EHLO */
-			set_state(s, ST_HELO);
-			send_cmd(s, C_HELO, 0, "HELO %s", s->helo);
-		} else {
-			fail_reply(s, MSV_E_REPLY, r, "server refused EHLO");
-		}
-		return;
-	case C_HELO:
-		if (!is_2xx(r)) {
-			fail_reply(s, MSV_E_REPLY, r, "server refused HELO");
-			return;
-		}
-		memset(&s->caps, 0, sizeof(s->caps));
-		after_hello(s);
-		return;
-	case C_STARTTLS:
-		if (r->code != 220) {
-			fail_reply(s, MSV_E_TLS, r, "server refused STARTTLS");
-			return;
-		}
-		set_state(s, ST_TLS); /* process_input() checks what follows */
-		return;
-	case C_AUTH:
-		on_auth_reply(s, r);
-		return;
-	case C_MAIL:
-	case C_RCPT:
-	case C_DATA:
+	case C_GREETING: on_greeting_reply(s, r); return;
+	case C_EHLO: on_ehlo_reply(s, r); return;
+	case C_HELO: on_helo_reply(s, r); return;
+	case C_STARTTLS: on_starttls_reply(s, r); return;
+	case C_AUTH: on_auth_reply(s, r); return;
+	case C_MAIL: on_mail_reply(s, r); return;
+	case C_RCPT: on_rcpt_reply(s, p.idx, r); return;
+	case C_DATA: on_data_reply(s, r); return;
 	case C_DOT:
-	case C_BDAT:
-		on_txn_reply(s, &p, r);
-		return;
+	case C_BDAT: on_data_end_reply(s, &p, r); return;
 	case C_RSET:
-	case C_NOOP:
-		if (!is_2xx(r)) {
-			fail_reply(s, MSV_E_REPLY, r, p.c == C_RSET ? "server refused RSET" : "server refused NOOP");
-			return;
-		}
-		if (s->mail_after_rset) {
-			s->mail_after_rset = 0;
-			send_envelope(s);
-		} else if (s->state != ST_ENVELOPE) {
-			set_state(s, ST_READY);
-		}
-		return;
-	case C_QUIT:
-		set_state(s, ST_CLOSED);
-		return;
+	case C_NOOP: on_rset_noop_reply(s, p.c, r); return;
+	case C_QUIT: set_state(s, ST_CLOSED); return;
 	}
+}
+
+/* While a reply is handled, its class is what moves the state. */
+static void on_reply(msv_smtp *s, const msv_smtp_reply *r)
+{
+	s->trigger = msv__smtp_trigger_of(r->code);
+	dispatch_reply(s, r);
+	s->trigger = ON_CALL;
 }
 
 static void process_input(msv_smtp *s)
@@ -723,7 +815,7 @@ msv_result msv_smtp_feed(msv_smtp *s, const char *data, size_t len)
 			return fail(s, MSV_E_CLOSED, MSV_CLASS_TEMPORARY,
 			            "server closed the connection in the middle of a reply (truncated reply)");
 		return fail(s, MSV_E_CLOSED, MSV_CLASS_TEMPORARY,
-		            "server closed the connection (state %s)", state_names[s->state]);
+		            "server closed the connection (state %s)", msv__smtp_state_str(s->state));
 	}
 	msv_result r = msv_buf_add(&s->in, data, len);
 	if (r)
@@ -737,8 +829,8 @@ msv_smtp_event msv_smtp_step(msv_smtp *s)
 	process_input(s);
 	/* Before FAILED: the earlier message's final reply is definitive even
 	 * when the session broke right after it (a 421 to the next MAIL). */
-	if (s->prev_done) {
-		s->prev_done = 0;
+	if (s->f.prev_done) {
+		s->f.prev_done = false;
 		return MSV_SMTP_PREV_DONE;
 	}
 	if (s->state == ST_FAILED)
@@ -875,7 +967,7 @@ static msv_result check_envelope(msv_smtp *s, const msv_envelope *env, int *utf8
 	if (!env->from || !env->nrcpt || !env->rcpt)
 		return refuse(s, MSV_E_INVALID, MSV_CLASS_USAGE, "a sender and at least one recipient are required");
 	if (!address_ok(env->from, utf8)) {
-		msv_sanitize(shown, sizeof(shown), env->from, strlen(env->from));
+		msv_sanitize_utf8(shown, sizeof(shown), env->from, strlen(env->from));
 		return refuse(s, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
 		              "sender address \"%s\" contains a space, control character or angle bracket, or is too long",
 		              shown);
@@ -883,7 +975,7 @@ static msv_result check_envelope(msv_smtp *s, const msv_envelope *env, int *utf8
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const char *a = env->rcpt[i];
 		if (!a || !*a || !address_ok(a, utf8)) {
-			msv_sanitize(shown, sizeof(shown), a ? a : "", a ? strlen(a) : 0);
+			msv_sanitize_utf8(shown, sizeof(shown), a ? a : "", a ? strlen(a) : 0);
 			return refuse(s, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
 			              "recipient address \"%s\" is empty, contains a space, control character or angle bracket, or is too long",
 			              shown);
@@ -921,8 +1013,8 @@ static msv_result check_envelope(msv_smtp *s, const msv_envelope *env, int *utf8
  * (not an emptied one), and only one transaction in that overlap. */
 static int can_overlap(const msv_smtp *s)
 {
-	return s->state == ST_DATA_END && pipelining(s) && !s->bdat && !s->discard &&
-	       !s->prev_pending && !s->prev_done && s->pend_len &&
+	return s->state == ST_DATA_END && pipelining(s) && !s->f.bdat && !s->f.discard &&
+	       !s->f.prev_pending && !s->f.prev_done && s->pend_len &&
 	       s->pend[s->pend_head + s->pend_len - 1].c == C_DOT;
 }
 
@@ -931,7 +1023,7 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 	int overlap = can_overlap(s);
 	if (s->state != ST_READY && !overlap)
 		return refuse(s, MSV_E_STATE, MSV_CLASS_USAGE, "cannot start a transaction in state %s",
-		              state_names[s->state]);
+		              msv__smtp_state_str(s->state));
 	int utf8 = 0;
 	msv_result r = check_envelope(s, env, &utf8);
 	if (r)
@@ -960,7 +1052,7 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 		s->prev_cap = s->rcpt_cap;
 		s->txn = t;
 		s->rcpt_cap = cap;
-		s->prev_pending = 1;
+		s->f.prev_pending = true;
 		s->pend[s->pend_head + s->pend_len - 1].idx = 1;
 	}
 	memset(&s->txn.mail, 0, sizeof(s->txn.mail));
@@ -972,18 +1064,18 @@ msv_result msv_smtp_begin(msv_smtp *s, const msv_envelope *env)
 		s->txn.rcpt[i].address = env->rcpt[i];
 	}
 	s->env = env;
-	s->bdat = (s->caps.flags & MSV_CAP_CHUNKING) != 0;
-	s->mail_failed = s->data_failed = s->discard = 0;
+	s->f.bdat = (s->caps.flags & MSV_CAP_CHUNKING) != 0;
+	s->f.mail_failed = s->f.data_failed = s->f.discard = false;
 	msv_buf_reset(&s->chunk);
 
-	s->utf8 = utf8 || env->smtputf8;
+	s->f.utf8 = utf8 || env->smtputf8;
 	set_state(s, ST_ENVELOPE);
-	if (s->need_rset) {
-		s->need_rset = 0;
+	if (s->f.need_rset) {
+		s->f.need_rset = false;
 		send_cmd(s, C_RSET, 0, "RSET");
 		/* Without PIPELINING, MAIL must wait for RSET's reply. */
 		if (!pipelining(s)) {
-			s->mail_after_rset = 1;
+			s->f.mail_after_rset = true;
 			return s->state == ST_FAILED ? s->err.code : MSV_OK;
 		}
 	}
@@ -1001,7 +1093,7 @@ static void send_envelope(msv_smtp *s)
 		r = msv_buf_addf(b, " SIZE=%llu", (unsigned long long)env->size);
 	if (!r && env->body_8bit && (s->caps.flags & MSV_CAP_8BITMIME))
 		r = msv_buf_addstr(b, " BODY=8BITMIME");
-	if (!r && s->utf8)
+	if (!r && s->f.utf8)
 		r = msv_buf_addstr(b, " SMTPUTF8");
 	if (!r && use_dsn(s) && env->dsn_ret)
 		r = msv_buf_addf(b, " RET=%s", env->dsn_ret);
@@ -1019,7 +1111,7 @@ static void send_envelope(msv_smtp *s)
 		/* RFC 2920: the whole envelope in one write, one round trip. */
 		for (size_t i = 0; i < env->nrcpt && s->state != ST_FAILED; i++)
 			send_rcpt(s, i);
-		if (!s->bdat && s->state != ST_FAILED)
+		if (!s->f.bdat && s->state != ST_FAILED)
 			send_cmd(s, C_DATA, 0, "DATA");
 	}
 }
@@ -1059,14 +1151,14 @@ msv_result msv_smtp_body(msv_smtp *s, const char *data, size_t len)
 {
 	if (s->state != ST_BODY)
 		return refuse(s, MSV_E_STATE, MSV_CLASS_USAGE, "message data not expected in state %s",
-		              state_names[s->state]);
+		              msv__smtp_state_str(s->state));
 	size_t bad = 0;
-	msv_buf *dst = s->bdat ? &s->chunk : &s->out;
+	msv_buf *dst = s->f.bdat ? &s->chunk : &s->out;
 	msv_result r = msv__body_add(&s->xf, dst, data, len, &bad);
 	if (r)
 		return body_error(s, r, bad);
 	size_t chunk = s->o.bdat_chunk ? s->o.bdat_chunk : BDAT_CHUNK_DEFAULT;
-	while (s->bdat && s->chunk.len >= chunk && !r)
+	while (s->f.bdat && s->chunk.len >= chunk && !r)
 		r = bdat_flush(s, chunk, 0);
 	return r;
 }
@@ -1075,12 +1167,12 @@ msv_result msv_smtp_body_end(msv_smtp *s)
 {
 	if (s->state != ST_BODY)
 		return refuse(s, MSV_E_STATE, MSV_CLASS_USAGE, "end of data not expected in state %s",
-		              state_names[s->state]);
-	msv_result r = msv__body_finish(&s->xf, s->bdat ? &s->chunk : &s->out);
+		              msv__smtp_state_str(s->state));
+	msv_result r = msv__body_finish(&s->xf, s->f.bdat ? &s->chunk : &s->out);
 	if (r)
 		return body_error(s, r, 0);
 	set_state(s, ST_DATA_END);
-	if (s->bdat)
+	if (s->f.bdat)
 		return bdat_flush(s, s->chunk.len, 1);
 	return send_cmd(s, C_DOT, 0, ".");
 }
@@ -1089,7 +1181,7 @@ static msv_result simple_cmd(msv_smtp *s, cmd c, msv_smtp_state st, const char *
 {
 	if (s->state != ST_READY)
 		return refuse(s, MSV_E_STATE, MSV_CLASS_USAGE, "cannot send %s in state %s", word,
-		              state_names[s->state]);
+		              msv__smtp_state_str(s->state));
 	set_state(s, st);
 	return send_cmd(s, c, 0, "%s", word);
 }
@@ -1098,7 +1190,7 @@ msv_result msv_smtp_rset(msv_smtp *s)
 {
 	msv_result r = simple_cmd(s, C_RSET, ST_RSET, "RSET");
 	if (!r)
-		s->need_rset = 0;
+		s->f.need_rset = false;
 	return r;
 }
 

@@ -8,7 +8,8 @@ BUILD=$1 SRC=$2 CC=$3 FLAGS=${4:-}
 PREFIX=$(mktemp -d)
 trap 'rm -rf "$PREFIX"' EXIT
 cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
-for f in include/missive/core.h include/missive/smtp.h include/missive/queue.h bin/missive \
+for f in include/missive/core.h include/missive/smtp.h include/missive/queue.h \
+         include/missive/version.h bin/missive \
          sbin/missived sbin/sendmail share/man/man1/missive-send.1 share/man/man8/missived.8 \
          lib/systemd/system/missived.service; do
     [ -e "$PREFIX/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
@@ -20,6 +21,13 @@ export PKG_CONFIG_PATH=$(dirname "$PC")
 # shellcheck disable=SC2046,SC2086
 $CC $FLAGS "$SRC/examples/send.c" $(pkg-config --define-prefix --cflags --libs missive) -o "$PREFIX/send"
 LD_LIBRARY_PATH=$(pkg-config --define-prefix --variable=libdir missive) "$PREFIX/send" 2>&1 | grep -q usage
+# One version source: the installed header and missive.pc agree, and no
+# template is installed beside the headers.
+[ ! -e "$PREFIX/include/missive/version.h.in" ] || { echo "version.h.in installed" >&2; exit 1; }
+printf '#include <missive/core.h>\n#include <stdio.h>\nint main(void) { puts(MSV_VERSION); return 0; }\n' |
+    $CC -x c - $(pkg-config --define-prefix --cflags missive) -o "$PREFIX/version"
+hv=$("$PREFIX/version") pv=$(pkg-config --modversion missive)
+[ "$hv" = "$pv" ] || { echo "MSV_VERSION $hv but missive.pc says $pv" >&2; exit 1; }
 "$PREFIX/bin/missive" --version | grep -q '^missive '
 "$PREFIX/sbin/sendmail" --help | grep -q 'usage: missive sendmail'
 # The command module is found relative to the executable: the prefix here

@@ -15,6 +15,7 @@ install libdir.  Checked here:
   * the module found through the installed layout (bin/ + the relative libdir)
     and through a symlink to the build tree's binary;
   * the build tree's `missive build --dkim-key ...` signs (a verifiable signature).
+  * a module of another build (its build ID: commit and struct layouts) is refused.
 
 Run: MISSIVE_BIN=build/src/cli/missive MISSIVED_BIN=build/src/daemon/missived \\
      /usr/bin/python3 tests/integration/test_cli_module.py
@@ -297,6 +298,33 @@ class LoneBinaryTest(Case):
         self.assertIn("cannot load %s" % os.path.join(d, MODULE), err)
         self.assertEqual(p.stdout, b"")
         # build without DKIM does not touch it.
+        self.assertExit(run(exe, BUILD_ARGS), 0)
+
+
+class BuildIdTest(Case):
+    """A module of another build is refused: the table carries the commit and the
+    layout of the structs that cross (module.h), not a hand-bumped number."""
+
+    def test_module_of_another_commit_refused(self):
+        d = self.workdir("otherbuild")
+        exe = os.path.join(d, "missive")
+        shutil.copy2(T["bin"], exe)
+        with open(os.path.join(os.path.dirname(T["bin"]), MODULE), "rb") as f:
+            data = f.read()
+        shutil.copy2(os.path.join(os.path.dirname(T["bin"]), MODULE), os.path.join(d, MODULE))
+        self.assertExit(run(exe, ["dkim", "--help"]), 0)
+        m = re.search(rb"[0-9a-f]{40}(?:-dirty)?\0", data)
+        if not m:
+            self.skipTest("built outside a git checkout: the build commit is 'unknown'")
+        other = bytes([ord("0") if data[m.start()] != ord("0") else ord("1")])
+        with open(os.path.join(d, MODULE), "wb") as f:
+            f.write(data[:m.start()] + other + data[m.start() + 1:])
+        p = run(exe, ["dkim", "--help"])
+        self.assertExit(p, 72)
+        self.assertEqual(p.stdout, b"", describe(p))
+        self.assertIn(b"is from another build of missive", p.stderr)
+        self.assertIn(b"reinstall", p.stderr)
+        # build without DKIM does not load it.
         self.assertExit(run(exe, BUILD_ARGS), 0)
 
 

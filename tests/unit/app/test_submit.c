@@ -29,7 +29,8 @@ static int setup(void **state)
 	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
 	close(fd);
 	app_config *c = malloc(sizeof(*c));
-	assert_int_equal(app_config_load(c, cfgpath), 0);
+	msv_error err;
+	assert_int_equal(app_config_load(c, cfgpath, &err), 0);
 	*state = c;
 	return 0;
 }
@@ -118,6 +119,32 @@ static void test_sender(void **state)
 	assert_non_null(strstr(err.message, "-F"));
 }
 
+/* -F text that looks like an encoded word is itself encoded (issue 17):
+ * written as is, every reader would show "Hi". */
+static void test_from_name_lookalike(void **state)
+{
+	app_config *c = *state;
+	const char *rcpt[] = {"r@example.org"};
+	app_prepared p;
+	msv_error err;
+	app_submit_opts o = {0};
+	o.rcpt = rcpt;
+	o.nrcpt = 1;
+	o.sender = "a@example.org";
+	o.from_name = "=?UTF-8?B?SGk=?=";
+	assert_int_equal(prep(c, "Subject: x\r\n\r\nx\r\n", &o, &p, &err), 0);
+	const char *from = strstr(p.body.data, "From: ");
+	assert_non_null(from);
+	assert_null(strstr(from, "From: \"=?UTF-8?B?SGk=?=\""));
+	assert_non_null(strstr(from, "From: =?"));
+	assert_non_null(strstr(from, " <a@example.org>\r\n"));
+	app_prepared_free(&p);
+	o.from_name = "Plain Name";
+	assert_int_equal(prep(c, "Subject: x\r\n\r\nx\r\n", &o, &p, &err), 0);
+	assert_non_null(strstr(p.body.data, "From: \"Plain Name\" <a@example.org>\r\n"));
+	app_prepared_free(&p);
+}
+
 static void test_recipient_cap(void **state)
 {
 	app_config *c = *state;
@@ -187,6 +214,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sender),
+	    cmocka_unit_test(test_from_name_lookalike),
 	    cmocka_unit_test(test_recipient_cap),
 	    cmocka_unit_test(test_duplicates),
 	};

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "wire.h"
+#include "sendmail_wire.h"
 
 /* A message that would break a framing by delimiters: a NUL, CR LF, and
  * lines that look like the end field. */

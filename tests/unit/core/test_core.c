@@ -327,8 +327,17 @@ static void error_set_and_sanitize(void **state)
 	assert_int_equal(e.reply_code, 0);
 	assert_string_equal(e.enhanced, "");
 	assert_string_equal(e.server_text, "");
-	/* non-printables became '?', one line */
-	assert_string_equal(e.message, "bad reply 7: x??y????z");
+	/* non-printables became '?', one line; valid UTF-8 stays */
+	assert_string_equal(e.message, "bad reply 7: x??y??\xc3\xa9z");
+	/* invalid UTF-8, C1 and bidi controls do not; a cut never splits one */
+	msv_error_set(&e, MSV_E_INVALID, MSV_CLASS_USAGE, "%s",
+	              "a\xc3(\xc2\x85\xe2\x80\xae\xed\xa0\x80\xf0\x9f\x8e\x89" "b");
+	assert_string_equal(e.message, "a?(?????\xf0\x9f\x8e\x89" "b");
+	char longer[MSV_TEXT_MAX + 8];
+	memset(longer, 'a', MSV_TEXT_MAX - 2);
+	memcpy(longer + MSV_TEXT_MAX - 2, "\xc3\xa9\xc3\xa9", 5);
+	msv_error_set(&e, MSV_E_INVALID, MSV_CLASS_USAGE, "%s", longer);
+	assert_int_equal(strlen(e.message), MSV_TEXT_MAX - 2);
 
 	/* a very long message is truncated and NUL-terminated */
 	char big[2000];
@@ -347,6 +356,15 @@ static void sanitize(void **state)
 	char out[16];
 	msv_sanitize(out, sizeof(out), "a\tb\0c ~\x7f\x80\xff", 10);
 	assert_string_equal(out, "a?b?c ~???");
+	/* the UTF-8 variant keeps valid UTF-8, never cut inside a character,
+	 * but not C1 controls and bidi overrides */
+	const char *u = "J\xc3\xb6rg \xc2\x85\xe2\x80\xae\xff";
+	msv_sanitize_utf8(out, sizeof(out), u, strlen(u));
+	assert_string_equal(out, "J\xc3\xb6rg ???");
+	msv_sanitize_utf8(out, 3, "J\xc3\xb6", 3);
+	assert_string_equal(out, "J");
+	msv_sanitize(out, sizeof(out), "J\xc3\xb6", 3);
+	assert_string_equal(out, "J??");
 	/* truncation keeps the NUL */
 	msv_sanitize(out, 4, "abcdef", 6);
 	assert_string_equal(out, "abc");

@@ -27,10 +27,10 @@ static void body_run(msv_buf *out, msv_dkim_canon c, int lf_only, const char *co
 {
 	dkim_body b;
 	msv_buf_reset(out);
-	dkim_body_init(&b, c, lf_only, UINT64_MAX, buf_sink, out);
+	msv__dkim_body_init(&b, c, lf_only, UINT64_MAX, buf_sink, out);
 	for (size_t i = 0; i < n; i++)
-		dkim_body_feed(&b, chunks[i], lens[i]);
-	assert_int_equal(dkim_body_end(&b), 0);
+		msv__dkim_body_feed(&b, chunks[i], lens[i]);
+	assert_int_equal(msv__dkim_body_end(&b), 0);
 }
 
 static void sha_b64(const char *p, size_t n, char out[64])
@@ -73,7 +73,7 @@ static void corpus_cases(void **state)
 		if (!strncmp(kind, "header-", 7)) {
 			msv_dkim_canon c = !strcmp(kind, "header-simple") ? MSV_DKIM_SIMPLE : MSV_DKIM_RELAXED;
 			msv_buf_reset(&out);
-			assert_int_equal(dkim_header_canon(&out, c, in->str, in->len, 0), MSV_OK);
+			assert_int_equal(msv__dkim_header_canon(&out, c, in->str, in->len, 0), MSV_OK);
 			if (out.len != exp->len || memcmp(out.data, exp->str, out.len))
 				fail_msg("case %d (%s): got \"%s\"", id, kind, out.data);
 			header++;
@@ -173,19 +173,19 @@ static void normalizer(void **state)
 	/* byte by byte and whole give the same */
 	for (int pass = 0; pass < 2; pass++) {
 		msv_buf_reset(&out);
-		dkim_norm_init(&m, 0);
+		msv__dkim_norm_init(&m, 0);
 		if (pass)
 			for (size_t i = 0; in[i]; i++)
-				assert_int_equal(dkim_norm_feed(&m, in + i, 1, buf_sink, &out), 0);
+				assert_int_equal(msv__dkim_norm_feed(&m, in + i, 1, buf_sink, &out), 0);
 		else
-			assert_int_equal(dkim_norm_feed(&m, in, strlen(in), buf_sink, &out), 0);
-		assert_int_equal(dkim_norm_end(&m, buf_sink, &out), 0);
+			assert_int_equal(msv__dkim_norm_feed(&m, in, strlen(in), buf_sink, &out), 0);
+		assert_int_equal(msv__dkim_norm_end(&m, buf_sink, &out), 0);
 		assert_string_equal(out.data, "a\r\nb\r\nc\r\nd\r\n");
 	}
 	msv_buf_reset(&out);
-	dkim_norm_init(&m, 1);
-	assert_int_equal(dkim_norm_feed(&m, in, strlen(in), buf_sink, &out), 0);
-	assert_int_equal(dkim_norm_end(&m, buf_sink, &out), 0);
+	msv__dkim_norm_init(&m, 1);
+	assert_int_equal(msv__dkim_norm_feed(&m, in, strlen(in), buf_sink, &out), 0);
+	assert_int_equal(msv__dkim_norm_end(&m, buf_sink, &out), 0);
 	assert_string_equal(out.data, "a\r\nb\rc\r\nd\r");
 	msv_buf_free(&out);
 }
@@ -196,9 +196,9 @@ static void body_length_limit(void **state)
 	msv_buf out;
 	msv_buf_init(&out, 1024);
 	dkim_body b;
-	dkim_body_init(&b, MSV_DKIM_RELAXED, 0, 5, buf_sink, &out);
-	dkim_body_feed(&b, "Hello  world\r\n\r\n", 16);
-	assert_int_equal(dkim_body_end(&b), 0);
+	msv__dkim_body_init(&b, MSV_DKIM_RELAXED, 0, 5, buf_sink, &out);
+	msv__dkim_body_feed(&b, "Hello  world\r\n\r\n", 16);
+	assert_int_equal(msv__dkim_body_end(&b), 0);
 	assert_string_equal(out.data, "Hello");
 	assert_int_equal(b.total, 13); /* "Hello world\r\n" */
 	msv_buf_free(&out);
@@ -210,13 +210,13 @@ static void header_relaxed_8bit_and_folds(void **state)
 	msv_buf out;
 	msv_buf_init(&out, 1024);
 	const char *f = "SUBJECT:\t caf\xc3\xa9 \r\n\t  au   lait \t\r\n";
-	assert_int_equal(dkim_header_canon(&out, MSV_DKIM_RELAXED, f, strlen(f), 0), MSV_OK);
+	assert_int_equal(msv__dkim_header_canon(&out, MSV_DKIM_RELAXED, f, strlen(f), 0), MSV_OK);
 	assert_string_equal(out.data, "subject:caf\xc3\xa9 au lait\r\n");
 	msv_buf_reset(&out);
-	assert_int_equal(dkim_header_canon(&out, MSV_DKIM_RELAXED, f, strlen(f), 1), MSV_OK);
+	assert_int_equal(msv__dkim_header_canon(&out, MSV_DKIM_RELAXED, f, strlen(f), 1), MSV_OK);
 	assert_string_equal(out.data, "subject:caf\xc3\xa9 au lait");
 	msv_buf_reset(&out);
-	assert_int_equal(dkim_header_canon(&out, MSV_DKIM_SIMPLE, f, strlen(f), 1), MSV_OK);
+	assert_int_equal(msv__dkim_header_canon(&out, MSV_DKIM_SIMPLE, f, strlen(f), 1), MSV_OK);
 	assert_int_equal(out.len, strlen(f) - 2);
 	msv_buf_free(&out);
 }
@@ -227,18 +227,18 @@ static void split_fields(void **state)
 	const char *h = "From: a\r\nSubject: x\r\n y\r\nX-Empty:\r\nName :v\r\n";
 	dkim_field f[8];
 	size_t bad = 0;
-	assert_int_equal(dkim_split_fields(h, strlen(h), f, 8, &bad), 4);
+	assert_int_equal(msv__dkim_split_fields(h, strlen(h), f, 8, &bad), 4);
 	assert_int_equal(f[1].len, strlen("Subject: x\r\n y\r\n"));
 	assert_int_equal(f[3].name_len, 4);
-	assert_true(dkim_name_eq(f[3].p, f[3].name_len, "NAME"));
-	assert_false(dkim_name_eq(f[3].p, f[3].name_len, "Nam"));
+	assert_true(msv__dkim_name_eq(f[3].p, f[3].name_len, "NAME"));
+	assert_false(msv__dkim_name_eq(f[3].p, f[3].name_len, "Nam"));
 	const char *bad1 = " cont\r\nFrom: a\r\n";
-	assert_int_equal(dkim_split_fields(bad1, strlen(bad1), f, 8, &bad), -1);
+	assert_int_equal(msv__dkim_split_fields(bad1, strlen(bad1), f, 8, &bad), -1);
 	assert_int_equal(bad, 1);
 	const char *bad2 = "From: a\r\nnot a field\r\n";
-	assert_int_equal(dkim_split_fields(bad2, strlen(bad2), f, 8, &bad), -1);
+	assert_int_equal(msv__dkim_split_fields(bad2, strlen(bad2), f, 8, &bad), -1);
 	assert_int_equal(bad, 2);
-	assert_int_equal(dkim_split_fields(h, strlen(h), f, 3, &bad), -1); /* over the limit */
+	assert_int_equal(msv__dkim_split_fields(h, strlen(h), f, 3, &bad), -1); /* over the limit */
 }
 
 static void tag_lists(void **state)
@@ -247,25 +247,25 @@ static void tag_lists(void **state)
 	dkim_tag t[DKIM_TAGS_MAX];
 	const char *why = NULL;
 	const char *s = " v=1;\r\n a = rsa-sha256 ; b=ab\r\n cd ;";
-	assert_int_equal(dkim_parse_tags(s, strlen(s), t, DKIM_TAGS_MAX, &why), 3);
-	const dkim_tag *a = dkim_find_tag(t, 3, "a"), *b = dkim_find_tag(t, 3, "b");
+	assert_int_equal(msv__dkim_parse_tags(s, strlen(s), t, DKIM_TAGS_MAX, &why), 3);
+	const dkim_tag *a = msv__dkim_find_tag(t, 3, "a"), *b = msv__dkim_find_tag(t, 3, "b");
 	assert_non_null(a);
 	assert_int_equal(a->value_len, 10);
 	assert_memory_equal(a->value, "rsa-sha256", 10);
 	assert_int_equal(b->value_len, 7); /* interior FWS kept */
 	assert_int_equal(s[b->value_start - 1], '=');
 	assert_int_equal(s[b->value_end], ';');
-	assert_null(dkim_find_tag(t, 3, "bh"));
-	assert_int_equal(dkim_parse_tags("a=1; a=2", 8, t, DKIM_TAGS_MAX, &why), -1);
-	assert_int_equal(dkim_parse_tags("=1", 2, t, DKIM_TAGS_MAX, &why), -1);
-	assert_int_equal(dkim_parse_tags("a", 1, t, DKIM_TAGS_MAX, &why), -1);
-	assert_int_equal(dkim_parse_tags("1a=2", 4, t, DKIM_TAGS_MAX, &why), -1);
-	assert_int_equal(dkim_parse_tags("", 0, t, DKIM_TAGS_MAX, &why), 0);
-	assert_int_equal(dkim_parse_tags("a=", 2, t, DKIM_TAGS_MAX, &why), 1);
+	assert_null(msv__dkim_find_tag(t, 3, "bh"));
+	assert_int_equal(msv__dkim_parse_tags("a=1; a=2", 8, t, DKIM_TAGS_MAX, &why), -1);
+	assert_int_equal(msv__dkim_parse_tags("=1", 2, t, DKIM_TAGS_MAX, &why), -1);
+	assert_int_equal(msv__dkim_parse_tags("a", 1, t, DKIM_TAGS_MAX, &why), -1);
+	assert_int_equal(msv__dkim_parse_tags("1a=2", 4, t, DKIM_TAGS_MAX, &why), -1);
+	assert_int_equal(msv__dkim_parse_tags("", 0, t, DKIM_TAGS_MAX, &why), 0);
+	assert_int_equal(msv__dkim_parse_tags("a=", 2, t, DKIM_TAGS_MAX, &why), 1);
 	assert_int_equal(t[0].value_len, 0);
 	msv_buf out;
 	msv_buf_init(&out, 64);
-	assert_int_equal(dkim_b64_decode_fws(&out, "aGVs\r\n bG8=", 11), MSV_OK);
+	assert_int_equal(msv__dkim_b64_decode_fws(&out, "aGVs\r\n bG8=", 11), MSV_OK);
 	assert_string_equal(out.data, "hello");
 	msv_buf_free(&out);
 }
@@ -273,15 +273,15 @@ static void tag_lists(void **state)
 static void dns_names(void **state)
 {
 	(void)state;
-	assert_true(dkim_valid_dns_name("example.com"));
-	assert_true(dkim_valid_dns_name("mail-2025.sub.example.co.uk"));
-	assert_false(dkim_valid_dns_name(""));
-	assert_false(dkim_valid_dns_name(".example.com"));
-	assert_false(dkim_valid_dns_name("example..com"));
-	assert_false(dkim_valid_dns_name("-a.com"));
-	assert_false(dkim_valid_dns_name("a;b"));
-	assert_false(dkim_valid_dns_name("exa mple"));
-	assert_false(dkim_valid_dns_name("caf\xc3\xa9.fr"));
+	assert_true(msv__dkim_valid_dns_name("example.com"));
+	assert_true(msv__dkim_valid_dns_name("mail-2025.sub.example.co.uk"));
+	assert_false(msv__dkim_valid_dns_name(""));
+	assert_false(msv__dkim_valid_dns_name(".example.com"));
+	assert_false(msv__dkim_valid_dns_name("example..com"));
+	assert_false(msv__dkim_valid_dns_name("-a.com"));
+	assert_false(msv__dkim_valid_dns_name("a;b"));
+	assert_false(msv__dkim_valid_dns_name("exa mple"));
+	assert_false(msv__dkim_valid_dns_name("caf\xc3\xa9.fr"));
 }
 
 int main(void)

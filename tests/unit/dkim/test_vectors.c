@@ -104,11 +104,11 @@ static void reproduce(const char *msg, size_t len, int idx, const char *keyfile,
 	const char *body;
 	split(msg, len, &hl, &body, &blen);
 	dkim_field f[64];
-	long nf = dkim_split_fields(msg, hl, f, 64, &bad);
+	long nf = msv__dkim_split_fields(msg, hl, f, 64, &bad);
 	assert_true(nf > 0);
 	const dkim_field *sig = NULL;
 	for (long i = 0, seen = 0; i < nf && !sig; i++)
-		if (dkim_name_eq(f[i].p, f[i].name_len, "DKIM-Signature") && ++seen == idx)
+		if (msv__dkim_name_eq(f[i].p, f[i].name_len, "DKIM-Signature") && ++seen == idx)
 			sig = &f[i];
 	assert_non_null(sig);
 	const char *colon = memchr(sig->p, ':', sig->len);
@@ -116,10 +116,10 @@ static void reproduce(const char *msg, size_t len, int idx, const char *keyfile,
 	size_t vlen = sig->len - 2 - (size_t)(val - sig->p);
 	dkim_tag t[DKIM_TAGS_MAX];
 	const char *why;
-	long nt = dkim_parse_tags(val, vlen, t, DKIM_TAGS_MAX, &why);
+	long nt = msv__dkim_parse_tags(val, vlen, t, DKIM_TAGS_MAX, &why);
 	assert_true(nt > 0);
-	const dkim_tag *tb = dkim_find_tag(t, (size_t)nt, "b"), *th = dkim_find_tag(t, (size_t)nt, "h"),
-	               *tc = dkim_find_tag(t, (size_t)nt, "c");
+	const dkim_tag *tb = msv__dkim_find_tag(t, (size_t)nt, "b"), *th = msv__dkim_find_tag(t, (size_t)nt, "h"),
+	               *tc = msv__dkim_find_tag(t, (size_t)nt, "c");
 	msv_dkim_canon hc = tc && !strncmp(tc->value, "relaxed", 7) ? MSV_DKIM_RELAXED : MSV_DKIM_SIMPLE;
 	/* the field, b= emptied */
 	char prefix[4096];
@@ -139,7 +139,7 @@ static void reproduce(const char *msg, size_t len, int idx, const char *keyfile,
 	for (char *save = NULL, *name = strtok_r(hv, ": \t\r\n", &save); name;
 	     name = strtok_r(NULL, ": \t\r\n", &save)) {
 		for (long i = nf; i-- > 0;) {
-			if (!used[i] && dkim_name_eq(f[i].p, f[i].name_len, name)) {
+			if (!used[i] && msv__dkim_name_eq(f[i].p, f[i].name_len, name)) {
 				used[i] = 1;
 				chosen[nc++] = &f[i];
 				break;
@@ -150,7 +150,7 @@ static void reproduce(const char *msg, size_t len, int idx, const char *keyfile,
 	msv_buf_init(&raw, 4096);
 	msv_buf_init(&b64, 4096);
 	msv_buf_init(&want, 4096);
-	assert_int_equal(dkim__sign_fields(s, hc, chosen, nc, prefix, pl, &raw, &err), MSV_OK);
+	assert_int_equal(msv__dkim_sign_fields(s, hc, chosen, nc, prefix, pl, &raw, &err), MSV_OK);
 	assert_int_equal(msv_base64_encode(&b64, raw.data, raw.len), MSV_OK);
 	for (size_t i = 0; i < tb->value_len; i++)
 		if (!strchr(" \t\r\n", tb->value[i]))
@@ -184,10 +184,10 @@ static void corpus_vectors(void **state)
 		msv_buf bh;
 		msv_buf_init(&bh, 64);
 		if (idx == 0) { /* unsigned: both body hashes */
-			assert_int_equal(dkim__body_hash(MSV_DKIM_SIMPLE, body, blen, UINT64_MAX, &bh), MSV_OK);
+			assert_int_equal(msv__dkim_body_hash(MSV_DKIM_SIMPLE, body, blen, UINT64_MAX, &bh), MSV_OK);
 			assert_string_equal(bh.data, jn_get(v, "bh_simple")->str);
 			msv_buf_reset(&bh);
-			assert_int_equal(dkim__body_hash(MSV_DKIM_RELAXED, body, blen, UINT64_MAX, &bh), MSV_OK);
+			assert_int_equal(msv__dkim_body_hash(MSV_DKIM_RELAXED, body, blen, UINT64_MAX, &bh), MSV_OK);
 			assert_string_equal(bh.data, jn_get(v, "bh_relaxed")->str);
 			msv_dkim_verify_options vo = MSV_DKIM_VERIFY_OPTIONS_INIT;
 			msv_dkim_result *res = NULL;
@@ -203,7 +203,7 @@ static void corpus_vectors(void **state)
 		}
 		const char *c = jn_get(v, "c")->str;
 		msv_dkim_canon bc = strstr(c, "/relaxed") ? MSV_DKIM_RELAXED : MSV_DKIM_SIMPLE;
-		assert_int_equal(dkim__body_hash(bc, body, blen, UINT64_MAX, &bh), MSV_OK);
+		assert_int_equal(msv__dkim_body_hash(bc, body, blen, UINT64_MAX, &bh), MSV_OK);
 		assert_string_equal(bh.data, jn_get(v, "computed_bh")->str);
 		msv_buf_free(&bh);
 

@@ -55,6 +55,71 @@ static void dump_header(FILE *f, const msv_mime_tree *t, const msv_mime_node *n,
 	msv_buf_free(&b);
 }
 
+static int is_wsp(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The display name of a From field's first address (phrase "<"): atoms,
+ * quoted strings unescaped, encoded words decoded by the library; white
+ * space between two encoded words dropped (RFC 2047 6.2), any other run
+ * of it one space (RFC 5322 3.2.2).  How a reader sees what the builder
+ * wrote; 0 when there is a display name. */
+static int phrase_decode(msv_buf *out, const char *p, size_t n)
+{
+	size_t i = 0;
+	int prev = 0; /* 0 none, 1 plain, 2 encoded word */
+	while (i < n) {
+		int ws = 0;
+		while (i < n && is_wsp(p[i]))
+			i++, ws = 1;
+		if (i >= n || p[i] == '<')
+			break;
+		msv_error err;
+		size_t mark = out->len;
+		if (prev && ws && msv_buf_addc(out, ' '))
+			return -1;
+		if (p[i] == '"') {
+			for (i++; i < n && p[i] != '"'; i++) {
+				if (p[i] == '\\' && i + 1 < n)
+					i++;
+				else if (p[i] == '\r' || p[i] == '\n')
+					continue; /* unfolding */
+				if (msv_buf_addc(out, p[i]))
+					return -1;
+			}
+			i++;
+			prev = 1;
+			continue;
+		}
+		size_t w0 = i;
+		while (i < n && !is_wsp(p[i]) && p[i] != '<' && p[i] != '"')
+			i++;
+		int ew = i - w0 >= 4 && !strncmp(p + w0, "=?", 2) && !strncmp(p + i - 2, "?=", 2);
+		if (ew && prev == 2)
+			out->len = mark; /* the space between encoded words goes */
+		if (ew ? msv_mime_decode_header(out, p + w0, i - w0, &err)
+		       : msv_buf_add(out, p + w0, i - w0))
+			return -1;
+		prev = ew ? 2 : 1;
+	}
+	return prev ? 0 : -1;
+}
+
+static void dump_from_name(FILE *f, const msv_mime_tree *t, const msv_mime_node *n)
+{
+	const msv_mime_header *h = msv_mime_header_get(t, n, "From");
+	if (!h)
+		return;
+	msv_buf b;
+	msv_buf_init(&b, 1 << 20);
+	if (!phrase_decode(&b, h->value.p, h->value.len)) {
+		fputs(",\"from_name\":", f);
+		json_str(f, b.data ? b.data : "", b.len);
+	}
+	msv_buf_free(&b);
+}
+
 static void dump_param(FILE *f, const msv_mime_tree *t, const msv_mime_node *n, const char *hname,
                        const char *param, const char *key)
 {
@@ -82,6 +147,7 @@ static void dump_node(FILE *f, const msv_mime_tree *t, long idx)
 	if (n->depth == 0) {
 		dump_header(f, t, n, "Subject", "subject");
 		dump_header(f, t, n, "From", "from");
+		dump_from_name(f, t, n);
 		dump_header(f, t, n, "To", "to");
 		dump_header(f, t, n, "Cc", "cc");
 	}

@@ -217,7 +217,7 @@ static void build_refuses(void **state)
 	assert_int_equal(msv_mime_prepare(m, 0), MSV_E_NO_SMTPUTF8);
 	assert_int_equal(msv_mime_prepare(m, MSV_MIME_SMTPUTF8), MSV_OK);
 	msv_mime_info info;
-	assert_int_equal(msv_mime_get_info(m, &info), MSV_OK);
+	assert_int_equal(msv_mime_info_get(m, &info), MSV_OK);
 	assert_true(info.smtputf8);
 	msv_mime_free(m);
 	/* From is required; inline parts need HTML. */
@@ -233,7 +233,7 @@ static char *build(msv_mime_msg *m, unsigned transport, size_t *len)
 	msv_buf_init(&b, 1 << 26);
 	assert_int_equal(msv_mime_write_buf(m, &b), MSV_OK);
 	msv_mime_info info;
-	assert_int_equal(msv_mime_get_info(m, &info), MSV_OK);
+	assert_int_equal(msv_mime_info_get(m, &info), MSV_OK);
 	assert_int_equal(info.size, b.len); /* the size is known before reading */
 	*len = b.len;
 	return b.data;
@@ -278,7 +278,7 @@ static void encodings_chosen(void **state)
 	out = build(m, MSV_MIME_8BITMIME, &len);
 	assert_memory_equal(cte_of(out), "8bit", 4);
 	msv_mime_info info;
-	assert_int_equal(msv_mime_get_info(m, &info), MSV_OK);
+	assert_int_equal(msv_mime_info_get(m, &info), MSV_OK);
 	assert_true(info.body_8bit);
 	assert_false(info.smtputf8);
 	msv_free(out);
@@ -379,6 +379,149 @@ static void headers_written(void **state)
 	assert_string_equal(rcpt[2], "hidden@example.net");
 	assert_string_equal(msv_mime_sender(m), "s@example.com");
 	msv_free(out);
+	msv_mime_free(m);
+}
+
+/* ---- issue 17: what every reader must decode the same way ---- */
+
+/* The From line of a message with this display name, unfolded. */
+static char *from_line(const char *name, unsigned transport)
+{
+	msv_mime_msg *m;
+	assert_int_equal(msv_mime_new(&m, NULL), MSV_OK);
+	assert_int_equal(msv_mime_add_address(m, MSV_MIME_FROM, name, "s@example.com"), MSV_OK);
+	assert_int_equal(msv_mime_set_date(m, DATE), MSV_OK);
+	assert_int_equal(msv_mime_set_text(m, "x", 1), MSV_OK);
+	size_t len;
+	char *out = build(m, transport, &len);
+	msv_mime_free(m);
+	char *p = strstr(out, "\r\nFrom:");
+	assert_non_null(p);
+	p += 7;
+	while (*p == ' ' || *p == '\r' || *p == '\n')
+		p++;
+	char *e = strstr(p, " <s@example.com>");
+	assert_non_null(e);
+	size_t o = 0;
+	for (char *q = p; q < e; q++)
+		if (*q != '\r' && *q != '\n')
+			out[o++] = *q;
+	out[o] = '\0';
+	return out;
+}
+
+static void lookalikes_encoded(void **state)
+{
+	(void)state;
+	/* A name, a file name that reads as an encoded word is encoded. */
+	static const char *const names[] = {"=?UTF-8?B?SGk=?=", "Ann =?UTF-8?B?SGk=?= Lee",
+	                                    "x=?utf-8?q?Hi?=y"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		char *f = from_line(names[i], 0);
+		assert_null(strstr(f, names[i]));
+		assert_null(strstr(f, "SGk=?="));
+		msv_free(f);
+		f = from_line(names[i], MSV_MIME_SMTPUTF8);
+		assert_null(strstr(f, "SGk=?="));
+		msv_free(f);
+	}
+	char *f = from_line("Ann =?UTF-8?B?SGk=?= Lee", 0);
+	assert_true(!strncmp(f, "Ann =?UTF-8?", 12)); /* only that word */
+	assert_non_null(strstr(f, "?= Lee"));
+	msv_free(f);
+	msv_mime_msg *m = base_msg();
+	msv_mime_part_options po = MSV_MIME_PART_OPTIONS_INIT;
+	po.filename = "=?UTF-8?B?SGk=?=.txt";
+	assert_int_equal(msv_mime_set_text(m, "x", 1), MSV_OK);
+	assert_int_equal(msv_mime_attach_data(m, "d", 1, MSV_MIME_COPY, &po), MSV_OK);
+	size_t len;
+	char *out = build(m, 0, &len);
+	assert_null(strstr(out, "SGk=?="));
+	assert_non_null(strstr(out, "filename*=UTF-8''%3D%3FUTF-8%3FB%3FSGk%3D%3F%3D.txt"));
+	assert_non_null(strstr(out, "name*=UTF-8''%3D%3F"));
+	msv_free(out);
+	msv_mime_free(m);
+}
+
+static void phrases_plain(void **state)
+{
+	(void)state;
+	/* A long ASCII name stays a phrase: atoms and quoted words. */
+	const char *long_name = "Alexandria Ozymandias von Hohenzollern-Sigmaringen, Department "
+	                        "of Redundancy Department";
+	char *f = from_line(long_name, 0);
+	assert_null(strstr(f, "=?"));
+	assert_string_equal(f, "Alexandria Ozymandias von \"Hohenzollern-Sigmaringen,\" Department "
+	                       "of Redundancy Department");
+	msv_free(f);
+	/* A long atom passes 78 columns rather than being encoded. */
+	char atom[201];
+	memset(atom, 'X', 200);
+	atom[200] = '\0';
+	f = from_line(atom, 0);
+	assert_string_equal(f, atom);
+	msv_free(f);
+	/* Short names: as before. */
+	f = from_line("Doe, John", 0);
+	assert_string_equal(f, "\"Doe, John\"");
+	msv_free(f);
+	/* Spaces that folding would lose travel in quoted strings. */
+	f = from_line("Zo\xc3\xab   Smith Department of Redundancy Department of Redundancy", 0);
+	assert_string_equal(f, "=?UTF-8?Q?Zo=C3=AB?= \" \" Smith Department of Redundancy "
+	                       "Department of Redundancy");
+	msv_free(f);
+	/* Words to encode side by side share encoded words. */
+	f = from_line("\xc3\xa9 \xc3\xa9 x", 0);
+	assert_string_equal(f, "=?UTF-8?B?w6kgw6k=?= x");
+	msv_free(f);
+}
+
+static void dates_checked(void **state)
+{
+	(void)state;
+	msv_mime_msg *m = base_msg();
+	static const struct {
+		const char *date, *why;
+	} bad[] = {
+		{"Sat, 29 Feb 2025 00:00:00 +0000", "leap year"},
+		{"Thu, 31 Apr 2025 00:00:00 +0000", "fewer days"},
+		{"31 Nov 2025 00:00:00 +0000", "fewer days"},
+		{"Mon, 01 Jan 2026 00:00:00 +0000", "is a Thursday"},
+		{"29 Feb 2100 00:00:00 +0000", "leap year"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(msv_mime_set_date(m, bad[i].date), MSV_E_INVALID);
+		assert_non_null(strstr(msv_mime_error(m)->message, bad[i].why));
+	}
+	static const char *const good[] = {"Thu, 29 Feb 2024 00:00:00 +0000",
+	                                   "Tue, 29 Feb 2000 00:00:00 +0000",
+	                                   "Wed, 31 Dec 2025 23:59:60 -1200", "30 Apr 2025 00:00 GMT"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_int_equal(msv_mime_set_date(m, good[i]), MSV_OK);
+	msv_mime_free(m);
+}
+
+static void alabels_checked(void **state)
+{
+	(void)state;
+	msv_mime_msg *m = base_msg();
+	static const char *const bad[] = {"a@xn--a.com", "a@xn--zz.com", "a@XN--ZZ.com",
+	                                  "a@x.xn--a.com", "a@xn--ls8h.example", "a@xn--abc.com"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(msv_mime_add_address(m, MSV_MIME_CC, NULL, bad[i]), MSV_E_BAD_ADDRESS);
+		assert_non_null(strstr(msv_mime_error(m)->message, "xn--"));
+	}
+	assert_int_equal(msv_mime_add_address(m, MSV_MIME_CC, NULL, "a@xn--bcher-kva.example"),
+	                 MSV_OK);
+	assert_int_equal(msv_mime_add_address(m, MSV_MIME_CC, NULL, "a@XN--BCHER-KVA.example"),
+	                 MSV_OK);
+	/* Error messages show UTF-8 as it is, other octets as '?'. */
+	assert_int_equal(msv_mime_add_address(m, MSV_MIME_CC, NULL, "zo\xc3\xab@b..example"),
+	                 MSV_E_BAD_ADDRESS);
+	assert_non_null(strstr(msv_mime_error(m)->message, "\"zo\xc3\xab@b..example\""));
+	assert_int_equal(msv_mime_add_address(m, MSV_MIME_CC, NULL, "zo\xff@example.com"),
+	                 MSV_E_BAD_ADDRESS);
+	assert_non_null(strstr(msv_mime_error(m)->message, "\"zo?@example.com\""));
 	msv_mime_free(m);
 }
 
@@ -512,7 +655,9 @@ int main(void)
 		cmocka_unit_test(build_refuses),     cmocka_unit_test(encodings_chosen),
 		cmocka_unit_test(stream_any_piece_size), cmocka_unit_test(headers_written),
 		cmocka_unit_test(parse_limits),      cmocka_unit_test(parse_shapes),
-		cmocka_unit_test(parse_corpus),
+		cmocka_unit_test(parse_corpus),      cmocka_unit_test(lookalikes_encoded),
+		cmocka_unit_test(phrases_plain),     cmocka_unit_test(dates_checked),
+		cmocka_unit_test(alabels_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,15 +142,15 @@ static void state_names(void **state)
 	                                    "suppressed"};
 	for (unsigned i = 0; i < MSV_RCPT__COUNT; i++) {
 		msv_rcpt_state s;
-		assert_string_equal(msv_rcpt_state_name((msv_rcpt_state)i), names[i]);
-		assert_int_equal(msv_rcpt_state_parse(names[i], &s), 0);
+		assert_string_equal(msv_queue_rcpt_state_name((msv_rcpt_state)i), names[i]);
+		assert_int_equal(msv_queue_rcpt_state_parse(names[i], &s), 0);
 		assert_int_equal(s, i);
 	}
 	msv_rcpt_state s = MSV_RCPT_SENT;
-	assert_int_equal(msv_rcpt_state_parse("Queued", &s), -1);
-	assert_int_equal(msv_rcpt_state_parse("", &s), -1);
+	assert_int_equal(msv_queue_rcpt_state_parse("Queued", &s), -1);
+	assert_int_equal(msv_queue_rcpt_state_parse("", &s), -1);
 	assert_int_equal(s, MSV_RCPT_SENT);
-	assert_string_equal(msv_rcpt_state_name(MSV_RCPT__COUNT), "unknown");
+	assert_string_equal(msv_queue_rcpt_state_name(MSV_RCPT__COUNT), "unknown");
 }
 
 /* ---- open ---- */
@@ -1094,7 +1094,7 @@ static void suppression(void **state)
 	assert_string_equal(v[1].reason, "complaint");
 	assert_string_equal(v[1].source, "manual");
 	assert_int_equal(v[1].created_ms, T0 + 2);
-	msv_suppressions_free(v, n);
+	msv_queue_suppressions_free(v, n);
 
 	OK(msv_queue_suppress_rm(f->q, "bob@EXAMPLE.net", &removed, &f->err));
 	assert_int_equal(removed, 1);

@@ -137,7 +137,7 @@ static void connect_and_quit(int family, const char *host)
 	server_start(&sv, family, 1);
 	msv_client *c = client_for(host, sv.port, 5000, 0);
 	assert_int_equal(msv_client_connect(c), MSV_OK);
-	assert_true(msv_client_caps(c)->flags & MSV_CAP_PIPELINING);
+	assert_true(msv_client_caps_get(c)->flags & MSV_CAP_PIPELINING);
 	assert_int_equal(msv_client_quit(c), MSV_OK);
 	msv_client_free(c);
 	server_stop(&sv);

@@ -12,6 +12,7 @@
 
 #include "missive/smtp.h"
 #include "script.h"
+#include "smtp/states.h"
 
 #define GREETING "220 mx.example.net ESMTP ready\r\n"
 
@@ -317,7 +318,8 @@ static void starttls_injection(void **state)
 		SC(&d, EHLO_TLS, "STARTTLS\r\n", MSV_SMTP_WANT_READ);
 		msv_smtp_event ev = drv_feed(&d, inject[i], strlen(inject[i]));
 		expect_ev(&d, ev, MSV_SMTP_FAILED);
-		expect_err(&d, MSV_E_PROTOCOL, msv_smtp_error(d.s)->cls);
+		/* temporary: another attempt may meet an honest path */
+		expect_err(&d, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY);
 		drv_expect_out(&d, "");
 		drv_close(&d);
 	}
@@ -1445,7 +1447,8 @@ static void auth_xoauth2(void **state)
 	o.auth = MSV_AUTH_AUTO;
 	tls_until_second_ehlo(&d, &o);
 	expect_ev(&d, drv_feed(&d, EHLO_AUTH, strlen(EHLO_AUTH)), MSV_SMTP_FAILED);
-	expect_err(&d, MSV_E_NO_AUTH_MECH, msv_smtp_error(d.s)->cls);
+	/* permanent: retrying the same server will not add XOAUTH2 */
+	expect_err(&d, MSV_E_NO_AUTH_MECH, MSV_CLASS_PERMANENT);
 	assert_false(drv_out_has(&d, "AUTH"));
 	drv_close(&d);
 }
@@ -1799,6 +1802,340 @@ static void options_copied(void **state)
 	msv_smtp_free(NULL);
 }
 
+/* ---- the state table (src/smtp/states.c) ---- */
+
+static msv_smtp_state state_of(const drv *d)
+{
+	const char *name = msv_smtp_state_name(d->s);
+	for (int st = 0; st < ST_COUNT; st++)
+		if (!strcmp(name, msv__smtp_state_str((msv_smtp_state)st)))
+			return (msv_smtp_state)st;
+	fail_msg("unknown state name %s", name);
+	return ST_FAILED;
+}
+
+static void walk_feed(drv *d, const char *srv)
+{
+	assert_int_equal(msv_smtp_feed(d->s, srv, strlen(srv)), MSV_OK);
+	drv_run(d);
+}
+
+static void walk_in_state(const drv *d, msv_smtp_state want)
+{
+	if (state_of(d) != want)
+		fail_msg("setup reached %s, expected %s (%s)", msv_smtp_state_name(d->s),
+		         msv__smtp_state_str(want), msv_smtp_error(d->s)->message);
+}
+
+static msv_smtp_options walk_auth_opts(void)
+{
+	msv_smtp_options o = plain_opts();
+	o.user = "tim";
+	o.secret = "tanstaaftanstaaf";
+	o.auth = MSV_AUTH_PLAIN;
+	o.allow_plaintext_auth = 1;
+	return o;
+}
+
+#define WALK_EHLO_PIPE_CHUNK "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+#define WALK_EHLO_CHUNK "250-mx\r\n250 CHUNKING\r\n"
+
+static const char *const walk_rcpt2[] = {"bob@example.org", "carol@example.org"};
+
+/* Each setup leaves a session in the state it names, waiting. */
+static void walk_greeting(drv *d) { msv_smtp_options o = plain_opts(); drv_open(d, &o); }
+static void walk_ehlo(drv *d) { walk_greeting(d); walk_feed(d, GREETING); }
+static void walk_ehlo_tls(drv *d)
+{
+	msv_smtp_options o = plain_opts();
+	o.tls = MSV_TLS_STARTTLS;
+	drv_open(d, &o);
+	walk_feed(d, GREETING);
+}
+static void walk_ehlo_auth(drv *d)
+{
+	msv_smtp_options o = walk_auth_opts();
+	drv_open(d, &o);
+	walk_feed(d, GREETING);
+}
+static void walk_helo(drv *d) { walk_ehlo(d); walk_feed(d, "502 5.5.1 what?\r\n"); }
+static void walk_starttls(drv *d) { walk_ehlo_tls(d); walk_feed(d, EHLO_TLS); }
+static void walk_tls(drv *d) { walk_starttls(d); walk_feed(d, "220 go ahead\r\n"); }
+static void walk_auth(drv *d) { walk_ehlo_auth(d); walk_feed(d, "250-mx\r\n250 AUTH PLAIN\r\n"); }
+static void walk_ready_with(drv *d, const char *ehlo)
+{
+	msv_smtp_options o = plain_opts();
+	drv_ready(d, &o, ehlo);
+}
+static void walk_ready(drv *d) { walk_ready_with(d, EHLO_BASIC); }
+static void walk_begin(drv *d, const char *ehlo, const char *const *rcpt, size_t n)
+{
+	static msv_envelope env;
+	env = env_of(rcpt, n);
+	walk_ready_with(d, ehlo);
+	begin_ok(d, &env);
+	drv_run(d);
+}
+/* ENVELOPE with each kind of command at the head of the queue */
+static void walk_env_mail(drv *d) { walk_begin(d, EHLO_BASIC, rcpt1, 1); }
+static void walk_env_rcpt(drv *d) { walk_env_mail(d); walk_feed(d, "250 ok\r\n"); }
+static void walk_env_data(drv *d) { walk_env_rcpt(d); walk_feed(d, "250 ok\r\n"); }
+static void walk_env_pipe(drv *d) { walk_begin(d, EHLO_PIPE, rcpt1, 1); }
+static void walk_env_pipe_data_nobody(drv *d)
+{
+	walk_env_pipe(d);
+	walk_feed(d, "250 ok\r\n550 no\r\n");
+}
+static void walk_env_bdat_last(drv *d)
+{
+	walk_begin(d, WALK_EHLO_CHUNK, walk_rcpt2, 2);
+	walk_feed(d, "250 ok\r\n"); /* MAIL; one RCPT at a time after it */
+	walk_feed(d, "250 ok\r\n");
+}
+static void walk_env_bdat_mail_failed(drv *d)
+{
+	walk_begin(d, WALK_EHLO_PIPE_CHUNK, rcpt1, 1);
+	walk_feed(d, "550 no\r\n");
+}
+static void walk_env_rset(drv *d)
+{
+	/* every RCPT refused: the next transaction starts with RSET */
+	walk_env_rcpt(d);
+	walk_feed(d, "550 no\r\n");
+	static msv_envelope env;
+	env = env_of(rcpt1, 1);
+	begin_ok(d, &env);
+	drv_run(d);
+}
+static void walk_env_prev_dot(drv *d);
+static void walk_body(drv *d) { walk_env_data(d); walk_feed(d, "354 go\r\n"); }
+static void walk_data_end(drv *d)
+{
+	walk_body(d);
+	assert_int_equal(msv_smtp_body_end(d->s), MSV_OK);
+	drv_run(d);
+}
+static void walk_data_end_discard(drv *d) { walk_env_pipe_data_nobody(d); walk_feed(d, "354 go\r\n"); }
+static void walk_env_prev_dot(drv *d)
+{
+	/* the previous message's "." answers first (RFC 2920 overlap) */
+	walk_env_pipe(d);
+	walk_feed(d, "250 ok\r\n250 ok\r\n354 go\r\n");
+	assert_int_equal(msv_smtp_body_end(d->s), MSV_OK);
+	static msv_envelope env;
+	env = env_of(rcpt1, 1);
+	begin_ok(d, &env);
+	drv_run(d);
+}
+static void walk_txn_done(drv *d)
+{
+	walk_data_end(d);
+	/* fed without a step: TXN_DONE lasts until msv_smtp_step() */
+	assert_int_equal(msv_smtp_feed(d->s, "250 ok\r\n", 8), MSV_OK);
+}
+static void walk_cmd(drv *d, msv_result (*fn)(msv_smtp *))
+{
+	walk_ready(d);
+	assert_int_equal(fn(d->s), MSV_OK);
+	drv_run(d);
+}
+static void walk_rset(drv *d) { walk_cmd(d, msv_smtp_rset); }
+static void walk_noop(drv *d) { walk_cmd(d, msv_smtp_noop); }
+static void walk_quit(drv *d) { walk_cmd(d, msv_smtp_quit); }
+static void walk_closed(drv *d) { walk_quit(d); walk_feed(d, "221 bye\r\n"); }
+static void walk_failed(drv *d)
+{
+	walk_ready(d);
+	assert_int_equal(msv_smtp_feed(d->s, "250 unasked\r\n", 13), MSV_E_PROTOCOL);
+}
+
+typedef struct walk_case {
+	msv_smtp_state st;
+	void (*setup)(drv *d);
+	const char *extra; /* a reply only this case needs (NULL: none) */
+} walk_case;
+
+static const walk_case walk_cases[] = {
+	{ST_GREETING, walk_greeting, NULL},
+	{ST_EHLO, walk_ehlo, NULL},
+	{ST_EHLO, walk_ehlo_tls, EHLO_TLS},
+	{ST_EHLO, walk_ehlo_auth, "250-mx\r\n250 AUTH PLAIN\r\n"},
+	{ST_HELO, walk_helo, NULL},
+	{ST_STARTTLS, walk_starttls, NULL},
+	{ST_TLS, walk_tls, NULL},
+	{ST_AUTH, walk_auth, NULL},
+	{ST_READY, walk_ready, NULL},
+	{ST_ENVELOPE, walk_env_mail, NULL},
+	{ST_ENVELOPE, walk_env_rcpt, NULL},
+	{ST_ENVELOPE, walk_env_data, NULL},
+	{ST_ENVELOPE, walk_env_pipe, NULL},
+	{ST_ENVELOPE, walk_env_pipe_data_nobody, NULL},
+	{ST_ENVELOPE, walk_env_bdat_last, NULL},
+	{ST_ENVELOPE, walk_env_bdat_mail_failed, NULL},
+	{ST_ENVELOPE, walk_env_rset, NULL},
+	{ST_ENVELOPE, walk_env_prev_dot, NULL},
+	{ST_BODY, walk_body, NULL},
+	{ST_DATA_END, walk_data_end, NULL},
+	{ST_DATA_END, walk_data_end_discard, NULL},
+	{ST_TXN_DONE, walk_txn_done, NULL},
+	{ST_RSET, walk_rset, NULL},
+	{ST_NOOP, walk_noop, NULL},
+	{ST_QUIT, walk_quit, NULL},
+	{ST_CLOSED, walk_closed, NULL},
+	{ST_FAILED, walk_failed, NULL},
+};
+
+/* Replies of every class, with the codes RFC 5321 4.3.2 names. */
+static const char *const walk_replies[] = {
+	"220 ready\r\n", "221 bye\r\n", "235 2.7.0 ok\r\n", "250 2.0.0 ok\r\n", "251 ok\r\n",
+	"334 VXNlcm5hbWU6\r\n", "354 go\r\n", "421 4.3.2 bye\r\n", "450 busy\r\n",
+	"451 4.3.0 later\r\n", "452 full\r\n", "454 no TLS\r\n", "500 what\r\n", "502 no\r\n",
+	"535 5.7.8 no\r\n", "550 5.1.1 no\r\n", "554 5.3.0 no\r\n",
+};
+
+/* One reply in one state: the engine ends where the table lets that
+ * reply class lead, or fails, and never because the table refused a move
+ * (that would be a move the engine makes and the table does not list). */
+static void walk_one(const walk_case *c, const char *reply, unsigned seen[ST_COUNT][ON_COUNT])
+{
+	drv d;
+	c->setup(&d);
+	walk_in_state(&d, c->st);
+	msv_smtp_trigger t = msv__smtp_trigger_of((reply[0] - '0') * 100);
+	(void)msv_smtp_feed(d.s, reply, strlen(reply));
+	msv_smtp_state to = state_of(&d);
+	if (!msv__smtp_move_allowed(c->st, t, to) || msv_smtp_error(d.s)->code == MSV_E_STATE)
+		fail_msg("%s on %.3s ended in %s: a move the table does not list (%s)",
+		         msv__smtp_state_str(c->st), reply, msv__smtp_state_str(to),
+		         msv_smtp_error(d.s)->message);
+	if (to != c->st && to != ST_FAILED)
+		seen[c->st][t] |= 1u << to;
+	if (!msv__smtp_moves(c->st, t) && to != ST_FAILED && to != c->st)
+		fail_msg("%s on %.3s should fail or stay", msv__smtp_state_str(c->st), reply);
+	drv_close(&d);
+}
+
+/* The caller's moves: each call in its state goes where the table says. */
+static void walk_calls(unsigned seen[ST_COUNT][ON_COUNT])
+{
+	drv d;
+	static msv_envelope env;
+	env = env_of(rcpt1, 1);
+	struct {
+		msv_smtp_state from, to;
+	} done[8];
+	size_t n = 0;
+
+	walk_tls(&d); /* TLS -> EHLO */
+	assert_int_equal(msv_smtp_tls_started(d.s), MSV_OK);
+	done[n].from = ST_TLS, done[n++].to = state_of(&d);
+	drv_close(&d);
+	walk_ready(&d); /* READY -> ENVELOPE */
+	assert_int_equal(msv_smtp_begin(d.s, &env), MSV_OK);
+	done[n].from = ST_READY, done[n++].to = state_of(&d);
+	drv_close(&d);
+	walk_rset(&d); /* READY -> RSET, NOOP, QUIT */
+	done[n].from = ST_READY, done[n++].to = state_of(&d);
+	drv_close(&d);
+	walk_noop(&d);
+	done[n].from = ST_READY, done[n++].to = state_of(&d);
+	drv_close(&d);
+	walk_quit(&d); /* QUIT -> CLOSED: the server hangs up */
+	done[n].from = ST_READY, done[n++].to = state_of(&d);
+	assert_int_equal(msv_smtp_feed(d.s, "", 0), MSV_OK);
+	done[n].from = ST_QUIT, done[n++].to = state_of(&d);
+	drv_close(&d);
+	walk_body(&d); /* BODY -> DATA_END */
+	assert_int_equal(msv_smtp_body_end(d.s), MSV_OK);
+	done[n].from = ST_BODY, done[n++].to = state_of(&d);
+	drv_close(&d);
+	walk_txn_done(&d); /* TXN_DONE -> READY */
+	assert_int_equal(msv_smtp_step(d.s), MSV_SMTP_TXN_DONE);
+	done[n].from = ST_TXN_DONE, done[n++].to = state_of(&d);
+	drv_close(&d);
+	for (size_t i = 0; i < n; i++) {
+		if (!msv__smtp_move_allowed(done[i].from, ON_CALL, done[i].to) ||
+		    done[i].to == ST_FAILED)
+			fail_msg("call in %s moved to %s", msv__smtp_state_str(done[i].from),
+			         msv__smtp_state_str(done[i].to));
+		seen[done[i].from][ON_CALL] |= 1u << done[i].to;
+	}
+	/* DATA_END -> ENVELOPE: the next envelope before "." is answered */
+	walk_env_prev_dot(&d);
+	walk_in_state(&d, ST_ENVELOPE);
+	seen[ST_DATA_END][ON_CALL] |= 1u << ST_ENVELOPE;
+	drv_close(&d);
+}
+
+static void state_table_walk(void **state)
+{
+	(void)state;
+	unsigned seen[ST_COUNT][ON_COUNT];
+	memset(seen, 0, sizeof(seen));
+	for (size_t i = 0; i < sizeof(walk_cases) / sizeof(walk_cases[0]); i++) {
+		for (size_t j = 0; j < sizeof(walk_replies) / sizeof(walk_replies[0]); j++)
+			walk_one(&walk_cases[i], walk_replies[j], seen);
+		if (walk_cases[i].extra)
+			walk_one(&walk_cases[i], walk_cases[i].extra, seen);
+	}
+	walk_calls(seen);
+	/* Every move the table lists happens: it holds no dead entries a
+	 * reader would have to puzzle over. */
+	for (int st = 0; st < ST_COUNT; st++)
+		for (int t = 0; t < ON_COUNT; t++) {
+			unsigned missing = msv__smtp_moves((msv_smtp_state)st, (msv_smtp_trigger)t) & ~seen[st][t];
+			for (int to = 0; to < ST_COUNT; to++)
+				if (missing & (1u << to))
+					fail_msg("the table lets %s move to %s on %s, and no case did",
+					         msv__smtp_state_str((msv_smtp_state)st),
+					         msv__smtp_state_str((msv_smtp_state)to),
+					         msv__smtp_trigger_str((msv_smtp_trigger)t));
+		}
+	/* Outside the table: the names, staying, FAILED. */
+	assert_string_equal(msv__smtp_state_str(ST_COUNT), "?");
+	for (int st = 0; st < ST_COUNT; st++) {
+		assert_true(msv__smtp_move_allowed((msv_smtp_state)st, ON_2XX, ST_FAILED));
+		assert_int_equal(msv__smtp_move_allowed(ST_FAILED, ON_CALL, (msv_smtp_state)st),
+		                 st == ST_FAILED);
+	}
+}
+
+/* set_state() refuses a move the table does not list: the session fails
+ * with MSV_E_STATE (class local), the trace says so, nothing is printed. */
+static void state_illegal_move(void **state)
+{
+	(void)state;
+	drv d;
+	walk_ready(&d);
+	msv__smtp_trace_states(d.s, 1);
+	assert_int_equal(msv__smtp_force_state(d.s, ST_RSET), MSV_OK); /* listed */
+	assert_string_equal(msv_smtp_state_name(d.s), "RSET");
+	assert_true(drv_trace_has(&d, "*: state READY -> RSET (on call)"));
+	assert_int_equal(msv__smtp_force_state(d.s, ST_BODY), MSV_E_STATE);
+	assert_string_equal(msv_smtp_state_name(d.s), "FAILED");
+	expect_err(&d, MSV_E_STATE, MSV_CLASS_LOCAL);
+	assert_non_null(strstr(msv_smtp_error(d.s)->message, "from RSET to BODY"));
+	assert_true(drv_trace_has(&d, "*: state RSET -> FAILED (on call) refused"));
+	expect_ev(&d, drv_run(&d), MSV_SMTP_FAILED);
+	/* nothing leaves FAILED */
+	assert_int_equal(msv__smtp_force_state(d.s, ST_READY), MSV_E_STATE);
+	assert_string_equal(msv_smtp_state_name(d.s), "FAILED");
+	drv_close(&d);
+
+	/* traced moves in a whole session, when asked for */
+	msv_smtp_options o = plain_opts();
+	drv_open(&d, &o);
+	msv__smtp_trace_states(d.s, 1);
+	SC(&d, GREETING, "EHLO client.example\r\n", MSV_SMTP_WANT_READ);
+	SC(&d, EHLO_BASIC, "", MSV_SMTP_READY);
+	assert_true(drv_trace_has(&d, "*: state GREETING -> EHLO (on 2xx)\n"));
+	assert_true(drv_trace_has(&d, "*: state EHLO -> READY (on 2xx)\n"));
+	msv__smtp_trace_states(d.s, 0);
+	assert_int_equal(msv_smtp_quit(d.s), MSV_OK);
+	assert_false(drv_trace_has(&d, "READY -> QUIT"));
+	drv_close(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1856,6 +2193,8 @@ int main(void)
 		cmocka_unit_test(driver_failure),
 		cmocka_unit_test(long_reply_line),
 		cmocka_unit_test(options_copied),
+		cmocka_unit_test(state_table_walk),
+		cmocka_unit_test(state_illegal_move),
 	};
 	return cmocka_run_group_tests_name("smtp engine", tests, NULL, NULL);
 }

@@ -146,7 +146,7 @@ static int check_address(const char *flag, const char *addr, int allow_empty)
 	if (!why)
 		return 0;
 	char shown[128];
-	msv_sanitize(shown, sizeof(shown), addr, strlen(addr));
+	msv_sanitize_utf8(shown, sizeof(shown), addr, strlen(addr));
 	cli_err("invalid %s address \"%s\": %s", flag, shown, why);
 	return EX_DATAERR;
 }
@@ -317,7 +317,7 @@ static void print_text(const send_args *a, const msv_smtp_txn *t, const msv_erro
 		if (r->accepted && !a->verbose)
 			continue;
 		char shown[300];
-		msv_sanitize(shown, sizeof(shown), r->address, strlen(r->address));
+		msv_sanitize_utf8(shown, sizeof(shown), r->address, strlen(r->address));
 		fprintf(r->accepted ? stdout : stderr, "missive: %s <%s>: %d%s%s %s\n",
 		        r->accepted ? "accepted" : "refused", shown, r->reply.code,
 		        r->reply.enhanced[0] ? " " : "", r->reply.enhanced, r->reply.text);
@@ -374,7 +374,7 @@ static int deliver(send_args *a, const char *msg, size_t len, const msv_body_inf
 		r = msv_client_connect(c);
 	if (!r && m) {
 		msv_mime_info info;
-		if (msv_mime_prepare(m, transport_of(msv_client_caps(c))) || msv_mime_get_info(m, &info)) {
+		if (msv_mime_prepare(m, transport_of(msv_client_caps_get(c))) || msv_mime_info_get(m, &info)) {
 			err = *msv_mime_error(m);
 			local_rc = err.code == MSV_E_SYSTEM ? EX_NOINPUT
 			           : err.code == MSV_E_NO_SMTPUTF8 ? EX_UNAVAILABLE

@@ -56,18 +56,19 @@ int cmd_bounce(int argc, char **argv)
 	}
 	const char *path = optind < argc ? argv[optind] : "-";
 	app_config cfg;
-	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	int rc = cli_config_load(&cfg, cfgflag);
 	char *msg = NULL;
 	size_t len = 0;
 	if (!rc)
 		rc = cli_read_file(path, BOUNCE_MAX, &msg, &len, "bounce");
 	msv_queue *q = NULL;
 	if (!rc)
-		rc = app_queue_open(&cfg, 0, &q);
+		rc = cli_queue_open(&cfg, 0, &q);
 	if (!rc) {
 		cJSON *res = NULL;
 		msv_error err;
-		rc = app_apply_bounce(&cfg, q, msg, len, &res, &err);
+		app_bounce_step step;
+		rc = app_apply_bounce(&cfg, q, msg, len, &res, &step, &err);
 		if (rc) {
 			cli_err("bounce: %s", err.message);
 		} else if (json) {

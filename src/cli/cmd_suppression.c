@@ -6,7 +6,7 @@
 
 #include "cli.h"
 #include "jsonout.h"
-#include "qjson.h"
+#include "queue_json.h"
 #include "submit.h"
 
 static void usage(FILE *f)
@@ -67,9 +67,9 @@ int cmd_suppression(int argc, char **argv)
 	}
 	app_config cfg;
 	msv_queue *q = NULL;
-	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	int rc = cli_config_load(&cfg, cfgflag);
 	if (!rc)
-		rc = app_queue_open(&cfg, ls, &q);
+		rc = cli_queue_open(&cfg, ls, &q);
 	if (rc) {
 		app_config_free(&cfg);
 		return rc;
@@ -96,7 +96,7 @@ int cmd_suppression(int argc, char **argv)
 				printf("%s\t%s\t%s\n", s[i].address, s[i].source ? s[i].source : "",
 				       s[i].reason ? s[i].reason : "");
 		}
-		msv_suppressions_free(s, n);
+		msv_queue_suppressions_free(s, n);
 	} else if (add) {
 		if (msv_queue_suppress_add(q, addr, reason, "manual", msv_wall_ms(), &err)) {
 			cli_err("suppression: %s", err.message);

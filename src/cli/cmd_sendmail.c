@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "module.h"
-#include "wire.h"
+#include "sendmail_wire.h"
 
 #define SENDMAIL_MAX APP_MESSAGE_MAX
 /* How long to wait for missived's answer before writing the queue here. */
@@ -224,7 +224,7 @@ int cmd_sendmail(int argc, char **argv)
 	o.nrcpt = (size_t)(argc - i);
 
 	app_config cfg;
-	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	int rc = cli_config_load(&cfg, cfgflag);
 	if (rc) {
 		app_config_free(&cfg);
 		return rc;

@@ -11,7 +11,7 @@
 
 #include "cli.h"
 #include "jsonout.h"
-#include "qjson.h"
+#include "queue_json.h"
 #include "submit.h"
 
 static void usage(FILE *f)
@@ -48,7 +48,7 @@ static int parse_states(const char *s, unsigned *mask)
 	char *save = NULL;
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		msv_rcpt_state st;
-		if (msv_rcpt_state_parse(t, &st)) {
+		if (msv_queue_rcpt_state_parse(t, &st)) {
 			cli_err("queue: unknown state '%s' (queued, deferred, sent, bounced, dead, "
 			        "suppressed, all)", t);
 			return EX_USAGE;
@@ -80,7 +80,7 @@ static void print_info(const msv_queue_info *m)
 		const msv_queue_rcpt_info *r = &m->rcpt[i];
 		char next[40];
 		print_time(r->state <= MSV_RCPT_DEFERRED ? r->next_attempt_ms : 0, next, sizeof(next));
-		printf("    %-10s %s  attempts %u  next %s", msv_rcpt_state_name(r->state), r->address,
+		printf("    %-10s %s  attempts %u  next %s", msv_queue_rcpt_state_name(r->state), r->address,
 		       r->attempts, next);
 		if (r->last_code || (r->last_text && *r->last_text))
 			printf("  last: %d %s %s", r->last_code, r->last_enhanced ? r->last_enhanced : "",
@@ -163,7 +163,7 @@ static int do_stats(msv_queue *q, int json)
 	if (json) {
 		cJSON *j = cJSON_CreateObject(), *r = cJSON_AddObjectToObject(j, "recipients");
 		for (int s = 0; s < MSV_RCPT__COUNT; s++)
-			cJSON_AddNumberToObject(r, msv_rcpt_state_name((msv_rcpt_state)s), (double)st.rcpt[s]);
+			cJSON_AddNumberToObject(r, msv_queue_rcpt_state_name((msv_rcpt_state)s), (double)st.rcpt[s]);
 		cJSON_AddNumberToObject(j, "messages", (double)st.messages);
 		cJSON_AddNumberToObject(j, "leased", (double)st.leased);
 		if (st.oldest_pending_ms < 0)
@@ -175,7 +175,7 @@ static int do_stats(msv_queue *q, int json)
 	}
 	printf("messages %llu, recipients:", (unsigned long long)st.messages);
 	for (int s = 0; s < MSV_RCPT__COUNT; s++)
-		printf(" %s %llu", msv_rcpt_state_name((msv_rcpt_state)s), (unsigned long long)st.rcpt[s]);
+		printf(" %s %llu", msv_queue_rcpt_state_name((msv_rcpt_state)s), (unsigned long long)st.rcpt[s]);
 	printf("; leased %llu", (unsigned long long)st.leased);
 	if (st.oldest_pending_ms >= 0)
 		printf("; oldest pending %.0f s", age);
@@ -260,11 +260,11 @@ int cmd_queue(int argc, char **argv)
 	}
 
 	app_config cfg;
-	int rc = app_config_load(&cfg, app_config_path(cfgflag));
+	int rc = cli_config_load(&cfg, cfgflag);
 	msv_queue *q = NULL;
 	int ro = !strcmp(op, "ls") || !strcmp(op, "show") || !strcmp(op, "stats");
 	if (!rc)
-		rc = app_queue_open(&cfg, ro, &q);
+		rc = cli_queue_open(&cfg, ro, &q);
 	if (rc) {
 		app_config_free(&cfg);
 		return rc;

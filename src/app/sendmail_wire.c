@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "wire.h"
+#include "sendmail_wire.h"
 
 #define HEAD_MAX (APP_WIRE_NAME_MAX + 1 + 10 + 1) /* "NAME LEN\n" */
 
@@ -192,7 +192,7 @@ int app_wire_decode_limit(char *buf, size_t len, size_t max_rcpt, app_wire_req *
 		} else if (!strcmp(f.name, "extract") || !strcmp(f.name, "allow-suppressed")) {
 			if (strcmp(val, "1"))
 				return bad(r, why, whysz, f.name, "expected 1");
-			*(f.name[0] == 'e' ? &r->o.extract : &r->o.allow_suppressed) = 1;
+			*(!strcmp(f.name, "extract") ? &r->o.extract : &r->o.allow_suppressed) = 1;
 		} else {
 			return bad(r, why, whysz, f.name, "unknown");
 		}
@@ -258,11 +258,12 @@ int app_wire_reply_decode(const char *buf, size_t len, int *rc, app_submitted *r
 			}
 			return 1;
 		} else if (!strcmp(f.name, "rc") || !strcmp(f.name, "recipients")) {
-			if ((v = decimal(&f, f.name[0] == 'r' && f.name[1] == 'c' ? 255 : 1000000000)) < 0) {
+			int is_rc = !strcmp(f.name, "rc");
+			if ((v = decimal(&f, is_rc ? 255 : 1000000000)) < 0) {
 				snprintf(why, whysz, "field %s: not a number", f.name);
 				return -1;
 			}
-			if (f.name[1] == 'c')
+			if (is_rc)
 				*rc = (int)v;
 			else
 				res->nrcpt = (size_t)v;

@@ -1,7 +1,7 @@
 /* Queue records as JSON, one shape for `missive queue --json` and the
  * HTTP API (docs/http-api.md). */
-#ifndef MSV_APP_QJSON_H
-#define MSV_APP_QJSON_H
+#ifndef MSV_APP_QUEUE_JSON_H
+#define MSV_APP_QUEUE_JSON_H
 
 #include <cjson/cJSON.h>
 

@@ -1,9 +1,9 @@
-/* Queue records as JSON (see qjson.h). */
+/* Queue records as JSON (queue_json.h). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "qjson.h"
+#include "queue_json.h"
 
 /* cJSON's adders return NULL when out of memory and leave the object a
  * field short: ok tracks it, so what is built is whole or not at all (a
@@ -37,7 +37,7 @@ static cJSON *rcpt_json(const msv_queue_rcpt_info *r)
 	cJSON *o = cJSON_CreateObject();
 	int ok = o != NULL;
 	ADD(ok, cJSON_AddStringToObject(o, "address", r->address));
-	ADD(ok, cJSON_AddStringToObject(o, "state", msv_rcpt_state_name(r->state)));
+	ADD(ok, cJSON_AddStringToObject(o, "state", msv_queue_rcpt_state_name(r->state)));
 	ADD(ok, cJSON_AddNumberToObject(o, "attempts", r->attempts));
 	ok = ok && app_json_time(o, "next_attempt",
 	                         r->state == MSV_RCPT_QUEUED || r->state == MSV_RCPT_DEFERRED

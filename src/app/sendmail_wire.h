@@ -8,8 +8,8 @@
  *            message, end
  *   reply:   rc (an EX_* code, 0 when queued), then id and recipients, or
  *            error (one line), then end */
-#ifndef MSV_APP_WIRE_H
-#define MSV_APP_WIRE_H
+#ifndef MSV_APP_SENDMAIL_WIRE_H
+#define MSV_APP_SENDMAIL_WIRE_H
 
 #include "submit.h"
 
