@@ -30,6 +30,8 @@
 #   KEEP=1                    keep the work directory (logs, queues) for a look
 #   MISSIVE_BIN=DIR           use DIR/missive and DIR/missived as they are (no
 #                             build): to measure a patched copy
+#   FRONT=1                   (d) through the sendmail front end (DIR/missive-sendmail,
+#                             installed as sendmail), not `missive sendmail`
 # The figures of each run live in variables named by eval (RATE_a, ...).
 # shellcheck disable=SC2034,SC2154
 set -eu
@@ -62,7 +64,7 @@ if [ -n "${MISSIVE_BIN:-}" ]; then
 else
     BUILD=$ROOT/build-bench
     cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMSV_TESTS=OFF -DMSV_WERROR=OFF >/dev/null
-    cmake --build "$BUILD" -j"$(nproc)" --target missive_cli missived >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" --target missive_cli missive_sendmail missived >/dev/null
     MISSIVE=$BUILD/src/cli/missive MISSIVED=$BUILD/src/daemon/missived
 fi
 
@@ -394,7 +396,12 @@ run_d() {
     start_sink d
     c0=$(proc_cpu "$MD")
     t0=$(now)
-    "$WORK/spawn" 4 "$N" "$WORK/msg.eml" "$MISSIVE" sendmail --config "$CFG" -i \
+    if [ -n "${FRONT:-}" ]; then
+        set -- "$(dirname "$MISSIVE")/missive-sendmail"
+    else
+        set -- "$MISSIVE" sendmail
+    fi
+    "$WORK/spawn" 4 "$N" "$WORK/msg.eml" "$@" --config "$CFG" -i \
         -f bench@example.com sink@example.net > "$WORK/inj.d" &
     INJ=$!
     wait_sink
@@ -419,6 +426,7 @@ label_a="Postfix, smtp-source -s 8 -> smtpd"
 label_b="Postfix, sendmail x4"
 label_c="missived, HTTP API x8"
 label_d="missive sendmail x4"
+[ -z "${FRONT:-}" ] || label_d="sendmail front end x4"
 echo
 echo "== end to end relay to smtp-sink: $N messages of $SIZE bytes"
 echo "   missived: workers=$WORKERS batch=$BATCH poll-interval=$POLL max-connections=$CONNS"

@@ -81,7 +81,13 @@ extern "C" {
 	X(MSV_E_CONFIG, 24, "config", "configuration error")                                \
 	X(MSV_E_REFUSED, 25, "refused", "no recipient was accepted")                        \
 	X(MSV_E_SYSTEM, 26, "system", "system call failed")                                 \
-	X(MSV_E_TOO_MANY_RCPT, 27, "too_many_recipients", "more recipients than allowed")
+	X(MSV_E_TOO_MANY_RCPT, 27, "too_many_recipients", "more recipients than allowed") \
+	X(MSV_E_SUPPRESSED, 28, "suppressed", "recipient is on the suppression list")       \
+	X(MSV_E_NO_USER, 29, "no_user", "no such user")                                     \
+	X(MSV_E_NO_RCPT, 30, "no_recipients", "no recipients given")                        \
+	X(MSV_E_CANT_CREATE, 31, "cant_create", "cannot create or write a file")            \
+	X(MSV_E_BUSY, 32, "busy", "busy: try again later")                                  \
+	X(MSV_E_BAD_REQUEST, 33, "bad_request", "malformed request")
 
 typedef enum msv_result {
 #define MSV__ENUM(sym, num, name, text) sym = num,

@@ -1,10 +1,8 @@
 /* Bounces into queue state and the suppression list (see bounce.h). */
 #include <stdio.h>
 #include <string.h>
-#include <sysexits.h>
 
 #include "bounce.h"
-#include "exit_code.h"
 #include "missive/dsn.h"
 #include "submit.h"
 
@@ -50,14 +48,18 @@ static int parse(const app_config *c, const char *msg, size_t len, msv_dsn_repor
 	return msv_dsn_parse(rep, msg, len, NULL, err) ? -1 : 0;
 }
 
-int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len, cJSON **out,
-                     app_bounce_step *step, msv_error *err)
+msv_result app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len,
+                            cJSON **out, app_bounce_step *step, msv_error *err)
 {
 	msv_dsn_report *rep = NULL;
 	*out = NULL;
 	*step = APP_BOUNCE_PARSE;
-	if (parse(c, msg, len, &rep, err))
-		return err->code == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
+	if (parse(c, msg, len, &rep, err)) {
+		/* Whatever the parser's code, the message is what was wrong. */
+		if (err->code != MSV_E_NOMEM)
+			err->code = MSV_E_BAD_MESSAGE;
+		return err->code;
+	}
 	*step = APP_BOUNCE_QUEUE;
 	/* ok: every field made it (cJSON's adders return NULL when out of
 	 * memory); a reply with "matched" missing would read as unmatched. */
@@ -74,7 +76,7 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 		ADD(ok, cJSON_AddNullToObject(j, "original_message_id"));
 	cJSON *rs = ok ? cJSON_AddArrayToObject(j, "recipients") : NULL;
 	ADD(ok, rs);
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	int64_t now = msv_wall_ms();
 	for (size_t i = 0; i < rep->nrecipients && !rc; i++) {
 		const msv_dsn_recipient *r = &rep->recipients[i];
@@ -105,13 +107,13 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 		} else if (failed && rep->original_message_id &&
 		         msv_queue_find_message_id(q, rep->original_message_id, r->address, qid,
 		                                   &found, err))
-			rc = app_exit_code(err);
+			rc = err->code;
 		if (!rc && failed && *qid) {
 			char text[MSV_TEXT_MAX];
 			snprintf(text, sizeof(text), "bounce (%s): %s", msv_dsn_reason_name(r->reason),
 			         r->diagnostic ? r->diagnostic : "");
 			if (msv_queue_mark_bounced(q, qid, r->address, r->status, text, now, &changed, err))
-				rc = app_exit_code(err);
+				rc = err->code;
 			if (!rc && changed && !rep->queue_id)
 				ADD(ok, cJSON_AddStringToObject(o, "queue_id", qid));
 		}
@@ -122,7 +124,7 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 			char why[256];
 			snprintf(why, sizeof(why), "%s %s", msv_dsn_reason_name(r->reason), r->status);
 			if (msv_queue_suppress_add(q, r->address, why, "bounce", now, err))
-				rc = app_exit_code(err);
+				rc = err->code;
 			else
 				suppressed = 1;
 		}
@@ -132,8 +134,8 @@ int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t 
 	msv_dsn_report_free(rep);
 	if (!rc && !ok) {
 		/* The queue changes stand; the sender may post it again. */
-		msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory building the bounce's result");
-		rc = EX_OSERR;
+		rc = msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
+		                   "out of memory building the bounce's result");
 	}
 	if (rc) {
 		cJSON_Delete(j);

@@ -24,9 +24,10 @@ typedef enum app_bounce_step {
  * not suppress an address we never sent to.
  * *out gets {"kind", "queue_id", "original_message_id", "recipients":
  * [{"address", "action", "status", "reason", "hard", "matched",
- * "suppressed"}]}.  Returns 0, or an EX_* code with err set and *failed
- * naming the step. */
-int app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len, cJSON **out,
-                     app_bounce_step *failed, msv_error *err);
+ * "suppressed"}]}.  MSV_OK, or the code of err with *failed naming the
+ * step: MSV_E_BAD_MESSAGE (or MSV_E_NOMEM) when the message cannot be
+ * read, the queue's code when the queue refused a change. */
+msv_result app_apply_bounce(const app_config *c, msv_queue *q, const char *msg, size_t len,
+                            cJSON **out, app_bounce_step *failed, msv_error *err);
 
 #endif

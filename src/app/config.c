@@ -5,7 +5,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
-#include <sysexits.h>
 
 #include "config.h"
 
@@ -109,7 +108,7 @@ static int parse_size(const char *s, size_t *out)
 typedef struct parse_ctx {
 	app_config *c;
 	const char *path;
-	int rc;           /* first EX_* error */
+	msv_result rc;    /* first error: MSV_E_CONFIG, or MSV_E_NOMEM */
 	char msg[1024];   /* and what it was (a key's error: up to MSV_TEXT_MAX); inih gives its line */
 	char seen[64][48]; /* "section/key" of the single-valued sections */
 	size_t nseen;
@@ -162,7 +161,7 @@ static int config_text_ok(FILE *f, const char *path, msv_error *err)
 	return 0;
 }
 
-static int fail(parse_ctx *p, int rc, const char *section, const char *name, const char *why,
+static int fail(parse_ctx *p, msv_result rc, const char *section, const char *name, const char *why,
                 const char *value)
 {
 	if (!p->rc) {
@@ -184,7 +183,7 @@ static const char *keep(parse_ctx *p, const char *v)
 			return n[p->c->nstrings - 1];
 	}
 	if (!p->rc) {
-		p->rc = EX_OSERR;
+		p->rc = MSV_E_NOMEM;
 		snprintf(p->msg, sizeof(p->msg), "out of memory");
 	}
 	return NULL;
@@ -231,24 +230,24 @@ static int conn_or_dkim_key(parse_ctx *p, app_route *r, const char *section, con
 		if (!strcmp(k->name, name))
 			known = 1, has_value = k->has_value;
 	if (!known)
-		return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+		return fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
 	const char *arg = NULL;
 	if (!has_value) {
 		int on;
 		if (parse_bool(value, &on))
-			return fail(p, EX_CONFIG, section, name, "expected yes or no, got", value);
+			return fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
 		if (!on)
 			return 1;
 	} else if (!(arg = keep(p, value))) {
-		return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+		return fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
 	}
 	msv_error err;
 	int rc = app_conn_set(&r->conn, name, arg, &err);
 	if (!rc)
 		rc = app_dkim_set(&r->dkim, name, arg, &err);
 	if (rc < 0)
-		return fail(p, EX_CONFIG, section, name, err.message, NULL);
-	return rc ? 1 : fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+		return fail(p, MSV_E_CONFIG, section, name, err.message, NULL);
+	return rc ? 1 : fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
 }
 
 static int route_key(parse_ctx *p, app_route *r, const char *section, const char *name,
@@ -259,7 +258,7 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 	if (!strcmp(name, "sender-domains")) {
 		char *dup = msv_strdup(value), *save = NULL;
 		if (!dup)
-			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+			return fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
 		int oom = 0;
 		for (char *t = strtok_r(dup, " ,\t", &save); t && !oom; t = strtok_r(NULL, " ,\t", &save)) {
 			char **d = msv_realloc(r->domains, (r->ndomains + 1) * sizeof(*d));
@@ -277,7 +276,7 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 		}
 		msv_free(dup);
 		/* A domain dropped for want of memory would route its mail elsewhere. */
-		return oom ? fail(p, EX_OSERR, section, name, "out of memory", NULL) : 1;
+		return oom ? fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL) : 1;
 	}
 	if (!strcmp(name, "dsn-notify") || !strcmp(name, "dsn-ret") || !strcmp(name, "return-path")) {
 		char up[64];
@@ -285,7 +284,7 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 			/* Checked here, not at the first send, so a typo stops missived at start. */
 			int ret = !strcmp(name, "dsn-ret");
 			if (app_dsn_param(value, ret, up, sizeof(up)))
-				return fail(p, EX_CONFIG, section, name,
+				return fail(p, MSV_E_CONFIG, section, name,
 				            ret ? "expected FULL or HDRS, got"
 				                : "expected NEVER or a list of SUCCESS, FAILURE, DELAY, got",
 				            value);
@@ -303,14 +302,14 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 	unsigned *count = pool_count_key(r, name);
 	if (count) {
 		if (parse_uint(value, 100000, &u))
-			return fail(p, EX_CONFIG, section, name, "expected a whole number, got", value);
+			return fail(p, MSV_E_CONFIG, section, name, "expected a whole number, got", value);
 		*count = u;
 		return 1;
 	}
 	if (!strcmp(name, "idle-timeout") || !strcmp(name, "noop-after") ||
 	    !strcmp(name, "connection-max-age")) {
 		if (app_parse_duration(value, &ms) || ms > INT32_MAX)
-			return fail(p, EX_CONFIG, section, name, "expected a duration (30s, 5m), got", value);
+			return fail(p, MSV_E_CONFIG, section, name, "expected a duration (30s, 5m), got", value);
 		if (!strcmp(name, "idle-timeout"))
 			r->pool.idle_timeout_ms = (int)ms;
 		else if (!strcmp(name, "noop-after"))
@@ -336,11 +335,11 @@ static int handler(void *user, const char *section, const char *name, const char
 			rn++;
 		app_route *r = route_new(p, *rn ? rn : "default");
 		if (!r)
-			return fail(p, EX_OSERR, section, name, "out of memory", NULL);
+			return fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
 		return route_key(p, r, section, name, value);
 	}
 	if (seen_before(p, section, name))
-		return fail(p, EX_CONFIG, section, name, "given twice (remove one)", NULL);
+		return fail(p, MSV_E_CONFIG, section, name, "given twice (remove one)", NULL);
 	if (!strcmp(section, "queue")) {
 		if (!strcmp(name, "path")) {
 			c->queue_path = keep(p, value);
@@ -348,7 +347,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		}
 		if (!strcmp(name, "lease")) {
 			if (app_parse_duration(value, &ms) || ms < 1000)
-				return fail(p, EX_CONFIG, section, name, "expected a duration of 1s or more, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a duration of 1s or more, got", value);
 			c->lease_ms = ms;
 			return 1;
 		}
@@ -364,7 +363,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (!strcmp(name, "max-body")) {
 			size_t sz;
 			if (parse_size(value, &sz) || sz < 1024)
-				return fail(p, EX_CONFIG, section, name, "expected a size (25M), got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a size (25M), got", value);
 			c->http_max_body = sz;
 			return 1;
 		}
@@ -372,14 +371,14 @@ static int handler(void *user, const char *section, const char *name, const char
 			/* Each connection is a file descriptor; missived raises its
 			 * soft limit to the hard one and caps this below that. */
 			if (parse_uint(value, 1000000, &u) || !u)
-				return fail(p, EX_CONFIG, section, name,
+				return fail(p, MSV_E_CONFIG, section, name,
 				            "expected a number from 1 to 1000000, got", value);
 			*(name[15] ? &c->http_max_conns_per_ip : &c->http_max_conns) = u;
 			return 1;
 		}
 		if (!strcmp(name, "header-timeout") || !strcmp(name, "idle-timeout")) {
 			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 86400000)
-				return fail(p, EX_CONFIG, section, name,
+				return fail(p, MSV_E_CONFIG, section, name,
 				            "expected a duration from 1s to 1d, got", value);
 			*(!strcmp(name, "header-timeout") ? &c->http_header_timeout_ms : &c->http_idle_timeout_ms) = ms;
 			return 1;
@@ -387,20 +386,20 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (!strcmp(name, "max-inflight")) {
 			size_t sz;
 			if (parse_size(value, &sz) || sz < 1024)
-				return fail(p, EX_CONFIG, section, name, "expected a size (256M), got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a size (256M), got", value);
 			c->http_max_inflight = sz;
 			return 1;
 		}
 	} else if (!strcmp(section, "daemon")) {
 		if (!strcmp(name, "workers") || !strcmp(name, "batch")) {
 			if (parse_uint(value, 1024, &u) || !u)
-				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 1024, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 1024, got", value);
 			*(!strcmp(name, "workers") ? &c->workers : &c->batch) = u;
 			return 1;
 		}
 		if (!strcmp(name, "grace") || !strcmp(name, "poll-interval")) {
 			if (app_parse_duration(value, &ms))
-				return fail(p, EX_CONFIG, section, name, "expected a duration, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a duration, got", value);
 			*(!strcmp(name, "grace") ? &c->grace_ms : &c->poll_ms) = ms;
 			return 1;
 		}
@@ -410,7 +409,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		}
 		if (!strcmp(name, "socket")) {
 			if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-				return fail(p, EX_CONFIG, section, name, "longer than a socket path may be (107 octets):", value);
+				return fail(p, MSV_E_CONFIG, section, name, "longer than a socket path may be (107 octets):", value);
 			c->socket_path = keep(p, value);
 			return 1;
 		}
@@ -418,26 +417,26 @@ static int handler(void *user, const char *section, const char *name, const char
 			char *end;
 			unsigned long m = strtoul(value, &end, 8);
 			if (!*value || *end || m > 0777)
-				return fail(p, EX_CONFIG, section, name, "expected an octal mode (0666), got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected an octal mode (0666), got", value);
 			c->socket_mode = (unsigned)m;
 			return 1;
 		}
 		if (!strcmp(name, "socket-max-per-uid")) {
 			if (parse_uint(value, 4096, &u) || !u)
-				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 4096, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 4096, got", value);
 			c->socket_max_per_uid = u;
 			return 1;
 		}
 		if (!strcmp(name, "socket-timeout")) {
 			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 3600000)
-				return fail(p, EX_CONFIG, section, name, "expected a duration from 1s to 1h, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a duration from 1s to 1h, got", value);
 			c->socket_timeout_ms = ms;
 			return 1;
 		}
 		if (!strcmp(name, "socket-max-inflight")) {
 			size_t sz;
 			if (parse_size(value, &sz) || sz < (1u << 20) || sz > ((size_t)1 << 40))
-				return fail(p, EX_CONFIG, section, name, "expected a size from 1M to 1T (64M), got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a size from 1M to 1T (64M), got", value);
 			c->socket_max_inflight = sz;
 			return 1;
 		}
@@ -446,17 +445,17 @@ static int handler(void *user, const char *section, const char *name, const char
 			/* Both end up in a header: one line of printable ASCII. */
 			for (const char *q = value; *q; q++)
 				if (*q < 32 || *q > 126)
-					return fail(p, EX_CONFIG, section, name, "expected printable ASCII, got", value);
+					return fail(p, MSV_E_CONFIG, section, name, "expected printable ASCII, got", value);
 			int host = !strcmp(name, "myhostname");
 			if (host && (!*value || strlen(value) > 253 || strpbrk(value, " ,;@<>()\"\\[]")))
-				return fail(p, EX_CONFIG, section, name, "expected a host name, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a host name, got", value);
 			*(host ? &c->myhostname : &c->trusted_users) = keep(p, value);
 			return 1;
 		}
 		if (!strcmp(name, "max-recipients")) {
 			/* 5000: the HTTP API's recipient array (src/daemon/http.c). */
 			if (parse_uint(value, 5000, &u) || !u)
-				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 5000, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 5000, got", value);
 			c->max_recipients = u;
 			return 1;
 		}
@@ -465,7 +464,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			char *end;
 			double f = strtod(value, &end);
 			if (*end || !(f >= 1.0 && f <= 100))
-				return fail(p, EX_CONFIG, section, name, "expected a number from 1 to 100, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 100, got", value);
 			c->retry.factor = f;
 			return 1;
 		}
@@ -474,19 +473,19 @@ static int handler(void *user, const char *section, const char *name, const char
 		                : !strcmp(name, "max-age") ? &c->retry.max_age_ms : NULL;
 		if (slot) {
 			if (app_parse_duration(value, slot))
-				return fail(p, EX_CONFIG, section, name, "expected a duration, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected a duration, got", value);
 			return 1;
 		}
 	} else if (!strcmp(section, "suppression")) {
 		if (!strcmp(name, "hard-bounces")) {
 			if (parse_bool(value, &c->suppress_hard_bounces))
-				return fail(p, EX_CONFIG, section, name, "expected yes or no, got", value);
+				return fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
 			return 1;
 		}
 	} else {
-		return fail(p, EX_CONFIG, section, name, "unknown section", NULL);
+		return fail(p, MSV_E_CONFIG, section, name, "unknown section", NULL);
 	}
-	return fail(p, EX_CONFIG, section, name, "unknown key", NULL);
+	return fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
 }
 
 /* submit.sock beside a queue file; none for other queues or when the
@@ -504,20 +503,18 @@ static const char *default_socket(parse_ctx *p)
 	return keep(p, s);
 }
 
-/* The parser's first failure (an EX_* code kept while parsing) as the
- * error value returned; line 0: a check of the whole file. */
-static int load_failed(msv_error *err, int rc, const char *path, int line, const char *msg)
+/* The parser's first failure (code kept while parsing) as the error
+ * value returned; line 0: a check of the whole file. */
+static msv_result load_failed(msv_error *err, msv_result code, const char *path, int line,
+                              const char *msg)
 {
-	msv_result code = rc == EX_OSERR ? MSV_E_NOMEM : MSV_E_CONFIG;
-	msv_class cls = rc == EX_OSERR ? MSV_CLASS_LOCAL : MSV_CLASS_CONFIG;
+	msv_class cls = code == MSV_E_NOMEM ? MSV_CLASS_LOCAL : MSV_CLASS_CONFIG;
 	if (line)
-		msv_error_set(err, code, cls, "%s:%d: %s", path, line, msg);
-	else
-		msv_error_set(err, code, cls, "%s: %s", path, msg);
-	return -1;
+		return msv_error_set(err, code, cls, "%s:%d: %s", path, line, msg);
+	return msv_error_set(err, code, cls, "%s: %s", path, msg);
 }
 
-int app_config_load(app_config *c, const char *path, msv_error *err)
+msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 {
 	memset(c, 0, sizeof(*c));
 	msv_retry_policy rp = MSV_RETRY_POLICY_INIT;
@@ -540,28 +537,26 @@ int app_config_load(app_config *c, const char *path, msv_error *err)
 	c->socket_timeout_ms = 120000;
 	c->max_recipients = 1000;
 	if (!(c->path = msv_strdup(path))) {
-		msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
-		              "cannot load the configuration file %s: out of memory", path);
-		return -1;
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
+		                     "cannot load the configuration file %s: out of memory", path);
 	}
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
-		              "cannot read the configuration file %s: %s (give --config FILE or set MISSIVE_CONFIG)",
-		              path, strerror(errno));
-		return -1;
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "cannot read the configuration file %s: %s (give --config FILE or "
+		                     "set MISSIVE_CONFIG)", path, strerror(errno));
 	}
 	if (config_text_ok(f, path, err)) {
 		fclose(f);
-		return -1;
+		return err->code;
 	}
-	parse_ctx p = {c, path, 0, "", {""}, 0};
+	parse_ctx p = {c, path, MSV_OK, "", {""}, 0};
 	int line = ini_parse_file(f, handler, &p);
 	fclose(f);
 	if (line) {
 		if (p.rc)
 			return load_failed(err, p.rc, path, line, p.msg);
-		return load_failed(err, EX_CONFIG, path, line,
+		return load_failed(err, MSV_E_CONFIG, path, line,
 		                   "syntax error (expected [section] or key = value)");
 	}
 	if (!c->queue_path)
@@ -575,7 +570,7 @@ int app_config_load(app_config *c, const char *path, msv_error *err)
 	if (!c->trusted_users)
 		c->trusted_users = keep(&p, "root");
 	if (c->retry.cap_ms < c->retry.base_ms)
-		return load_failed(err, EX_CONFIG, path, 0, "[retry] cap is smaller than base");
+		return load_failed(err, MSV_E_CONFIG, path, 0, "[retry] cap is smaller than base");
 	if (p.rc) /* keep() failed: a key or a default would be missing. */
 		return load_failed(err, p.rc, path, 0, p.msg);
 	return 0;

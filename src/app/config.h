@@ -65,9 +65,10 @@ typedef struct app_config {
 
 /* The path to use: the --config flag, else $MISSIVE_CONFIG, else the default. */
 const char *app_config_path(const char *flag);
-/* Loads and checks the file.  0, or -1 with err naming the file, line,
- * section and key ("FILE:LINE: [SECTION] KEY: WHY").  Prints nothing. */
-int app_config_load(app_config *c, const char *path, msv_error *err);
+/* Loads and checks the file.  MSV_OK, or the code of err (MSV_E_CONFIG,
+ * or MSV_E_NOMEM), which names the file, line, section and key
+ * ("FILE:LINE: [SECTION] KEY: WHY").  Prints nothing. */
+msv_result app_config_load(app_config *c, const char *path, msv_error *err);
 void app_config_free(app_config *c);
 /* Writes a commented config with every key and its default. */
 void app_config_example(FILE *f);
@@ -75,14 +76,14 @@ void app_config_example(FILE *f);
 /* The route for an envelope sender: the route listing its domain, else
  * "default", else NULL. */
 app_route *app_route_for(const app_config *c, const char *sender);
-/* Loads the route's DKIM keys (idempotent; what submission needs).  0, or
- * -1 with err (class CONFIG) naming the file, the route's section and
- * line, and the key. */
-int app_route_load_dkim(app_route *r, const char *cfgpath, msv_error *err);
+/* Loads the route's DKIM keys (idempotent; what submission needs).
+ * MSV_OK, or the code of err (MSV_E_CONFIG, or MSV_E_NOMEM) naming the
+ * file, the route's section and line, and the key. */
+msv_result app_route_load_dkim(app_route *r, const char *cfgpath, msv_error *err);
 /* Checks the route's connection keys, fills their defaults and reads its
- * password or token (idempotent; what delivery needs).  0, or -1 with
- * err as app_route_load_dkim. */
-int app_route_load_conn(app_route *r, const char *cfgpath, msv_error *err);
+ * password or token (idempotent; what delivery needs).  MSV_OK, or the
+ * code of err as app_route_load_dkim. */
+msv_result app_route_load_conn(app_route *r, const char *cfgpath, msv_error *err);
 
 /* A DSN NOTIFY (ret = 0: NEVER, or a list of SUCCESS, FAILURE, DELAY) or
  * RET (ret = 1: FULL or HDRS) value, upper-cased into out (n bytes).

@@ -191,23 +191,21 @@ static const char *combination_error(const app_conn *cc)
 	return NULL;
 }
 
-int app_conn_finish(app_conn *cc, msv_error *err)
+msv_result app_conn_finish(app_conn *cc, msv_error *err)
 {
 	if (cc->finished)
-		return 0;
+		return MSV_OK;
 	const char *why = combination_error(cc);
-	if (why) {
-		msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "%s", why);
-		return -1;
-	}
+	if (why)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "%s", why);
 	if (!cc->co.port)
 		cc->co.port = cc->co.smtp.tls == MSV_TLS_IMPLICIT ? 465 : cc->co.smtp.tls == MSV_TLS_NONE ? 25 : 587;
 	snprintf(cc->peer, sizeof(cc->peer), strchr(cc->host, ':') ? "[%s]:%u" : "%s:%u", cc->host,
 	         cc->co.port);
 	if (load_secret(cc, err))
-		return -1;
+		return err->code;
 	cc->finished = 1;
-	return 0;
+	return MSV_OK;
 }
 
 void app_conn_free(app_conn *cc)

@@ -34,10 +34,10 @@ void app_conn_init(app_conn *cc);
  * wrong. */
 int app_conn_set(app_conn *cc, const char *key, const char *value, msv_error *err);
 /* After the last key: checks the combination, fills defaults, reads the
- * password or token (secret-file rules, app_read_secret_file).  0, or -1
- * with err (class CONFIG or USAGE) naming the keys.  Prints nothing: the
+ * password or token (secret-file rules, app_read_secret_file).  MSV_OK,
+ * or the code of err (class CONFIG or USAGE) naming the keys.  Prints nothing: the
  * caller warns about insecure and installs a tracer when trace is set. */
-int app_conn_finish(app_conn *cc, msv_error *err);
+msv_result app_conn_finish(app_conn *cc, msv_error *err);
 void app_conn_free(app_conn *cc);
 
 #endif

@@ -36,34 +36,33 @@ static int load_one(app_dkim *d, size_t i, msv_error *err)
 	return 0;
 }
 
-int app_dkim_load(app_dkim *d, msv_error *err)
+msv_result app_dkim_load(app_dkim *d, msv_error *err)
 {
 	if (d->n || !app_dkim_given(d))
-		return 0;
+		return MSV_OK;
 	if (!d->nkey || (d->nselector != 1 && d->nselector != d->nkey) ||
 	    (d->ndomain != 1 && d->ndomain != d->nkey)) {
 		msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 		              "each dkim-key needs a dkim-selector and a dkim-domain "
 		              "(given once for all keys, or once per key)");
-		return -1;
+		return MSV_E_INVALID;
 	}
 	d->signer_free = msv_dkim_signer_free;
 	for (size_t i = 0; i < d->nkey; i++) {
 		if (load_one(d, i, err)) {
 			app_dkim_free(d);
-			return -1;
+			return err->code;
 		}
 	}
-	return 0;
+	return MSV_OK;
 }
 
-int app_dkim_sign(app_dkim *d, const char *msg, size_t len, msv_buf *out, msv_error *err)
+msv_result app_dkim_sign(app_dkim *d, const char *msg, size_t len, msv_buf *out,
+                         msv_error *err)
 {
 	if (d->n)
-		return msv_dkim_sign_message(d->signers, d->n, msg, len, 0, out, err) ? -1 : 0;
-	if (msv_buf_add(out, msg, len)) {
-		msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
-		return -1;
-	}
-	return 0;
+		return msv_dkim_sign_message(d->signers, d->n, msg, len, 0, out, err);
+	if (msv_buf_add(out, msg, len))
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	return MSV_OK;
 }

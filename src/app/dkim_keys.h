@@ -28,13 +28,14 @@ int app_dkim_set(app_dkim *d, const char *key, const char *value, msv_error *err
 /* 1 when keys, selectors or domains were given. */
 int app_dkim_given(const app_dkim *d);
 /* Loads the keys (idempotent).  A single selector or domain applies to
- * every key.  0, or -1 with err: USAGE for a wrong combination, CONFIG
+ * every key.  MSV_OK, or the code of err: USAGE for a wrong combination, CONFIG
  * naming an unreadable or bad key file. */
-int app_dkim_load(app_dkim *d, msv_error *err);
+msv_result app_dkim_load(app_dkim *d, msv_error *err);
 /* Signs a complete message: out gets the DKIM-Signature field(s) and then
  * the message in the CRLF form that was signed.  Without keys, out gets
- * the message as it is.  0, or -1 with err. */
-int app_dkim_sign(app_dkim *d, const char *msg, size_t len, msv_buf *out, msv_error *err);
+ * the message as it is.  MSV_OK, or the code of err. */
+msv_result app_dkim_sign(app_dkim *d, const char *msg, size_t len, msv_buf *out,
+                         msv_error *err);
 void app_dkim_free(app_dkim *d);
 
 #endif

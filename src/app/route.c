@@ -36,7 +36,7 @@ static int section_line(const char *cfgpath, const char *name)
 /* Rewrites err as "FILE:LINE: [route NAME] why": the class becomes CONFIG
  * (a usage error of a flag is a configuration error in a file), except
  * for memory. */
-static int route_error(const app_route *r, const char *cfgpath, msv_error *err)
+static msv_result route_error(const app_route *r, const char *cfgpath, msv_error *err)
 {
 	char why[sizeof(err->message)];
 	snprintf(why, sizeof(why), "%s", err->message);
@@ -47,15 +47,15 @@ static int route_error(const app_route *r, const char *cfgpath, msv_error *err)
 		msv_error_set(err, code, cls, "%s:%d: [route %s] %s", cfgpath, line, r->name, why);
 	else
 		msv_error_set(err, code, cls, "%s: [route %s] %s", cfgpath, r->name, why);
-	return -1;
+	return code;
 }
 
-int app_route_load_dkim(app_route *r, const char *cfgpath, msv_error *err)
+msv_result app_route_load_dkim(app_route *r, const char *cfgpath, msv_error *err)
 {
-	return app_dkim_load(&r->dkim, err) ? route_error(r, cfgpath, err) : 0;
+	return app_dkim_load(&r->dkim, err) ? route_error(r, cfgpath, err) : MSV_OK;
 }
 
-int app_route_load_conn(app_route *r, const char *cfgpath, msv_error *err)
+msv_result app_route_load_conn(app_route *r, const char *cfgpath, msv_error *err)
 {
-	return app_conn_finish(&r->conn, err) ? route_error(r, cfgpath, err) : 0;
+	return app_conn_finish(&r->conn, err) ? route_error(r, cfgpath, err) : MSV_OK;
 }

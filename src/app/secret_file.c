@@ -69,7 +69,7 @@ static int read_all(int fd, const char *path, const char *what, msv_buf *b, msv_
 	return rc;
 }
 
-int app_read_secret_file(const char *path, const char *what, char **out, msv_error *err)
+static int read_secret(const char *path, const char *what, char **out, msv_error *err)
 {
 	*out = NULL;
 	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
@@ -101,4 +101,9 @@ int app_read_secret_file(const char *path, const char *what, char **out, msv_err
 	}
 	*out = b.data;
 	return 0;
+}
+
+msv_result app_read_secret_file(const char *path, const char *what, char **out, msv_error *err)
+{
+	return read_secret(path, what, out, err) ? err->code : MSV_OK;
 }

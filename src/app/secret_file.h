@@ -8,8 +8,9 @@
 
 /* The first line of the file, without its line end, into *out (free with
  * msv_free_secret).  The file must be a regular file of this user or
- * root, mode 0600 or stricter, not empty.  0, or -1 with err (class
- * CONFIG) naming what (e.g. "password file"), the file and its mode. */
-int app_read_secret_file(const char *path, const char *what, char **out, msv_error *err);
+ * root, mode 0600 or stricter, not empty.  MSV_OK, or the code of err
+ * (MSV_E_CONFIG, or MSV_E_NOMEM) naming what (e.g. "password file"), the file and its mode. */
+msv_result app_read_secret_file(const char *path, const char *what, char **out,
+                                msv_error *err);
 
 #endif

@@ -6,7 +6,8 @@
  *   request: missive-submit (1), then sender, rcpt (repeated), extract,
  *            from-name, notify, ret, envid, allow-suppressed (each optional),
  *            message, end
- *   reply:   rc (an EX_* code, 0 when queued), then id and recipients, or
+ *   reply:   rc (0 when queued, else app_exit_code() of the error: what
+ *            `missive sendmail` exits with), then id and recipients, or
  *            error (one line), then end */
 #ifndef MSV_APP_SENDMAIL_WIRE_H
 #define MSV_APP_SENDMAIL_WIRE_H
@@ -53,8 +54,8 @@ int app_wire_decode_limit(char *buf, size_t len, size_t max_rcpt, app_wire_req *
                           size_t whysz);
 void app_wire_req_free(app_wire_req *r);
 
-/* The answer to a request: rc 0 with res's id and nrcpt, or an EX_* code
- * with error.  0, or -1 when out of memory. */
+/* The answer to a request: rc 0 with res's id and nrcpt, or a sysexits
+ * code (app_exit_code()) with error.  0, or -1 when out of memory. */
 int app_wire_reply(msv_buf *b, int rc, const app_submitted *res, const char *error);
 /* Decodes an answer: 1 when complete (*rc, and res->id and res->nrcpt or
  * error set), 0 when more is needed, -1 when malformed (why set). */
@@ -63,7 +64,8 @@ int app_wire_reply_decode(const char *buf, size_t len, int *rc, app_submitted *r
 
 /* Makes o a local user's submission: o->local, o->uid, and o->user in
  * buf (NULL when the uid has no passwd entry).  Here, not in submit.c:
- * `missive sendmail` links this file without SQLite (module.h). */
+ * the sendmail front end (missive-sendmail) links this file without
+ * OpenSSL or SQLite. */
 void app_local_user(app_submit_opts *o, long uid, char *buf, size_t bufsz);
 
 /* Writes all of p to a socket (no SIGPIPE).  0, or -1 with errno set. */

@@ -7,30 +7,39 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exit_code.h"
 #include "missive/mime.h"
 #include "missive/smtp.h"
 #include "submit.h"
 
 #define LINE_MAX_OCTETS 998
 
-static int nomem(msv_error *err)
+static msv_result nomem(msv_error *err)
 {
-	msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
-	return EX_OSERR;
+	return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
 }
 
 /* "line N <what>" as the error. */
-static int bad(msv_error *err, size_t line, const char *what)
+static msv_result bad(msv_error *err, size_t line, const char *what)
 {
-	msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "line %zu %s", line, what);
-	return EX_DATAERR;
+	return msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "line %zu %s", line, what);
+}
+
+/* A callee's failure as code (err's message kept), unless it ran out of
+ * memory, which stays MSV_E_NOMEM. */
+static msv_result as_code(msv_error *err, msv_result code)
+{
+	if (err->code != MSV_E_NOMEM) {
+		err->code = code;
+		err->cls = MSV_CLASS_USAGE;
+	}
+	return err->code;
 }
 
 /* Copies raw to out with every line ended by CRLF (LF, CR and CRLF in),
  * refusing NUL octets and over-long lines, and telling where the header
  * block ends (the offset of the empty line, or out->len if none). */
-static int normalize(msv_buf *out, const char *raw, size_t len, size_t *hdr_end, msv_error *err)
+static msv_result normalize(msv_buf *out, const char *raw, size_t len, size_t *hdr_end,
+                            msv_error *err)
 {
 	if (msv_buf_reserve(out, len + len / 32 + 2))
 		return nomem(err);
@@ -70,8 +79,8 @@ typedef struct field {
 } field;
 
 /* The next header field at *pos (before hdr_end), folded lines included. */
-static int next_field(const msv_buf *m, size_t *pos, size_t hdr_end, field *f, char *name,
-                      size_t namesz, msv_error *err)
+static msv_result next_field(const msv_buf *m, size_t *pos, size_t hdr_end, field *f, char *name,
+                             size_t namesz, msv_error *err)
 {
 	const char *d = m->data;
 	size_t s = *pos, e = s;
@@ -104,17 +113,16 @@ static int next_field(const msv_buf *m, size_t *pos, size_t hdr_end, field *f, c
 
 /* More recipients than [submission] max-recipients: refused on every way
  * in (sendmail, the socket, HTTP) with the key named. */
-static int too_many(msv_error *err, const app_config *c, size_t n)
+static msv_result too_many(msv_error *err, const app_config *c, size_t n)
 {
 	(void)n; /* past the cap nothing is counted further: no exact number */
-	msv_error_set(err, MSV_E_TOO_MANY_RCPT, MSV_CLASS_USAGE,
-	              "too many recipients: more than [submission] max-recipients (%u)",
-	              c->max_recipients);
-	return EX_DATAERR;
+	return msv_error_set(err, MSV_E_TOO_MANY_RCPT, MSV_CLASS_USAGE,
+	                     "too many recipients: more than [submission] max-recipients (%u)",
+	                     c->max_recipients);
 }
 
-static int add_addresses(const app_config *c, app_prepared *p, const char *v, size_t len,
-                         const char *field_name, msv_error *err)
+static msv_result add_addresses(const app_config *c, app_prepared *p, const char *v, size_t len,
+                                const char *field_name, msv_error *err)
 {
 	/* An address takes at most 255 octets here (RFC 5321 4.5.3.1.3), so a
 	 * list that does not fit names more recipients than are left: the
@@ -131,7 +139,7 @@ static int add_addresses(const app_config *c, app_prepared *p, const char *v, si
 		snprintf(why, sizeof(why), "%s", err->message);
 		msv_error_set(err, err->code == MSV_E_NOMEM ? MSV_E_NOMEM : MSV_E_BAD_ADDRESS,
 		              MSV_CLASS_USAGE, "%s: %s", field_name, why);
-		return err->code == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
+		return err->code;
 	}
 	if (n > left) {
 		msv_buf_free(&list);
@@ -170,16 +178,15 @@ static void my_hostname(const app_config *c, char *out, size_t n)
 /* The submitting user @ myhostname (as Postfix's sendmail): a local
  * message's sender when it may not or did not choose one.  The user is
  * who the kernel says connected (SO_PEERCRED) or runs sendmail, never
- * missived's own user.  0, or EX_NOUSER for a uid without a name. */
-static int default_sender(const app_config *c, const app_submit_opts *o, char *out, size_t n,
-                          msv_error *err)
+ * missived's own user.  0, or MSV_E_NO_USER for a uid without a name. */
+static msv_result default_sender(const app_config *c, const app_submit_opts *o, char *out, size_t n,
+                                 msv_error *err)
 {
 	char host[256];
-	if (!o->user) {
-		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-		              "sender: uid %ld has no login name to make a sender from; give -f", o->uid);
-		return EX_NOUSER;
-	}
+	if (!o->user)
+		return msv_error_set(err, MSV_E_NO_USER, MSV_CLASS_USAGE,
+		                     "sender: uid %ld has no login name to make a sender from; give -f",
+		                     o->uid);
 	my_hostname(c, host, sizeof(host));
 	snprintf(out, n, "%s@%s", o->user, host);
 	return 0;
@@ -214,7 +221,7 @@ static int ref_cmp(const void *x, const void *y)
 /* One address named twice (To and Cc, -t and an argument) would be one
  * queue recipient each and get the message that many times.  Sorted, not
  * compared pairwise: 10,000 recipients took 0.8 s that way, 80,000 40 s. */
-static int drop_duplicates(app_prepared *p, msv_error *err)
+static msv_result drop_duplicates(app_prepared *p, msv_error *err)
 {
 	if (p->nrcpt < 2)
 		return 0;
@@ -253,16 +260,15 @@ static int has_8bit(const char *s, size_t n)
 }
 
 /* DSN parameters (RFC 3461), upper-cased into the prepared message. */
-static int dsn_params(app_prepared *p, const app_submit_opts *o, msv_error *err)
+static msv_result dsn_params(app_prepared *p, const app_submit_opts *o, msv_error *err)
 {
 	if (o->dsn_notify && app_dsn_param(o->dsn_notify, 0, p->dsn_notify, sizeof(p->dsn_notify))) {
 		msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 		              "DSN NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY");
-		return EX_USAGE;
+		return MSV_E_INVALID;
 	}
 	if (o->dsn_ret && app_dsn_param(o->dsn_ret, 1, p->dsn_ret, sizeof(p->dsn_ret))) {
-		msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "DSN RET must be FULL or HDRS");
-		return EX_USAGE;
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "DSN RET must be FULL or HDRS");
 	}
 	if (o->envid) {
 		size_t n = strlen(o->envid);
@@ -272,7 +278,7 @@ static int dsn_params(app_prepared *p, const app_submit_opts *o, msv_error *err)
 		if (!ok) {
 			msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 			              "DSN ENVID must be 1 to 100 printable ASCII characters");
-			return EX_USAGE;
+			return MSV_E_INVALID;
 		}
 		if (!(p->envid = msv_strdup(o->envid)))
 			return nomem(err);
@@ -301,8 +307,8 @@ static int bad_name(const char *s)
  * recipient can see who really sent.  in_from: the user wrote a From
  * field ("USER set From: to ADDR").  Not added for the user's own
  * user@myhostname. */
-static int auth_warning(const app_config *c, const app_submit_opts *o, const char *sender,
-                        int in_from, msv_buf *out, msv_error *err)
+static msv_result auth_warning(const app_config *c, const app_submit_opts *o, const char *sender,
+                               int in_from, msv_buf *out, msv_error *err)
 {
 	char host[256], own[512] = "", uid[32];
 	my_hostname(c, host, sizeof(host));
@@ -326,7 +332,7 @@ typedef struct header_scan {
 } header_scan;
 
 /* The first Message-ID, without the white space around it. */
-static int keep_message_id(app_prepared *p, const field *f, msv_error *err)
+static msv_result keep_message_id(app_prepared *p, const field *f, msv_error *err)
 {
 	size_t a = 0, b = f->vlen;
 	while (a < b && strchr(" \t\r\n", f->value[a]))
@@ -343,20 +349,20 @@ static int keep_message_id(app_prepared *p, const field *f, msv_error *err)
 /* The first From field's address into s->from.  Without -f the From
  * address is the envelope sender: an unreadable one is an error, not a
  * silent user@host. */
-static int read_from(const app_submit_opts *o, const field *f, header_scan *s, msv_error *err)
+static msv_result read_from(const app_submit_opts *o, const field *f, header_scan *s,
+                            msv_error *err)
 {
 	msv_buf list;
 	msv_buf_init(&list, 1 << 16);
 	size_t n = 0;
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	s->have_from = 1;
 	if (msv_mime_address_list(&list, &n, f->value, f->vlen, err) == MSV_OK && n)
 		snprintf(s->from, sizeof(s->from), "%s", list.data);
 	else if (!o->sender) {
 		char why[MSV_TEXT_MAX];
 		snprintf(why, sizeof(why), "%s", n ? err->message : "no address in it");
-		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "From: %s", why);
-		rc = EX_DATAERR;
+		rc = msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "From: %s", why);
 	}
 	msv_buf_free(&list);
 	return rc;
@@ -365,14 +371,14 @@ static int read_from(const app_submit_opts *o, const field *f, header_scan *s, m
 /* Walks the header: finds From, Date, Message-ID; with -t collects the
  * recipients.  head gets the header as stored: Bcc is never sent, with or
  * without -t (as Postfix's cleanup). */
-static int scan_header(const app_config *c, const app_submit_opts *o, app_prepared *p,
-                       const msv_buf *m, size_t hdr_end, msv_buf *head, header_scan *s,
-                       msv_error *err)
+static msv_result scan_header(const app_config *c, const app_submit_opts *o, app_prepared *p,
+                              const msv_buf *m, size_t hdr_end, msv_buf *head, header_scan *s,
+                              msv_error *err)
 {
 	char name[128];
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	for (size_t pos = 0; pos < hdr_end && !rc;) {
-		field f;
+		field f = {0, 0, NULL, 0};
 		if ((rc = next_field(m, &pos, hdr_end, &f, name, sizeof(name), err)))
 			break;
 		int is_bcc = !strcasecmp(name, "Bcc");
@@ -393,40 +399,36 @@ static int scan_header(const app_config *c, const app_submit_opts *o, app_prepar
 /* A recipient or sender argument is one line: the address parser would
  * read a CR or LF in it as folding, so "a@x\r\nRCPT TO:<b@y>" became the
  * recipient b@y.  Refuse line breaks in arguments outright. */
-static int check_arguments(const app_submit_opts *o, msv_error *err)
+static msv_result check_arguments(const app_submit_opts *o, msv_error *err)
 {
 	for (size_t i = 0; i <= o->nrcpt; i++) {
 		const char *a = i < o->nrcpt ? o->rcpt[i] : o->sender;
 		if (i == o->nrcpt && a && strlen(a) > 254 + 2) { /* + "<>" */
-			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE, "sender: longer than 254 octets");
-			return EX_DATAERR;
+			return msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+			                     "sender: longer than 254 octets");
 		}
-		if (a && strpbrk(a, "\r\n")) {
-			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-			              "%s: a line break (CR or LF) in an address is not allowed",
-			              i < o->nrcpt ? "recipient" : "sender");
-			return EX_DATAERR;
-		}
+		if (a && strpbrk(a, "\r\n"))
+			return msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+			                     "%s: a line break (CR or LF) in an address is not allowed",
+			                     i < o->nrcpt ? "recipient" : "sender");
 	}
 	return 0;
 }
 
 /* The recipients given as arguments, added to those of -t, duplicates
  * dropped; none at all is a usage error. */
-static int envelope_recipients(const app_config *c, const app_submit_opts *o, app_prepared *p,
-                               msv_error *err)
+static msv_result envelope_recipients(const app_config *c, const app_submit_opts *o,
+                                      app_prepared *p, msv_error *err)
 {
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	for (size_t i = 0; !rc && i < o->nrcpt; i++)
 		rc = add_addresses(c, p, o->rcpt[i], strlen(o->rcpt[i]), "recipient", err);
 	if (!rc)
 		rc = drop_duplicates(p, err);
-	if (!rc && !p->nrcpt) {
-		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-		              o->extract ? "no recipients: the message has no To, Cc or Bcc address"
-		                         : "no recipients given (name them, or use -t)");
-		rc = EX_USAGE;
-	}
+	if (!rc && !p->nrcpt)
+		rc = msv_error_set(err, MSV_E_NO_RCPT, MSV_CLASS_USAGE,
+		                   o->extract ? "no recipients: the message has no To, Cc or Bcc address"
+		                              : "no recipients given (name them, or use -t)");
 	return rc;
 }
 
@@ -436,8 +438,8 @@ static int envelope_recipients(const app_config *c, const app_submit_opts *o, ap
  * who sent, and the route (its DKIM keys) is not chosen by a From anyone
  * can write.  Over HTTP there is no local user to fall back on: a message
  * needs a sender or a From. */
-static int choose_sender(const app_config *c, const app_submit_opts *o, const char *from,
-                         int trusted, char *sender, size_t n, msv_error *err)
+static msv_result choose_sender(const app_config *c, const app_submit_opts *o, const char *from,
+                                int trusted, char *sender, size_t n, msv_error *err)
 {
 	if (o->sender)
 		snprintf(sender, n, "%s", strcmp(o->sender, "<>") ? o->sender : "");
@@ -445,34 +447,31 @@ static int choose_sender(const app_config *c, const app_submit_opts *o, const ch
 		snprintf(sender, n, "%s", from);
 	else if (o->local)
 		return default_sender(c, o, sender, n, err);
-	else {
-		msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-		              "no sender: the message has no From field and no \"sender\" was given");
-		return EX_DATAERR;
-	}
+	else
+		return msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+		                     "no sender: the message has no From field and no \"sender\" was "
+		                     "given");
 	return 0;
 }
 
 /* A non-null sender must be one address; sender gets its canonical form. */
-static int check_sender(char *sender, size_t size, msv_error *err)
+static msv_result check_sender(char *sender, size_t size, msv_error *err)
 {
 	if (!*sender)
 		return 0;
 	msv_buf one;
 	msv_buf_init(&one, 4096);
 	size_t n = 0;
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	msv_error_clear(err); /* an unreadable From was ignored for -f */
-	if (msv_mime_address_list(&one, &n, sender, strlen(sender), err) || n != 1) {
-		if (n != 1 && !err->code) {
-			msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
-			              "sender: one address expected, got %zu", n);
-		} else if (strncmp(err->message, "sender", 6)) {
-			char why[MSV_TEXT_MAX];
-			snprintf(why, sizeof(why), "%s", err->message);
-			msv_error_set(err, err->code, MSV_CLASS_USAGE, "sender: %s", why);
-		}
-		rc = EX_DATAERR;
+	if (msv_mime_address_list(&one, &n, sender, strlen(sender), err)) {
+		char why[MSV_TEXT_MAX];
+		snprintf(why, sizeof(why), "%s", err->message);
+		msv_error_set(err, err->code, MSV_CLASS_USAGE, "sender: %s", why);
+		rc = as_code(err, MSV_E_BAD_ADDRESS);
+	} else if (n != 1) {
+		rc = msv_error_set(err, MSV_E_BAD_ADDRESS, MSV_CLASS_USAGE,
+		                   "sender: one address expected, got %zu", n);
 	} else {
 		snprintf(sender, size, "%s", one.data);
 	}
@@ -483,25 +482,22 @@ static int check_sender(char *sender, size_t size, msv_error *err)
 /* A From field for a message without one: -F's name (ASCII: a quoted
  * string; 8-bit or encoded-word look-alikes: RFC 2047 words) and the
  * envelope sender. */
-static int add_from(const app_submit_opts *o, const app_prepared *p, msv_buf *full,
-                    msv_error *err)
+static msv_result add_from(const app_submit_opts *o, const app_prepared *p, msv_buf *full,
+                           msv_error *err)
 {
 	const char *n = o->from_name;
-	if (n && strpbrk(n, "\r\n")) {
-		msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE, "-F: the name holds a line break");
-		return EX_DATAERR;
-	}
-	if (n && bad_name(n)) {
-		msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
-		              "-F: the name holds a control character or is longer than %d octets",
-		              FROM_NAME_MAX);
-		return EX_DATAERR;
-	}
+	if (n && strpbrk(n, "\r\n"))
+		return msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
+		                     "-F: the name holds a line break");
+	if (n && bad_name(n))
+		return msv_error_set(err, MSV_E_BAD_MESSAGE, MSV_CLASS_USAGE,
+		                     "-F: the name holds a control character or is longer than %d octets",
+		                     FROM_NAME_MAX);
 	if (!n || !*n)
 		return msv_buf_addf(full, "From: %s\r\n", p->sender) ? nomem(err) : 0;
 	msv_buf enc;
 	msv_buf_init(&enc, 4096);
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	/* Text that looks like an encoded word is encoded itself (RFC 2047
 	 * 5): in quotes, many readers would still show it decoded. */
 	if (!has_8bit(n, strlen(n)) && !strstr(n, "=?")) {
@@ -511,7 +507,7 @@ static int add_from(const app_submit_opts *o, const app_prepared *p, msv_buf *fu
 		if (e || msv_buf_addc(&enc, '"'))
 			rc = nomem(err);
 	} else if (msv_mime_encode_unstructured(&enc, n, strlen(n), 6, 0, err)) {
-		rc = EX_DATAERR;
+		rc = as_code(err, MSV_E_BAD_MESSAGE);
 	}
 	if (!rc && msv_buf_addf(full, "From: %.*s <%s>\r\n", (int)enc.len, enc.data, p->sender))
 		rc = nomem(err);
@@ -519,7 +515,7 @@ static int add_from(const app_submit_opts *o, const app_prepared *p, msv_buf *fu
 	return rc;
 }
 
-static int add_date(msv_buf *full, msv_error *err)
+static msv_result add_date(msv_buf *full, msv_error *err)
 {
 	time_t t = time(NULL);
 	struct tm tm;
@@ -530,7 +526,7 @@ static int add_date(msv_buf *full, msv_error *err)
 }
 
 /* <time.random@sender's domain>, kept in p->message_id too. */
-static int add_message_id(app_prepared *p, msv_buf *full, msv_error *err)
+static msv_result add_message_id(app_prepared *p, msv_buf *full, msv_error *err)
 {
 	unsigned char rnd[12];
 	char id[300];
@@ -550,10 +546,10 @@ static int add_message_id(app_prepared *p, msv_buf *full, msv_error *err)
  * header, with X-Authentication-Warning for an untrusted local user's
  * sender and a From that is not their own address (kept: the envelope is
  * theirs, but marked). */
-static int add_fields(const app_config *c, const app_submit_opts *o, app_prepared *p,
-                      const header_scan *s, int trusted, msv_buf *full, msv_error *err)
+static msv_result add_fields(const app_config *c, const app_submit_opts *o, app_prepared *p,
+                             const header_scan *s, int trusted, msv_buf *full, msv_error *err)
 {
-	int rc = 0;
+	msv_result rc = MSV_OK;
 	if (o->local && !trusted && o->sender)
 		rc = auth_warning(c, o, p->sender, 0, full, err);
 	if (!rc && o->local && !trusted && *s->from)
@@ -568,35 +564,35 @@ static int add_fields(const app_config *c, const app_submit_opts *o, app_prepare
 }
 
 /* The body as stored: signed with the route's DKIM keys, if any. */
-static int sign_body(const app_config *c, app_prepared *p, const msv_buf *full, msv_error *err)
+static msv_result sign_body(const app_config *c, app_prepared *p, const msv_buf *full,
+                            msv_error *err)
 {
 	msv_buf_init(&p->body, SIZE_MAX / 2);
 	if (app_route_load_dkim(p->route, c->path, err))
-		return EX_CONFIG;
+		return err->code;
 	if (p->route->dkim.n)
-		return app_dkim_sign(&p->route->dkim, full->data, full->len, &p->body, err)
-		           ? app_exit_code(err) : 0;
+		return app_dkim_sign(&p->route->dkim, full->data, full->len, &p->body, err) ? err->code
+		                                                                              : MSV_OK;
 	return msv_buf_add(&p->body, full->data, full->len) ? nomem(err) : 0;
 }
 
 /* Sender, route and the whole message (new fields, the header as stored,
  * the body), signed. */
-static int complete(app_config *c, const app_submit_opts *o, app_prepared *p,
-                    const header_scan *s, const msv_buf *m, size_t hdr_end, const msv_buf *head,
-                    msv_error *err)
+static msv_result complete(app_config *c, const app_submit_opts *o, app_prepared *p,
+                           const header_scan *s, const msv_buf *m, size_t hdr_end,
+                           const msv_buf *head, msv_error *err)
 {
 	char sender[512];
 	int trusted = !o->local || app_user_trusted(c, o->uid, o->user);
-	int rc = choose_sender(c, o, s->from, trusted, sender, sizeof(sender), err);
+	msv_result rc = choose_sender(c, o, s->from, trusted, sender, sizeof(sender), err);
 	if (!rc)
 		rc = check_sender(sender, sizeof(sender), err);
 	if (!rc && !(p->sender = msv_strdup(sender)))
 		rc = nomem(err);
-	if (!rc && !(p->route = app_route_for(c, p->sender))) {
-		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
-		              "no route for sender %s: add [route default] to %s", p->sender, c->path);
-		rc = EX_CONFIG;
-	}
+	if (!rc && !(p->route = app_route_for(c, p->sender)))
+		rc = msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                   "no route for sender %s: add [route default] to %s", p->sender,
+		                   c->path);
 	msv_buf full;
 	msv_buf_init(&full, SIZE_MAX / 2);
 	if (!rc)
@@ -610,8 +606,8 @@ static int complete(app_config *c, const app_submit_opts *o, app_prepared *p,
 	return rc;
 }
 
-int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
-                app_prepared *p, msv_error *err)
+msv_result app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
+                       app_prepared *p, msv_error *err)
 {
 	memset(p, 0, sizeof(*p));
 	msv_error_clear(err);
@@ -621,7 +617,7 @@ int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opt
 	header_scan s = {"", 0, 0};
 	size_t hdr_end = 0;
 	/* Counted first: nothing is parsed for a list that is refused anyway. */
-	int rc = o->nrcpt > c->max_recipients ? too_many(err, c, o->nrcpt) : 0;
+	msv_result rc = o->nrcpt > c->max_recipients ? too_many(err, c, o->nrcpt) : MSV_OK;
 	if (!rc)
 		rc = dsn_params(p, o, err);
 	if (!rc)
@@ -659,28 +655,28 @@ void app_prepared_free(app_prepared *p)
 	memset(p, 0, sizeof(*p));
 }
 
-int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err)
+msv_result app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err)
 {
 	for (size_t i = 0; i < p->nrcpt; i++) {
 		int found = 0;
 		char *why = NULL;
 		if (msv_queue_suppress_check(q, p->rcpt[i], &found, &why, err))
-			return app_exit_code(err);
+			return err->code;
 		if (found) {
-			msv_error_set(err, MSV_E_REFUSED, MSV_CLASS_PERMANENT,
+			msv_error_set(err, MSV_E_SUPPRESSED, MSV_CLASS_PERMANENT,
 			              "%s is on the suppression list (%s); remove it with "
 			              "'missive suppression rm' or override", p->rcpt[i],
 			              why && *why ? why : "no reason recorded");
 			msv_free(why);
-			return EX_NOPERM;
+			return MSV_E_SUPPRESSED;
 		}
 		msv_free(why);
 	}
 	return 0;
 }
 
-int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_QID_LEN + 1],
-                msv_error *err)
+msv_result app_enqueue(msv_queue *q, app_prepared *const *p, size_t n,
+                       char (*ids)[MSV_QID_LEN + 1], msv_error *err)
 {
 	msv_queue_message *qm = msv_calloc(n ? n : 1, sizeof(*qm));
 	if (!qm)
@@ -702,21 +698,33 @@ int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_
 	}
 	msv_result res = msv_queue_submit(q, qm, n, msv_wall_ms(), ids, err);
 	msv_free(qm);
-	return res ? app_exit_code(err) : 0;
+	return res;
 }
 
-int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
-               const app_submit_opts *o, app_submitted *res, msv_error *err)
+/* Our own failures (class LOCAL: a busy, full or failing queue, the
+ * signer) are worth a retry: class TEMPORARY, so that sendmail's callers
+ * keep the message (75) rather than drop it as a software error.  Memory
+ * running out while the message was read stays itself. */
+static msv_result retry_later(const app_submitted *res, msv_error *err)
+{
+	if (err->cls == MSV_CLASS_LOCAL &&
+	    (res->failed != APP_SUBMIT_PREPARE || err->code != MSV_E_NOMEM))
+		err->cls = MSV_CLASS_TEMPORARY;
+	return err->code;
+}
+
+msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
+                      const app_submit_opts *o, app_submitted *res, msv_error *err)
 {
 	memset(res, 0, sizeof(*res));
 	app_prepared p;
-	int rc = app_prepare(c, raw, len, o, &p, err);
+	msv_result rc = app_prepare(c, raw, len, o, &p, err);
 	if (rc) {
 		res->failed = APP_SUBMIT_PREPARE;
-		return rc;
+		return retry_later(res, err);
 	}
 	if (!o->allow_suppressed && (rc = app_check_suppressed(q, &p, err))) {
-		res->failed = rc == EX_NOPERM ? APP_SUBMIT_SUPPRESSED : APP_SUBMIT_QUEUE;
+		res->failed = rc == MSV_E_SUPPRESSED ? APP_SUBMIT_SUPPRESSED : APP_SUBMIT_QUEUE;
 	} else {
 		app_prepared *one = &p;
 		char id[1][MSV_QID_LEN + 1];
@@ -729,20 +737,20 @@ int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
 			p.message_id = NULL;
 		}
 	}
-	if (rc == EX_SOFTWARE)
-		rc = EX_TEMPFAIL; /* the queue was busy or full */
 	app_prepared_free(&p);
-	return rc;
+	return rc ? retry_later(res, err) : MSV_OK;
 }
 
-int app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err)
+msv_result app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err)
 {
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
 	o.path = c->queue_path;
 	o.read_only = read_only;
-	if (msv_queue_open(q, &o, err)) {
-		int rc = app_exit_code(err);
-		return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
-	}
-	return 0;
+	if (!msv_queue_open(q, &o, err))
+		return MSV_OK;
+	/* Our side failed (a directory we may not write, a file we cannot
+	 * create): 73, as sendmail's, not a software error (issue 12). */
+	if (err->cls == MSV_CLASS_LOCAL)
+		err->code = MSV_E_CANT_CREATE;
+	return err->code;
 }

@@ -42,18 +42,22 @@ typedef struct app_prepared {
 
 /* Checks and completes a message: line ends to CRLF, Date, Message-ID
  * and From added when missing, -t recipients, route chosen, DKIM-signed
- * with the route's keys.  Returns 0, or an EX_* code with err saying
- * what was wrong (nothing printed). */
-int app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
-                app_prepared *out, msv_error *err);
+ * with the route's keys.  MSV_OK, or the code of err, which says what
+ * was wrong (nothing printed): MSV_E_BAD_MESSAGE, MSV_E_BAD_ADDRESS,
+ * MSV_E_TOO_MANY_RCPT, MSV_E_NO_RCPT, MSV_E_NO_USER (a local uid without
+ * a login name), MSV_E_INVALID (a DSN parameter), class CONFIG for the
+ * route's settings.  app_exit_code() makes it a sysexits code. */
+msv_result app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
+                       app_prepared *out, msv_error *err);
 void app_prepared_free(app_prepared *p);
 
-/* Refuses (EX_NOPERM, err naming it) a recipient on the suppression list. */
-int app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err);
+/* Refuses (MSV_E_SUPPRESSED, err naming it) a recipient on the
+ * suppression list; a queue failure is the queue's code. */
+msv_result app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *err);
 
 /* Stores n prepared messages durably; ids[i] gets message i's queue ID. */
-int app_enqueue(msv_queue *q, app_prepared *const *p, size_t n, char (*ids)[MSV_QID_LEN + 1],
-                msv_error *err);
+msv_result app_enqueue(msv_queue *q, app_prepared *const *p, size_t n,
+                       char (*ids)[MSV_QID_LEN + 1], msv_error *err);
 
 /* What app_submit() did. */
 typedef struct app_submitted {
@@ -65,14 +69,15 @@ typedef struct app_submitted {
 
 /* One submission, the same for every way in (sendmail, missived's
  * socket and HTTP API): app_prepare(), the suppression check unless
- * o->allow_suppressed, app_enqueue().  0, or an EX_* code with err saying
- * why and res->failed naming the step; a busy or failing queue is
- * EX_TEMPFAIL (the caller may retry). */
-int app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
-               const app_submit_opts *o, app_submitted *res, msv_error *err);
+ * o->allow_suppressed, app_enqueue().  MSV_OK, or the code of err with
+ * res->failed naming the step; a busy or failing queue (and any other
+ * failure of our own side) has class TEMPORARY: the caller may retry. */
+msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
+                      const app_submit_opts *o, app_submitted *res, msv_error *err);
 
-/* Opens the configured queue.  0, or an EX_* code (EX_CANTCREAT when it
- * cannot be created or written) with err naming the queue; prints nothing. */
-int app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err);
+/* Opens the configured queue.  MSV_OK, or the code of err, which names
+ * the queue (MSV_E_CANT_CREATE when it cannot be created or written);
+ * prints nothing. */
+msv_result app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err);
 
 #endif

@@ -27,8 +27,7 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
  * file; 0 or an EX_* code after printing why. */
 int cli_config_load(app_config *cfg, const char *flag);
 /* app_queue_open(); 0 or an EX_* code after printing why (queue_open.c:
- * it links SQLite, which `missive` itself reaches only through the
- * command module). */
+ * it links SQLite, which the sendmail front end never reaches). */
 int cli_queue_open(const app_config *cfg, int read_only, msv_queue **q);
 
 int cmd_send(int argc, char **argv);

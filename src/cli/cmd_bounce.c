@@ -68,9 +68,9 @@ int cmd_bounce(int argc, char **argv)
 		cJSON *res = NULL;
 		msv_error err;
 		app_bounce_step step;
-		rc = app_apply_bounce(&cfg, q, msg, len, &res, &step, &err);
-		if (rc) {
+		if (app_apply_bounce(&cfg, q, msg, len, &res, &step, &err)) {
 			cli_err("bounce: %s", err.message);
+			rc = cli_exit_code(&err);
 		} else if (json) {
 			cli_json_print(res);
 			res = NULL;

@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "dkimopts.h"
 #include "missive/mime.h"
-#include "module.h"
 
 static const char build_help[] =
 	"usage: missive build --from ADDR [--from-name NAME] [--to ADDR ...] --subject TEXT\n"
@@ -109,10 +108,8 @@ int cmd_build(int argc, char **argv)
 	const char *missing = rc ? NULL : cli_content_missing(&c);
 	if (missing)
 		rc = usage_error(missing, NULL);
-	/* Keys need the signer and OpenSSL: the command module has them. */
-	const cli_module *mod = NULL;
 	if (!rc && app_dkim_given(&dkim))
-		rc = (mod = cli_module_get()) ? mod->dkim_load(&dkim) : EX_OSFILE;
+		rc = cli_dkim_load(&dkim);
 	msv_mime_msg *m = NULL;
 	if (!rc)
 		rc = cli_content_build(&c, from, &m);
@@ -127,7 +124,7 @@ int cmd_build(int argc, char **argv)
 		if (msv_mime_write_buf(m, &raw)) {
 			cli_err("%s", msv_mime_error(m)->message);
 			rc = EX_NOINPUT;
-		} else if ((rc = mod->dkim_sign(&dkim, raw.data, raw.len, &out, &err))) {
+		} else if ((rc = cli_dkim_sign(&dkim, raw.data, raw.len, &out, &err))) {
 			cli_err("DKIM signing failed: %s", err.message);
 		} else if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout)) {
 			cli_err("cannot write the message to stdout");

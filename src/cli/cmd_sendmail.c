@@ -1,8 +1,9 @@
 /* missive sendmail: the sendmail(8) command line that PHP, cron, git
  * send-email and mail(1) call.  The message on stdin goes to missived
  * through its submission socket, or, when no missived answers there,
- * into the queue directly (through the command module, which links
- * SQLite); exit 0 means it is durable in the queue either way. */
+ * into the queue directly (sendmail.h: by missive itself, or by the
+ * front end exec'ing missive); exit 0 means it is durable in the queue
+ * either way. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "module.h"
+#include "sendmail.h"
 #include "sendmail_wire.h"
 
 #define SENDMAIL_MAX APP_MESSAGE_MAX
@@ -48,7 +49,8 @@ static void usage(FILE *f)
 	      "Missing Date, Message-ID and From fields are added; line ends become CRLF; the\n"
 	      "route's DKIM keys sign the message.\n"
 	      "Exit codes: 0 queued, 64 usage, 65 bad message or address, 67 no user name\n"
-	      "for the sender, 73 queue not writable (no socket configured), 75 try again\n"
+	      "for the sender, 72 no missive to write the queue with (the sendmail front end),\n"
+	      "73 queue not writable (no socket configured), 75 try again\n"
 	      "(missived busy or down and the queue not writable here), 77 a recipient is\n"
 	      "suppressed, 78 configuration error.\n",
 	      f);
@@ -149,7 +151,7 @@ static int via_missived(const app_config *cfg, const app_submit_opts *o, const m
 	return rc;
 }
 
-int cmd_sendmail(int argc, char **argv)
+int cli_sendmail(int argc, char **argv, cli_sendmail_fallback *fallback)
 {
 	app_submit_opts o = {0};
 	const char *cfgflag = NULL;
@@ -245,16 +247,16 @@ int cmd_sendmail(int argc, char **argv)
 		rc = EX_DATAERR;
 	} else if (!(rc = read_message(dot_ends, &raw)) &&
 	           (rc = via_missived(&cfg, &o, &raw, &res, &refused, busy, sizeof(busy))) < 0) {
-		const cli_module *m = cli_module_get();
-		rc = m ? m->sendmail_queue(&cfg, &o, raw.data ? raw.data : "", raw.len, &res) : EX_OSFILE;
+		int broken = 0;
+		rc = fallback(&cfg, &o, &raw, argc, argv, &res, &broken);
 		if (rc && refused) /* the real reason this user could not submit */
 			cli_err("sendmail: missived's socket %s: %s", cfg.socket_path, strerror(refused));
 		/* missived could not take it and this user cannot write the queue:
 		 * 75, so that cron, PHP and MTAs keep the message and try again,
 		 * never a code that reads as "this will never work" (issue 12).
 		 * A fault of the message itself keeps its own code, and so does
-		 * a missing command module (72: the installation is broken). */
-		if (rc && m && *cfg.socket_path && (!res.failed || res.failed == APP_SUBMIT_QUEUE)) {
+		 * a missing missive (72: the installation is broken). */
+		if (rc && !broken && *cfg.socket_path && (!res.failed || res.failed == APP_SUBMIT_QUEUE)) {
 			if (*busy)
 				cli_err("sendmail: %s (and this user cannot write the queue %s)", busy,
 				        cfg.queue_path);

@@ -22,7 +22,7 @@ int cli_dkim_opt(cli_dkim *d, int c, const char *arg);
 #define cli_dkim_free app_dkim_free
 /* app_dkim_load() and app_dkim_sign() with errors printed (load) and
  * mapped to EX_* codes (dkimopts_load.c).  They link the signer and so
- * OpenSSL: `missive` itself reaches them through the command module. */
+ * OpenSSL. */
 int cli_dkim_load(cli_dkim *d);
 int cli_dkim_sign(cli_dkim *d, const char *msg, size_t len, msv_buf *out, msv_error *err);
 

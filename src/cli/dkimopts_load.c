@@ -1,5 +1,5 @@
-/* Loading the --dkim-* keys and signing with them (dkimopts.h): in the
- * command module, as they link the signer and OpenSSL. */
+/* Loading the --dkim-* keys and signing with them (dkimopts.h); they link
+ * the signer and OpenSSL, which the sendmail front end never reaches. */
 #include "cli.h"
 #include "dkimopts.h"
 

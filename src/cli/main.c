@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "module.h"
 
 static void usage(FILE *f)
 {
@@ -25,7 +24,7 @@ static void usage(FILE *f)
 	      "  -V, --version  print the version\n"
 	      "\n"
 	      "Exit codes follow sysexits.h: 0 ok, 64 usage, 65 bad data, 69 permanent failure,\n"
-	      "72 missive-commands.so missing, 73 queue not writable, 75 temporary failure,\n"
+	      "73 queue not writable, 75 temporary failure,\n"
 	      "77 authentication refused, 78 configuration error.\n"
 	      "See missive(1) and missive-send(1).\n",
 	      f);
@@ -33,7 +32,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	/* Installed as a sendmail link, missive speaks sendmail(8). */
+	/* Called by the name sendmail, missive speaks sendmail(8) (installed,
+	 * that name is the small front end, sendmail_main.c). */
 	const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
 	if (argc > 0 && !strcmp(self ? self + 1 : argv[0], "sendmail"))
 		return cmd_sendmail(argc, argv);
@@ -50,23 +50,17 @@ int main(int argc, char **argv)
 		printf("missive %s\n", MSV_VERSION);
 		return EX_OK;
 	}
-	/* These three need neither OpenSSL nor SQLite (module.h). */
-	if (!strcmp(cmd, "build"))
-		return cmd_build(argc - 1, argv + 1);
-	if (!strcmp(cmd, "sendmail"))
-		return cmd_sendmail(argc - 1, argv + 1);
-	if (!strcmp(cmd, "dsn"))
-		return cmd_dsn(argc - 1, argv + 1);
-	static const char *const in_module[] = {"send", "dkim", "queue", "bounce", "suppression", "bench"};
-	for (size_t i = 0; i < sizeof(in_module) / sizeof(in_module[0]); i++) {
-		if (strcmp(cmd, in_module[i]))
-			continue;
-		const cli_module *m = cli_module_get();
-		for (size_t k = 0; m && k < sizeof(m->commands) / sizeof(m->commands[0]); k++)
-			if (m->commands[k].name && !strcmp(m->commands[k].name, cmd))
-				return m->commands[k].run(argc - 1, argv + 1);
-		return EX_OSFILE;
-	}
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} commands[] = {
+	    {"send", cmd_send},   {"build", cmd_build},   {"dkim", cmd_dkim},
+	    {"sendmail", cmd_sendmail}, {"queue", cmd_queue}, {"dsn", cmd_dsn},
+	    {"bounce", cmd_bounce}, {"suppression", cmd_suppression}, {"bench", cmd_bench},
+	};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
 	cli_err("unknown command '%s' (see 'missive --help')", cmd);
 	return EX_USAGE;
 }

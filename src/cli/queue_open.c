@@ -5,8 +5,8 @@
 int cli_queue_open(const app_config *cfg, int read_only, msv_queue **q)
 {
 	msv_error err;
-	int rc = app_queue_open(cfg, read_only, q, &err);
-	if (rc)
-		cli_err("%s", err.message);
-	return rc;
+	if (!app_queue_open(cfg, read_only, q, &err))
+		return 0;
+	cli_err("%s", err.message);
+	return cli_exit_code(&err);
 }

@@ -94,5 +94,5 @@ int cli_config_load(app_config *cfg, const char *flag)
 	if (!app_config_load(cfg, app_config_path(flag), &err))
 		return 0;
 	cli_err("%s", err.message);
-	return app_exit_code(&err) == EX_SOFTWARE ? EX_OSERR : app_exit_code(&err);
+	return app_exit_code(&err);
 }

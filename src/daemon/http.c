@@ -20,6 +20,7 @@
 #include <sysexits.h>
 
 #include "daemon.h"
+#include "http_errors.h"
 #include "missive/mime.h"
 #include "bounce.h"
 #include "queue_json.h"
@@ -106,40 +107,12 @@ static enum MHD_Result send_error(struct MHD_Connection *c, daemon_ctx *d, unsig
 	return send_json(c, d, status, j);
 }
 
-/* Where an application-layer call failed: the same error value means
- * another thing at another step (a queue write that fails is the
- * server's trouble, a message that fails to parse is the client's). */
-enum http_step { STEP_PREPARE = 1, STEP_SUPPRESSED, STEP_BOUNCE_PARSE, STEP_QUEUE };
-
-/* The one table from error values to HTTP statuses and error codes
- * (docs/http-api.md).  First match wins; code MSV_OK and class
- * MSV_CLASS_NONE match any, kind NULL is msv_result_name() of the code. */
-static const struct http_error_map {
-	enum http_step step;
-	msv_result code;
-	msv_class cls;
-	unsigned status;
-	const char *kind;
-} http_errors[] = {
-	{STEP_PREPARE, MSV_OK, MSV_CLASS_CONFIG, 500, "config"}, /* our settings, not the request */
-	{STEP_PREPARE, MSV_OK, MSV_CLASS_NONE, 400, NULL},       /* the message or envelope */
-	{STEP_SUPPRESSED, MSV_OK, MSV_CLASS_NONE, 403, "suppressed"},
-	{STEP_BOUNCE_PARSE, MSV_E_NOMEM, MSV_CLASS_NONE, 503, "queue"},
-	{STEP_BOUNCE_PARSE, MSV_OK, MSV_CLASS_NONE, 400, "bad_message"},
-	{STEP_QUEUE, MSV_OK, MSV_CLASS_NONE, 503, "queue"},      /* busy, full or failing: retry */
-};
-
 static enum MHD_Result send_app_error(struct MHD_Connection *c, daemon_ctx *d, enum http_step step,
                                       const msv_error *err)
 {
-	for (size_t i = 0; i < sizeof(http_errors) / sizeof(http_errors[0]); i++) {
-		const struct http_error_map *m = &http_errors[i];
-		if (m->step == step && (m->code == MSV_OK || m->code == err->code) &&
-		    (m->cls == MSV_CLASS_NONE || m->cls == err->cls))
-			return send_error(c, d, m->status, m->kind ? m->kind : msv_result_name(err->code),
-			                  err->message);
-	}
-	return send_error(c, d, 500, "internal", err->message); /* every step has a catch-all */
+	unsigned status;
+	const char *kind = http_error_for(step, err, &status);
+	return send_error(c, d, status, kind, err->message);
 }
 
 /* ---- POST /v1/messages ---- */

@@ -114,9 +114,10 @@ static int open_queue(daemon_ctx *d)
 		return 0;
 	daemon_err("%s", err.message); /* the queue layer names the file */
 	if (err.code == MSV_E_IO)
-		return EX_IOERR;
-	int rc = app_exit_code(&err);
-	return rc == EX_SOFTWARE ? EX_CANTCREAT : rc;
+		return EX_IOERR; /* damaged pages, not a network error: 74 */
+	if (err.cls == MSV_CLASS_LOCAL) /* as app_queue_open(): 73 */
+		err.code = MSV_E_CANT_CREATE;
+	return app_exit_code(&err);
 }
 
 static void usage(FILE *f)
@@ -175,7 +176,7 @@ static int load_token(daemon_ctx *d, char **token)
 	msv_error err;
 	if (app_read_secret_file(d->cfg->http_token_file, "[http] token-file", token, &err)) {
 		daemon_err("%s: %s", d->cfg->path, err.message);
-		return err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+		return app_exit_code(&err);
 	}
 	d->http_token = *token;
 	return 0;
@@ -199,13 +200,13 @@ static int load_config(app_config *cfg, const char *cfgflag)
 	int rc = 0;
 	if (app_config_load(cfg, app_config_path(cfgflag), &err)) {
 		daemon_err("%s", err.message);
-		return err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+		return app_exit_code(&err);
 	}
 	for (size_t i = 0; !rc && i < cfg->nroutes; i++) {
 		if (app_route_load_dkim(cfg->routes[i], cfg->path, &err) ||
 		    app_route_load_conn(cfg->routes[i], cfg->path, &err)) {
 			daemon_err("%s", err.message);
-			rc = err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+			rc = app_exit_code(&err);
 		}
 	}
 	for (size_t i = 0; !rc && i < cfg->nroutes; i++) {
@@ -249,7 +250,9 @@ static int prepare(daemon_ctx *d, char **token, int check)
 		msv_error err;
 		if (msv_pool_new(&d->pools[i], &cfg->routes[i]->pool, &err)) {
 			daemon_err("route %s: %s", cfg->routes[i]->name, err.message);
-			rc = err.code == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+			if (err.code != MSV_E_NOMEM) /* the route's settings, from the file */
+				err.cls = MSV_CLASS_CONFIG;
+			rc = app_exit_code(&err);
 		}
 	}
 	return rc;

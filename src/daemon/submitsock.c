@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "exit_code.h"
 #include "sendmail_wire.h"
 
 /* Connections served at once.  One local user holds at most
@@ -45,11 +46,14 @@ struct submitsock {
 	conn slots[CONN_MAX];
 };
 
-static void answer(int fd, int rc, const app_submitted *res, const char *error)
+/* The answer to a request: err NULL when queued (res says where), else
+ * its sysexits code (app_exit_code(), as `missive sendmail` would exit
+ * writing the queue itself) and its message. */
+static void answer(int fd, const msv_error *err, const app_submitted *res)
 {
 	msv_buf b;
 	msv_buf_init(&b, 1 << 16);
-	if (!app_wire_reply(&b, rc, res, error))
+	if (!app_wire_reply(&b, err ? app_exit_code(err) : 0, res, err ? err->message : NULL))
 		app_wire_send(fd, b.data, b.len);
 	msv_buf_free(&b);
 }
@@ -125,7 +129,9 @@ static void drain(int fd)
 static void refuse_now(int fd, const char *msg)
 {
 	char scratch[16384];
-	answer(fd, EX_TEMPFAIL, NULL, msg);
+	msv_error busy;
+	msv_error_set(&busy, MSV_E_BUSY, MSV_CLASS_TEMPORARY, "%s", msg);
+	answer(fd, &busy, NULL);
 	shutdown(fd, SHUT_WR);
 	for (int i = 0; i < 64 && recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0; i++)
 		;
@@ -143,7 +149,7 @@ static void serve(conn *c)
 	size_t charged = 0;
 	app_wire_req rq;
 	char why[256] = "";
-	int got = 0, rc = 0, busy = 0;
+	int got = 0, busy = 0;
 	/* [daemon] socket-timeout bounds the whole request: sendmail reads its
 	 * message before it connects, so a request takes milliseconds, and a
 	 * client trickling a byte a minute would otherwise keep its slot. */
@@ -171,16 +177,17 @@ static void serve(conn *c)
 		got = app_wire_decode_limit(in.data, in.len, d->cfg->max_recipients, &rq, why, sizeof(why));
 	}
 	if (got < 0) {
-		char msg[320];
+		msv_error bad;
 		/* Over the budget or out of memory: 75, the client writes the
 		 * queue itself or tries later.  A recipient cap: the message's
 		 * fault (65).  Anything else: the client's (76). */
-		rc = busy ? EX_TEMPFAIL : got == -2 ? EX_DATAERR : EX_PROTOCOL;
-		if (rc == EX_PROTOCOL)
-			snprintf(msg, sizeof(msg), "bad submission: %s", why);
+		if (busy)
+			msv_error_set(&bad, MSV_E_BUSY, MSV_CLASS_TEMPORARY, "%s", why);
+		else if (got == -2)
+			msv_error_set(&bad, MSV_E_TOO_MANY_RCPT, MSV_CLASS_USAGE, "%s", why);
 		else
-			snprintf(msg, sizeof(msg), "%s", why);
-		if (rc == EX_TEMPFAIL)
+			msv_error_set(&bad, MSV_E_BAD_REQUEST, MSV_CLASS_USAGE, "bad submission: %s", why);
+		if (busy)
 			dlog("socket: a request from uid %ld refused: over [daemon] socket-max-inflight",
 			     c->uid);
 		/* Free the budget first: the drain may take a while. */
@@ -189,7 +196,7 @@ static void serve(conn *c)
 		s->inflight -= charged;
 		charged = 0;
 		pthread_mutex_unlock(&s->mu);
-		answer(fd, rc, NULL, msg);
+		answer(fd, &bad, NULL);
 		drain(fd);
 		goto out;
 	}
@@ -203,7 +210,7 @@ static void serve(conn *c)
 	app_local_user(&rq.o, c->uid, user, sizeof(user));
 	app_submitted res;
 	msv_error err;
-	rc = app_submit(d->cfg, d->q, rq.msg, rq.msglen, &rq.o, &res, &err);
+	msv_result rc = app_submit(d->cfg, d->q, rq.msg, rq.msglen, &rq.o, &res, &err);
 	app_wire_req_free(&rq);
 	if (!rc) {
 		metrics_submitted(&d->m, 1);
@@ -213,7 +220,7 @@ static void serve(conn *c)
 		dlog("%s: queued by uid %ld through the socket, %zu recipient%s", res.id, c->uid,
 		     res.nrcpt, res.nrcpt == 1 ? "" : "s");
 	}
-	answer(fd, rc, &res, rc ? err.message : NULL);
+	answer(fd, rc ? &err : NULL, &res);
 out:
 	msv_buf_free(&in);
 	pthread_mutex_lock(&s->mu);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # cmake --install puts a usable library in place: headers, libmissive,
-# missive.pc, the CLI (and its command module) and the man pages; a program built with pkg-config
-# against it compiles, links and runs.
+# missive.pc, the CLI (missive, and the sendmail front end as sbin/sendmail)
+# and the man pages; a program built with pkg-config against it compiles,
+# links and runs.
 #   test_install.sh BUILD_DIR SOURCE_DIR CC "EXTRA_FLAGS"
 set -eu
 BUILD=$1 SRC=$2 CC=$3 FLAGS=${4:-}
@@ -28,10 +29,27 @@ printf '#include <missive/core.h>\n#include <stdio.h>\nint main(void) { puts(MSV
     $CC -x c - $(pkg-config --define-prefix --cflags missive) -o "$PREFIX/version"
 hv=$("$PREFIX/version") pv=$(pkg-config --modversion missive)
 [ "$hv" = "$pv" ] || { echo "MSV_VERSION $hv but missive.pc says $pv" >&2; exit 1; }
+# ... and so do the man pages, filled in from project() at build time.
+for m in "$PREFIX"/share/man/man1/*.1 "$PREFIX"/share/man/man8/*.8; do
+    head -n 1 "$m" | grep -q "\"missive $pv\"" || { echo "$m: not version $pv" >&2; exit 1; }
+done
 "$PREFIX/bin/missive" --version | grep -q '^missive '
 "$PREFIX/sbin/sendmail" --help | grep -q 'usage: missive sendmail'
-# The command module is found relative to the executable: the prefix here
-# is not the configured one.
 "$PREFIX/bin/missive" queue --help | grep -q 'usage: missive queue'
+# One copy of the library per process: no command module, and the front end
+# links neither OpenSSL nor SQLite.
+if find "$PREFIX" -name 'missive-commands*' | grep -q .; then
+    echo "a command module was installed" >&2; exit 1
+fi
+if readelf -d "$PREFIX/sbin/sendmail" | grep -Eq 'NEEDED.*lib(ssl|crypto|sqlite3)\.so'; then
+    echo "sbin/sendmail links OpenSSL or SQLite" >&2; exit 1
+fi
+# With no missived, sendmail runs bin/missive to write the queue, found
+# relative to itself: the prefix here is not the configured one.
+printf '[queue]\npath = %s/queue.db\n[daemon]\nsocket =\n[route default]\nserver = 127.0.0.1:9\ntls = none\n' \
+    "$PREFIX" >"$PREFIX/missive.conf"
+printf 'From: a@example.com\nSubject: s\n\nhi\n' |
+    "$PREFIX/sbin/sendmail" --config "$PREFIX/missive.conf" -v b@example.com | grep -q '^queued as '
+"$PREFIX/bin/missive" queue stats --config "$PREFIX/missive.conf" --json | grep -q '"messages":.*1'
 "$PREFIX/sbin/missived" --version | grep -q '^missived '
 echo "install: ok ($(pkg-config --modversion missive))"

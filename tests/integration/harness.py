@@ -181,13 +181,16 @@ def as_user(name="nobody"):
 _copies = {}
 
 
-def _shared_objects(exe):
-    """The shared objects beside exe: what a program of the build tree loads from its
-    own directory (missive finds missive-commands.so there)."""
+# What a program of the build tree runs from its own directory: the sendmail front
+# end execs the missive beside it when missived does not take a message.
+_COMPANIONS = {"missive-sendmail": ["missive"]}
+
+
+def _companions(exe):
+    """The programs beside exe that exe runs (_COMPANIONS), to be copied with it."""
     d = os.path.dirname(exe)
-    return sorted(os.path.join(d, n) for n in os.listdir(d)
-                  if (n.endswith(".so") or ".so." in n)
-                  and os.path.isfile(os.path.join(d, n)))
+    return [os.path.join(d, n) for n in _COMPANIONS.get(os.path.basename(exe), [])
+            if os.path.isfile(os.path.join(d, n))]
 
 
 def _check_reachable(path, user):
@@ -206,17 +209,17 @@ def _check_reachable(path, user):
 
 
 def runnable_copy(exe, user="nobody"):
-    """The path of a copy of the executable exe, with the shared objects beside it, that
-    the unprivileged user can run.  Only the owner can reach a build tree under a
-    mode-0700 directory (root's home is one), so every test that runs a build-tree
-    program as another user runs this copy instead.  The copy is made once per exe,
-    in a new mode-0755 temp dir, and removed when the test program exits (kept if
-    MISSIVE_BIN_KEEP is set)."""
+    """The path of a copy of the executable exe, with the programs beside it that it
+    runs (_companions), that the unprivileged user can run.  Only the owner can reach
+    a build tree under a mode-0700 directory (root's home is one), so every test that
+    runs a build-tree program as another user runs this copy instead.  The copy is
+    made once per exe, in a new mode-0755 temp dir, and removed when the test program
+    exits (kept if MISSIVE_BIN_KEEP is set)."""
     exe = os.path.abspath(exe)
     if exe not in _copies:
         d = make_dir("missive-bin-")
         atexit.register(remove_dir, d, "MISSIVE_BIN_KEEP", "binaries copied for " + user)
-        for f in [exe] + _shared_objects(exe):
+        for f in [exe] + _companions(exe):
             dst = os.path.join(d, os.path.basename(f))
             shutil.copyfile(f, dst)
             os.chmod(dst, 0o755)

@@ -8,10 +8,13 @@ Two ways it once did not (issue 12, defect 13):
     in tests/data/README.md and in README.md;
   * the build tree of a clone under /root (mode 0700) cannot be reached by the user
     nobody, so the tests that run `missive` as nobody failed there: here the build's
-    missive and its module are put in a mode-0700 directory (which nobody indeed
-    cannot run from), and harness.runnable_copy makes a copy nobody runs: --version,
-    a command of the module, and `missive sendmail` into a running missived through
-    its submission socket (nobody cannot write the root-owned queue).
+    missive and sendmail front end (missive-sendmail) are put in a mode-0700
+    directory (which nobody indeed cannot run from), and harness.runnable_copy makes
+    copies nobody runs: --version, a command that opens OpenSSL and SQLite, and
+    `missive sendmail` and the front end into a running missived through its
+    submission socket (nobody cannot write the root-owned queue); with missived
+    stopped, the front end's copy runs the missive copied beside it, which answers
+    75 (try again), not 72 (no missive found).
 
 Run as root, with the binaries in the environment:
     MISSIVE_BIN=build/src/cli/missive MISSIVED_BIN=build/src/daemon/missived \\
@@ -35,7 +38,7 @@ from harness import (CMD_TIMEOUT, CRASH, as_user, binary, free_port, make_dir,  
 
 SRC = os.environ.get("MSV_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
 DATA = os.path.join(SRC, "tests", "data")
-MODULE = "missive-commands.so"
+FRONT = "missive-sendmail"
 # A path out of the tree to the corpus it once read; written so that this file
 # does not match itself.
 OUTSIDE = re.compile(rb"\.\./+shared\b|\bshared[/]corpus\b|/work[/]shared\b"
@@ -89,9 +92,10 @@ class NobodyFromPrivateTree(unittest.TestCase):
         cli = os.path.join(cls.private, "build", "src", "cli")
         os.makedirs(cli)
         src = binary("MISSIVE_BIN", "build/src/cli/missive")
-        for f in (src, os.path.join(os.path.dirname(src), MODULE)):
+        for f in (src, os.path.join(os.path.dirname(src), FRONT)):
             shutil.copy2(f, cli)
         cls.exe = os.path.join(cli, os.path.basename(src))
+        cls.front = os.path.join(cli, FRONT)
         cls.work = None
 
     @classmethod
@@ -116,13 +120,14 @@ class NobodyFromPrivateTree(unittest.TestCase):
         p = self.as_nobody(exe, ["--version"])
         self.assertEqual(p.returncode, 0, p.err)
         self.assertRegex(p.out, r"^missive ")
-        # A command of the module: found beside the copy, not in the private tree.
+        # A command that needs OpenSSL and SQLite: all linked into the one copy.
         p = self.as_nobody(exe, ["queue", "--help"])
         self.assertEqual(p.returncode, 0, p.err)
         self.assertIn("usage: missive queue", p.out + p.err)
 
     def test_sendmail_as_nobody_through_socket(self):
         exe = runnable_copy(self.exe, "nobody")
+        front = runnable_copy(self.front, "nobody")
         work = type(self).work = make_dir("missive-fresh-")
         cfg = os.path.join(work, "missive.conf")
         with open(cfg, "w") as f:
@@ -146,6 +151,10 @@ class NobodyFromPrivateTree(unittest.TestCase):
                                input=b"To: r@example.test\nSubject: fresh clone\n\nhi\n")
             self.assertEqual(p.returncode, 0, p.err)
             self.assertRegex(json.loads(p.out)["id"], r"^[0-9a-f]{16}$")
+            p = self.as_nobody(front, ["--config", cfg, "--json", "-t"],
+                               input=b"To: r@example.test\nSubject: front end\n\nhi\n")
+            self.assertEqual(p.returncode, 0, p.err)
+            self.assertRegex(json.loads(p.out)["id"], r"^[0-9a-f]{16}$")
         finally:
             d.send_signal(signal.SIGTERM)
             try:
@@ -157,6 +166,12 @@ class NobodyFromPrivateTree(unittest.TestCase):
             text = f.read()
         self.assertEqual(rc, 0, text)
         self.assertNotRegex(text, CRASH, text)
+        # missived stopped: the front end runs the missive copied beside it, which
+        # cannot write root's queue as nobody either: try again later.
+        p = self.as_nobody(front, ["--config", cfg, "-t"],
+                           input=b"To: r@example.test\nSubject: front end\n\nhi\n")
+        self.assertEqual(p.returncode, 75, p.err)
+        self.assertNotIn("reinstall", p.err)
 
 
 if __name__ == "__main__":

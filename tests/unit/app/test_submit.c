@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "exit_code.h"
 #include "submit.h"
 
 static char cfgpath[64];
@@ -50,10 +51,19 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* app_prepare() as the caller sees it: 0, or the sysexits code of its
+ * error (app_exit_code(), what sendmail exits with). */
+static int exit_of(msv_result r, const msv_error *err)
+{
+	if (r)
+		assert_int_equal(r, err->code); /* the code returned is err's */
+	return r ? app_exit_code(err) : 0;
+}
+
 static int prep(app_config *c, const char *msg, const app_submit_opts *o, app_prepared *p,
                 msv_error *err)
 {
-	return app_prepare(c, msg, strlen(msg), o, p, err);
+	return exit_of(app_prepare(c, msg, strlen(msg), o, p, err), err);
 }
 
 static void local(app_submit_opts *o, long uid, const char *user)
@@ -161,7 +171,7 @@ static void test_recipient_cap(void **state)
 	assert_int_equal(msv_buf_addstr(&m, "\r\n\r\nbody\r\n"), MSV_OK);
 	o.extract = 1;
 	double t0 = now();
-	assert_int_equal(app_prepare(c, m.data, m.len, &o, &p, &err), EX_DATAERR);
+	assert_int_equal(exit_of(app_prepare(c, m.data, m.len, &o, &p, &err), &err), EX_DATAERR);
 	assert_true(now() - t0 < 1.0);
 	assert_int_equal(err.code, MSV_E_TOO_MANY_RCPT);
 	assert_non_null(strstr(err.message, "[submission] max-recipients (5000)"));

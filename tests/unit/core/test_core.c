@@ -420,7 +420,8 @@ static void result_tables_complete(void **state)
 	assert_int_equal(MSV_E_REPLY, 16);
 	assert_int_equal(MSV_E_SYSTEM, 26);
 	assert_int_equal(MSV_E_TOO_MANY_RCPT, 27);
-	assert_int_equal(MSV__RESULT_COUNT, 28);
+	assert_int_equal(MSV_E_BAD_REQUEST, 33);
+	assert_int_equal(MSV__RESULT_COUNT, 34);
 
 	const msv_class classes[] = {MSV_CLASS_NONE, MSV_CLASS_TEMPORARY, MSV_CLASS_PERMANENT,
 	                             MSV_CLASS_LOCAL, MSV_CLASS_CONFIG, MSV_CLASS_USAGE};

@@ -1,0 +1,27 @@
+/* `missive sendmail` when no missived takes the message: straight into
+ * the queue (sendmail.h). */
+#include "sendmail.h"
+
+static int sendmail_queue(app_config *cfg, const app_submit_opts *o, const msv_buf *raw,
+                          int argc, char **argv, app_submitted *res, int *broken)
+{
+	(void)argc;
+	(void)argv;
+	*broken = 0;
+	msv_queue *q = NULL;
+	int rc = cli_queue_open(cfg, 0, &q);
+	if (rc)
+		return rc;
+	msv_error err;
+	if (app_submit(cfg, q, raw->data ? raw->data : "", raw->len, o, res, &err)) {
+		cli_err("sendmail: %s", err.message);
+		rc = cli_exit_code(&err);
+	}
+	msv_queue_close(q);
+	return rc;
+}
+
+int cmd_sendmail(int argc, char **argv)
+{
+	return cli_sendmail(argc, argv, sendmail_queue);
+}
