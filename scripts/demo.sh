@@ -61,6 +61,13 @@ export MISSIVE_CONFIG="$DEMO/missive.conf"
 echo "== missived --config $MISSIVE_CONFIG (log: $DEMO/missived.log)"
 "$MISSIVED" > "$DEMO/missived.log" 2>&1 &
 DPID=$!
+# Ready once the API answers and the socket is there; before that, sendmail
+# would write the queue itself instead of handing the message over.
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && [ -S "$DEMO/submit.sock" ] && break
+    kill -0 "$DPID" 2>/dev/null || { cat "$DEMO/missived.log" >&2; exit 1; }
+    sleep 0.1
+done
 
 echo "== missive build ... | missive sendmail -t   (text + HTML + attachment)"
 printf 'Quarterly figures, as promised.\n' > "$DEMO/report.txt"
