@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -514,6 +515,17 @@ static msv_result load_failed(msv_error *err, msv_result code, const char *path,
 	return msv_error_set(err, code, cls, "%s: %s", path, msg);
 }
 
+/* myhostname unset or empty: the host name if it is fully qualified, else
+ * localhost.localdomain.  Resolved once here, not for each submission. */
+static const char *default_hostname(parse_ctx *p)
+{
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1))
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	return keep(p, strchr(host, '.') ? host : "localhost.localdomain");
+}
+
 msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 {
 	memset(c, 0, sizeof(*c));
@@ -565,8 +577,8 @@ msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 		c->http_listen = keep(&p, "127.0.0.1:8025");
 	if (!c->socket_path)
 		c->socket_path = default_socket(&p);
-	if (!c->myhostname)
-		c->myhostname = keep(&p, "");
+	if (!c->myhostname || !*c->myhostname)
+		c->myhostname = default_hostname(&p);
 	if (!c->trusted_users)
 		c->trusted_users = keep(&p, "root");
 	if (c->retry.cap_ms < c->retry.base_ms)

@@ -49,7 +49,7 @@ typedef struct app_config {
 	size_t socket_max_inflight;  /* socket-max-inflight: request octets held at once */
 	int64_t socket_timeout_ms;   /* socket-timeout: a whole request must arrive within */
 	/* [submission] */
-	const char *myhostname;      /* "": the host's name (gethostname) */
+	const char *myhostname;      /* as set, else the host's name (filled at load) */
 	const char *trusted_users;   /* who may set the sender: login names, space/comma list */
 	unsigned max_recipients;     /* max-recipients: per message, every way in */
 	/* [retry] */

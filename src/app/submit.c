@@ -161,20 +161,6 @@ static msv_result add_addresses(const app_config *c, app_prepared *p, const char
 	return 0;
 }
 
-/* [submission] myhostname, else the host name if it has a dot. */
-static void my_hostname(const app_config *c, char *out, size_t n)
-{
-	char host[256] = "";
-	if (c->myhostname && *c->myhostname) {
-		snprintf(out, n, "%s", c->myhostname);
-		return;
-	}
-	if (gethostname(host, sizeof(host) - 1))
-		host[0] = '\0';
-	host[sizeof(host) - 1] = '\0';
-	snprintf(out, n, "%s", strchr(host, '.') ? host : "localhost.localdomain");
-}
-
 /* The submitting user @ myhostname (as Postfix's sendmail): a local
  * message's sender when it may not or did not choose one.  The user is
  * who the kernel says connected (SO_PEERCRED) or runs sendmail, never
@@ -182,13 +168,11 @@ static void my_hostname(const app_config *c, char *out, size_t n)
 static msv_result default_sender(const app_config *c, const app_submit_opts *o, char *out, size_t n,
                                  msv_error *err)
 {
-	char host[256];
 	if (!o->user)
 		return msv_error_set(err, MSV_E_NO_USER, MSV_CLASS_USAGE,
 		                     "sender: uid %ld has no login name to make a sender from; give -f",
 		                     o->uid);
-	my_hostname(c, host, sizeof(host));
-	snprintf(out, n, "%s@%s", o->user, host);
+	snprintf(out, n, "%s@%s", o->user, c->myhostname);
 	return 0;
 }
 
@@ -310,8 +294,8 @@ static int bad_name(const char *s)
 static msv_result auth_warning(const app_config *c, const app_submit_opts *o, const char *sender,
                                int in_from, msv_buf *out, msv_error *err)
 {
-	char host[256], own[512] = "", uid[32];
-	my_hostname(c, host, sizeof(host));
+	const char *host = c->myhostname;
+	char own[512] = "", uid[32];
 	if (o->user)
 		snprintf(own, sizeof(own), "%s@%s", o->user, host);
 	if (*own && !strcasecmp(own, sender) && !strncmp(own, sender, strlen(o->user) + 1))
