@@ -29,7 +29,8 @@
 #   TIMEOUT=1800              seconds a run may take before its sink is stopped
 #   KEEP=1                    keep the work directory (logs, queues) for a look
 #   MISSIVE_BIN=DIR           use DIR/missive and DIR/missived as they are (no
-#                             build): to measure a patched copy
+#                             build): to measure a patched copy (missive-core
+#                             beside missive, or symlinks to a build tree)
 #   FRONT=1                   (d) through the sendmail front end (DIR/missive-sendmail,
 #                             installed as sendmail), not `missive sendmail`
 # The figures of each run live in variables named by eval (RATE_a, ...).
@@ -299,7 +300,11 @@ path = $d/queue.db
 lease = 5m
 [http]
 listen = 127.0.0.1:$HTTPPORT
+trust-loopback = yes
 max-body = 1M
+[limits]
+# A benchmark is one client flooding on purpose (bench/gateway.sh measures limits).
+ip-rate = off
 [daemon]
 workers = $WORKERS
 batch = $BATCH

@@ -24,6 +24,13 @@ cat > "$WORK/m.conf" <<CONF
 path = $WORK/q.db
 [http]
 listen = 127.0.0.1:$HTTP
+trust-loopback = yes
+[limits]
+# One client queues N messages as fast as it can, all deferred on purpose:
+# no limit, and no reputation loss for the deferrals.
+ip-rate = off
+[reputation]
+temporary = 0
 [retry]
 base = 1h
 cap = 1h

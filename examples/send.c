@@ -26,7 +26,7 @@ int main(int argc, char **argv)
 	o.smtp.tls = MSV_TLS_NONE;
 
 	msv_body_info info;
-	msv_body_scan(&info, msg, len, 998);
+	msv_smtp_body_scan(&info, msg, len, 998);
 	const char *rcpt[] = {argv[4]};
 	msv_envelope env = {.from = argv[3], .rcpt = rcpt, .nrcpt = 1,
 	                    .size = info.size, .body_8bit = info.has_8bit};

@@ -1,4 +1,4 @@
-/* libFuzzer target: msv_reply_parse, the reply accumulator.
+/* libFuzzer target: msv_smtp_reply_parse, the reply accumulator.
  *
  * Input: one mode byte, then server bytes.  Mode bit 0 clear: parse the
  * buffer whole, reply after reply.  Set: grow the visible bytes in
@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		msv_error err, perr;
 		msv_error_clear(&err);
 		msv_buf_reset(&lines);
-		long rc = msv_reply_parse(buf + off, size - off, &whole, &lines, &err);
+		long rc = msv_smtp_reply_parse(buf + off, size - off, &whole, &lines, &err);
 		if (rc > 0)
 			check_reply(&whole, &lines, rc, size - off);
 		else if (rc < 0)
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t step = (size_t)((mode >> 1) & 31) + 1;
 			for (size_t have = 0; have <= size - off; have += step) {
 				msv_error_clear(&perr);
-				long prc = msv_reply_parse(buf + off, have, &part, NULL, &perr);
+				long prc = msv_smtp_reply_parse(buf + off, have, &part, NULL, &perr);
 				if (prc == 0)
 					continue;
 				if (prc > 0) {

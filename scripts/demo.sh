@@ -43,6 +43,7 @@ path = $DEMO/queue.db
 
 [http]
 listen = 127.0.0.1:$HTTP_PORT
+trust-loopback = yes
 
 [daemon]
 poll-interval = 200ms

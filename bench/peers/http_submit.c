@@ -5,7 +5,9 @@
  *
  *   http_submit HOST:PORT MESSAGES CONNECTIONS FILE SENDER RCPT
  *
- * FILE is the message (its line ends become CRLF in the JSON).  Prints one
+ * FILE is the message (its line ends become CRLF in the JSON).  With
+ * HTTP_SUBMIT_KEY set, every request carries "Authorization: Bearer KEY"
+ * (an API key, bench/gateway.sh).  Prints one
  * line: ok=N failed=N seconds=S cpu=S (user+system CPU of this process,
  * so that its own cost can be subtracted or reported).  Exit 0 unless
  * nothing could be sent at all. */
@@ -199,7 +201,12 @@ int main(int argc, char **argv)
 
 	size_t cap = mlen * 6 + 4096;
 	char *json = malloc(cap);
-	request = malloc(cap + 512);
+	const char *key = getenv("HTTP_SUBMIT_KEY");
+	if (key && !*key)
+		key = NULL;
+	if (key && strlen(key) > 256)
+		return 64;
+	request = malloc(cap + 512 + 300);
 	if (!json || !request)
 		return 71;
 	size_t jl = (size_t)sprintf(json, "{\"raw\":\"");
@@ -207,9 +214,10 @@ int main(int argc, char **argv)
 	jl += (size_t)sprintf(json + jl, "\",\"recipients\":[\"%s\"],\"sender\":\"%s\"}", argv[6],
 	                      argv[5]);
 	request_len = (size_t)sprintf(request,
-	                              "POST /v1/messages HTTP/1.1\r\nHost: %s\r\n"
+	                              "POST /v1/messages HTTP/1.1\r\nHost: %s\r\n%s%s%s"
 	                              "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-	                              argv[1], jl);
+	                              argv[1], key ? "Authorization: Bearer " : "", key ? key : "",
+	                              key ? "\r\n" : "", jl);
 	memcpy(request + request_len, json, jl);
 	request_len += jl;
 	free(json);

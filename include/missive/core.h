@@ -87,7 +87,13 @@ extern "C" {
 	X(MSV_E_NO_RCPT, 30, "no_recipients", "no recipients given")                        \
 	X(MSV_E_CANT_CREATE, 31, "cant_create", "cannot create or write a file")            \
 	X(MSV_E_BUSY, 32, "busy", "busy: try again later")                                  \
-	X(MSV_E_BAD_REQUEST, 33, "bad_request", "malformed request")
+	X(MSV_E_BAD_REQUEST, 33, "bad_request", "malformed request")                        \
+	X(MSV_E_RATE_LIMITED, 34, "rate_limited", "rate limit reached: try again later")    \
+	X(MSV_E_CIRCUIT_OPEN, 35, "circuit_open", "paused after repeated rejections: try again later") \
+	X(MSV_E_REPUTATION, 36, "reputation", "refused: the sender's reputation is too low") \
+	X(MSV_E_UNAUTHORIZED, 37, "unauthorized", "missing or invalid credentials")         \
+	X(MSV_E_FORBIDDEN, 38, "forbidden", "not allowed for these credentials")            \
+	X(MSV_E_NO_INPUT, 39, "no_input", "cannot read an input file")
 
 typedef enum msv_result {
 #define MSV__ENUM(sym, num, name, text) sym = num,

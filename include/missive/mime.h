@@ -37,8 +37,10 @@
  *   ("Subject: invalid UTF-8 at octet 7").  The message is unchanged by
  *   a failed call, and stays usable.  Codes: MSV_E_INVALID (bad data or
  *   call out of order), MSV_E_BAD_ADDRESS, MSV_E_NO_SMTPUTF8 (the address
- *   needs SMTPUTF8 and the transport lacks it), MSV_E_SYSTEM (a file
- *   could not be opened or read), MSV_E_TOO_LARGE, MSV_E_NOMEM.  Parser
+ *   needs SMTPUTF8 and the transport lacks it), MSV_E_NO_INPUT (an
+ *   attached file could not be opened or read, or changed size),
+ *   MSV_E_SYSTEM (no random bytes, the output not written),
+ *   MSV_E_TOO_LARGE, MSV_E_NOMEM.  Parser
  *   and decoder functions take an msv_error * they fill on failure and
  *   leave untouched on success.
  *
@@ -157,8 +159,8 @@ typedef enum msv_mime_ownership {
 } msv_mime_ownership;
 
 /* Attaches a file.  The file is opened now to check it can be read
- * (MSV_E_SYSTEM if not), and read again while the message is produced;
- * if its size changed in between, producing fails. */
+ * (MSV_E_NO_INPUT if not), and read again while the message is produced;
+ * if its size changed in between, producing fails (MSV_E_NO_INPUT too). */
 MSV_EXTERN MSV_WUR msv_result msv_mime_attach_file(msv_mime_msg *m, const char *path,
                                                    const msv_mime_part_options *opts);
 MSV_EXTERN MSV_WUR msv_result msv_mime_attach_data(msv_mime_msg *m, const void *data, size_t len,

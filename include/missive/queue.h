@@ -100,6 +100,9 @@ typedef struct msv_queue_message {
 	const char *envid;           /* NULL: the queue ID is used as ENVID when DSN asked */
 	int body_8bit, smtputf8;
 	const msv_rcpt_state *initial; /* per recipient: QUEUED or SUPPRESSED; NULL: all QUEUED */
+	/* Who submitted it, for reputation: "key:NAME", "uid:1000",
+	 * "ip:192.0.2.1"; NULL: nobody tracked. */
+	const char *submitter;
 } msv_queue_message;
 
 /* Stores n messages durably; ids[i] receives message i's queue ID.  All or
@@ -126,6 +129,7 @@ typedef struct msv_queue_job {
 	size_t len;
 	msv_queue_rcpt *rcpt;
 	size_t nrcpt;
+	char *submitter; /* as submitted, or NULL */
 } msv_queue_job;
 
 /* Leases up to max_rcpt due recipients (queued or deferred, next attempt
@@ -155,6 +159,32 @@ typedef struct msv_queue_outcome {
 /* Records n outcomes in one transaction and ends their leases. */
 MSV_EXTERN MSV_WUR msv_result msv_queue_record(msv_queue *q, const msv_queue_outcome *o,
                                                size_t n, int64_t now_ms, msv_error *err);
+
+/* Puts claimed recipients back without an attempt: their state stays,
+ * they become due at until_ms and their leases end (outbound shaping: no
+ * token yet, the route's circuit open).  *changed may be NULL. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_postpone(msv_queue *q, const int64_t *rcpt_ids, size_t n,
+                                                 int64_t until_ms, size_t *changed,
+                                                 msv_error *err);
+
+/* A route's circuit breaker as the daemon last wrote it, for `missive
+ * queue stats` (the state itself lives in missived's memory). */
+typedef struct msv_queue_route_state {
+	char *route;
+	char *circuit;           /* "closed", "open", "half-open" */
+	int64_t open_until_ms;   /* 0: closed */
+	uint64_t trips;          /* times opened since the daemon started */
+	int64_t changed_ms;
+} msv_queue_route_state;
+
+/* Inserts or replaces the rows by route. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_route_state_put(msv_queue *q,
+                                                        const msv_queue_route_state *s,
+                                                        size_t n, msv_error *err);
+MSV_EXTERN MSV_WUR msv_result msv_queue_route_state_list(msv_queue *q,
+                                                         msv_queue_route_state **out,
+                                                         size_t *n, msv_error *err);
+MSV_EXTERN void msv_queue_route_states_free(msv_queue_route_state *s, size_t n);
 
 /* Ends every lease held by owner (a clean shutdown).  *released may be NULL. */
 MSV_EXTERN MSV_WUR msv_result msv_queue_release(msv_queue *q, const char *owner,
@@ -284,6 +314,74 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_suppress_check(msv_queue *q, const char 
 MSV_EXTERN MSV_WUR msv_result msv_queue_suppress_list(msv_queue *q, msv_suppression **out,
                                                       size_t *n, msv_error *err);
 MSV_EXTERN void msv_queue_suppressions_free(msv_suppression *s, size_t n);
+
+
+/* ---- API keys ----
+ *
+ * missived's HTTP API keys live in the queue database so that every node
+ * on one queue shares them.  Only the SHA-256 of a secret is stored. */
+
+#define MSV_KEY_NAME_MAX 64 /* [A-Za-z0-9._-], 1..64 octets */
+
+typedef struct msv_queue_key {
+	char *name;
+	unsigned char hash[32];  /* SHA-256 of the secret */
+	char *sender_domains;    /* lowercase, comma-separated; "": any */
+	double rate;             /* messages per second; 0: [limits] key-rate */
+	unsigned burst;          /* 0: [limits] key-burst */
+	int64_t created_ms, rotated_ms; /* rotated_ms 0: never */
+} msv_queue_key;
+
+/* Adds a key; MSV_E_INVALID "key NAME exists" when the name is taken. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_key_add(msv_queue *q, const msv_queue_key *k,
+                                                msv_error *err);
+/* Replaces the hash of key name (rotated_ms = now_ms); *found 0 when no such key. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_key_rotate(msv_queue *q, const char *name,
+                                                   const unsigned char hash[32], int64_t now_ms,
+                                                   int *found, msv_error *err);
+/* *removed 0 when no such key. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_key_rm(msv_queue *q, const char *name, int *removed,
+                                               msv_error *err);
+/* Every key, by name. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_key_list(msv_queue *q, msv_queue_key **out, size_t *n,
+                                                 msv_error *err);
+MSV_EXTERN void msv_queue_keys_free(msv_queue_key *k, size_t n);
+
+/* ---- reputation ----
+ *
+ * missived keeps scores in memory and writes the changed ones here after
+ * each group of outcomes, so that a restart does not forgive a bad
+ * submitter.  An operator's override goes to a table of its own, which the
+ * daemon takes (and empties) within a second. */
+
+typedef struct msv_queue_reputation {
+	char *identity;          /* "key:NAME", "uid:1000", "ip:192.0.2.1" */
+	double score;            /* at stamp_ms, before decay */
+	int64_t stamp_ms;
+	unsigned rejections;     /* consecutive permanent rejections */
+	int64_t open_until_ms;   /* the circuit is open until; 0: closed */
+	int64_t changed_ms;      /* last change, for `missive reputation ls` */
+	char *why;               /* what changed it last: "42 delivered", "operator", ... */
+} msv_queue_reputation;
+
+/* Inserts or replaces the rows by identity, in one transaction. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_put(msv_queue *q,
+                                                       const msv_queue_reputation *r, size_t n,
+                                                       msv_error *err);
+MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_list(msv_queue *q,
+                                                        msv_queue_reputation **out, size_t *n,
+                                                        msv_error *err);
+MSV_EXTERN void msv_queue_reputations_free(msv_queue_reputation *r, size_t n);
+/* An operator's override, kept until the daemon takes it (and written to
+ * the reputation row at once, so that `ls` shows it). */
+MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_override(msv_queue *q, const char *identity,
+                                                            double score, int64_t now_ms,
+                                                            msv_error *err);
+/* Removes and returns the pending overrides (identity, score, stamp_ms
+ * set; other fields zero). */
+MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_take_overrides(msv_queue *q,
+                                                                  msv_queue_reputation **out,
+                                                                  size_t *n, msv_error *err);
 
 /* ---- health ---- */
 

@@ -55,8 +55,8 @@ typedef enum msv_auth_mech {
 } msv_auth_mech;
 
 /* Returns "PLAIN", "LOGIN", ... and parses them (case-insensitive). */
-MSV_EXTERN const char *msv_auth_mech_name(msv_auth_mech m);
-MSV_EXTERN int msv_auth_mech_parse(const char *s, msv_auth_mech *out);
+MSV_EXTERN const char *msv_smtp_auth_mech_name(msv_auth_mech m);
+MSV_EXTERN int msv_smtp_auth_mech_parse(const char *s, msv_auth_mech *out);
 
 /* EHLO capabilities (RFC 5321 4.1.1.1 and the extension RFCs). */
 #define MSV_CAP_PIPELINING (1u << 0)
@@ -108,7 +108,7 @@ typedef struct msv_smtp_reply {
  * Reply accumulator: feeds bytes, reports when a complete reply has
  * arrived.  Protocol-agnostic (SMTP and LMTP share it).
  *
- * msv_reply_parse() looks at buf[0..len) and returns:
+ * msv_smtp_reply_parse() looks at buf[0..len) and returns:
  *   >0  the number of bytes forming one complete reply, filled into *out;
  *       lines holds the reply's text lines after "NNN-"/"NNN " joined by
  *       CRLF (for EHLO parsing), when lines is not NULL;
@@ -118,8 +118,8 @@ typedef struct msv_smtp_reply {
  * not match the reply's first digit turns the code into "<c>.0.0", c
  * being the reply's first digit.
  */
-MSV_EXTERN long msv_reply_parse(const char *buf, size_t len, msv_smtp_reply *out, msv_buf *lines,
-                                msv_error *err);
+MSV_EXTERN long msv_smtp_reply_parse(const char *buf, size_t len, msv_smtp_reply *out,
+                                     msv_buf *lines, msv_error *err);
 
 /* ---- envelope and results ---- */
 
@@ -275,7 +275,8 @@ typedef struct msv_body_info {
 
 /* Measures a message before sending: SIZE=, BODY=8BITMIME and the checks
  * that must fail before MAIL rather than in the middle of DATA. */
-MSV_EXTERN void msv_body_scan(msv_body_info *info, const char *data, size_t len, size_t line_max);
+MSV_EXTERN void msv_smtp_body_scan(msv_body_info *info, const char *data, size_t len,
+                                   size_t line_max);
 
 /* ---- the blocking driver ---- */
 

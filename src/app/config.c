@@ -7,7 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config_int.h"
 
 const char *app_config_path(const char *flag)
 {
@@ -66,7 +66,7 @@ int app_dsn_param(const char *value, int ret, char *out, size_t n)
 	return 0;
 }
 
-static int parse_uint(const char *s, unsigned max, unsigned *out)
+int cfg_parse_uint(const char *s, unsigned max, unsigned *out)
 {
 	char *end;
 	errno = 0;
@@ -77,7 +77,7 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 	return 0;
 }
 
-static int parse_bool(const char *s, int *out)
+int cfg_parse_bool(const char *s, int *out)
 {
 	if (!strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "on"))
 		*out = 1;
@@ -89,7 +89,7 @@ static int parse_bool(const char *s, int *out)
 }
 
 /* Sizes: "25000000", "512k", "25M". */
-static int parse_size(const char *s, size_t *out)
+int cfg_parse_size(const char *s, size_t *out)
 {
 	char *end;
 	errno = 0;
@@ -105,15 +105,6 @@ static int parse_size(const char *s, size_t *out)
 	*out = (size_t)v;
 	return 0;
 }
-
-typedef struct parse_ctx {
-	app_config *c;
-	const char *path;
-	msv_result rc;    /* first error: MSV_E_CONFIG, or MSV_E_NOMEM */
-	char msg[1024];   /* and what it was (a key's error: up to MSV_TEXT_MAX); inih gives its line */
-	char seen[64][48]; /* "section/key" of the single-valued sections */
-	size_t nseen;
-} parse_ctx;
 
 /* A key of [queue], [http], [daemon], ... given twice: the second would
  * silently win, and a reader of the file may well trust the first. */
@@ -162,7 +153,7 @@ static int config_text_ok(FILE *f, const char *path, msv_error *err)
 	return 0;
 }
 
-static int fail(parse_ctx *p, msv_result rc, const char *section, const char *name, const char *why,
+int cfg_fail(parse_ctx *p, msv_result rc, const char *section, const char *name, const char *why,
                 const char *value)
 {
 	if (!p->rc) {
@@ -175,7 +166,7 @@ static int fail(parse_ctx *p, msv_result rc, const char *section, const char *na
 
 /* A copy of v that lives as long as the config.  On failure the load
  * fails too (p->rc), so a key is never silently left at its default. */
-static const char *keep(parse_ctx *p, const char *v)
+const char *cfg_keep(parse_ctx *p, const char *v)
 {
 	char **n = msv_realloc(p->c->strings, (p->c->nstrings + 1) * sizeof(*n));
 	if (n) {
@@ -208,6 +199,7 @@ static app_route *route_new(parse_ctx *p, const char *name)
 	app_conn_init(&r->conn);
 	msv_pool_options po = MSV_POOL_OPTIONS_INIT;
 	r->pool = po;
+	cfg_route_defaults(r);
 	rs[p->c->nroutes++] = r;
 	return r;
 }
@@ -231,24 +223,24 @@ static int conn_or_dkim_key(parse_ctx *p, app_route *r, const char *section, con
 		if (!strcmp(k->name, name))
 			known = 1, has_value = k->has_value;
 	if (!known)
-		return fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+		return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
 	const char *arg = NULL;
 	if (!has_value) {
 		int on;
-		if (parse_bool(value, &on))
-			return fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
+		if (cfg_parse_bool(value, &on))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
 		if (!on)
 			return 1;
-	} else if (!(arg = keep(p, value))) {
-		return fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
+	} else if (!(arg = cfg_keep(p, value))) {
+		return cfg_fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
 	}
 	msv_error err;
 	int rc = app_conn_set(&r->conn, name, arg, &err);
 	if (!rc)
 		rc = app_dkim_set(&r->dkim, name, arg, &err);
 	if (rc < 0)
-		return fail(p, MSV_E_CONFIG, section, name, err.message, NULL);
-	return rc ? 1 : fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+		return cfg_fail(p, MSV_E_CONFIG, section, name, err.message, NULL);
+	return rc ? 1 : cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
 }
 
 static int route_key(parse_ctx *p, app_route *r, const char *section, const char *name,
@@ -259,7 +251,7 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 	if (!strcmp(name, "sender-domains")) {
 		char *dup = msv_strdup(value), *save = NULL;
 		if (!dup)
-			return fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
+			return cfg_fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
 		int oom = 0;
 		for (char *t = strtok_r(dup, " ,\t", &save); t && !oom; t = strtok_r(NULL, " ,\t", &save)) {
 			char **d = msv_realloc(r->domains, (r->ndomains + 1) * sizeof(*d));
@@ -277,7 +269,7 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 		}
 		msv_free(dup);
 		/* A domain dropped for want of memory would route its mail elsewhere. */
-		return oom ? fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL) : 1;
+		return oom ? cfg_fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL) : 1;
 	}
 	if (!strcmp(name, "dsn-notify") || !strcmp(name, "dsn-ret") || !strcmp(name, "return-path")) {
 		char up[64];
@@ -285,13 +277,13 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 			/* Checked here, not at the first send, so a typo stops missived at start. */
 			int ret = !strcmp(name, "dsn-ret");
 			if (app_dsn_param(value, ret, up, sizeof(up)))
-				return fail(p, MSV_E_CONFIG, section, name,
+				return cfg_fail(p, MSV_E_CONFIG, section, name,
 				            ret ? "expected FULL or HDRS, got"
 				                : "expected NEVER or a list of SUCCESS, FAILURE, DELAY, got",
 				            value);
 			value = up;
 		}
-		const char *v = keep(p, value);
+		const char *v = cfg_keep(p, value);
 		if (!strcmp(name, "dsn-notify"))
 			r->dsn_notify = v;
 		else if (!strcmp(name, "dsn-ret"))
@@ -300,17 +292,20 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 			r->return_path = v;
 		return 1;
 	}
+	int shaping = cfg_route_shaping_key(p, r, section, name, value);
+	if (shaping >= 0)
+		return shaping;
 	unsigned *count = pool_count_key(r, name);
 	if (count) {
-		if (parse_uint(value, 100000, &u))
-			return fail(p, MSV_E_CONFIG, section, name, "expected a whole number, got", value);
+		if (cfg_parse_uint(value, 100000, &u))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a whole number, got", value);
 		*count = u;
 		return 1;
 	}
 	if (!strcmp(name, "idle-timeout") || !strcmp(name, "noop-after") ||
 	    !strcmp(name, "connection-max-age")) {
 		if (app_parse_duration(value, &ms) || ms > INT32_MAX)
-			return fail(p, MSV_E_CONFIG, section, name, "expected a duration (30s, 5m), got", value);
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a duration (30s, 5m), got", value);
 		if (!strcmp(name, "idle-timeout"))
 			r->pool.idle_timeout_ms = (int)ms;
 		else if (!strcmp(name, "noop-after"))
@@ -322,171 +317,237 @@ static int route_key(parse_ctx *p, app_route *r, const char *section, const char
 	return conn_or_dkim_key(p, r, section, name, value);
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value)
+/* [queue]: where the queue is and how long leases last. */
+static int queue_key(parse_ctx *p, const char *section, const char *name, const char *value)
 {
-	parse_ctx *p = user;
+	app_config *c = p->c;
+	int64_t ms;
+	if (!strcmp(name, "path")) {
+		c->queue_path = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "lease")) {
+		if (app_parse_duration(value, &ms) || ms < 1000)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a duration of 1s or more, got", value);
+		c->lease_ms = ms;
+		return 1;
+	}
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+}
+
+/* [http]: the API's address, credentials and resource limits. */
+static int http_key(parse_ctx *p, const char *section, const char *name, const char *value)
+{
 	app_config *c = p->c;
 	int64_t ms;
 	unsigned u;
+	if (!strcmp(name, "listen")) {
+		c->http_listen = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "token-file")) {
+		c->http_token_file = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "trust-loopback")) {
+		if (cfg_parse_bool(value, &c->http_trust_loopback))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
+		return 1;
+	}
+	if (!strcmp(name, "max-body")) {
+		size_t sz;
+		if (cfg_parse_size(value, &sz) || sz < 1024)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a size (25M), got", value);
+		c->http_max_body = sz;
+		return 1;
+	}
+	if (!strcmp(name, "max-connections") || !strcmp(name, "max-connections-per-ip")) {
+		/* Each connection is a file descriptor; missived raises its
+		 * soft limit to the hard one and caps this below that. */
+		if (cfg_parse_uint(value, 1000000, &u) || !u)
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			            "expected a number from 1 to 1000000, got", value);
+		*(name[15] ? &c->http_max_conns_per_ip : &c->http_max_conns) = u;
+		return 1;
+	}
+	if (!strcmp(name, "header-timeout") || !strcmp(name, "idle-timeout")) {
+		if (app_parse_duration(value, &ms) || ms < 1000 || ms > 86400000)
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			            "expected a duration from 1s to 1d, got", value);
+		*(!strcmp(name, "header-timeout") ? &c->http_header_timeout_ms : &c->http_idle_timeout_ms) = ms;
+		return 1;
+	}
+	if (!strcmp(name, "max-inflight")) {
+		size_t sz;
+		if (cfg_parse_size(value, &sz) || sz < 1024)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a size (256M), got", value);
+		c->http_max_inflight = sz;
+		return 1;
+	}
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+}
+
+/* [daemon]: workers, timing, logging and the submission socket. */
+static int daemon_key(parse_ctx *p, const char *section, const char *name, const char *value)
+{
+	app_config *c = p->c;
+	int64_t ms;
+	unsigned u;
+	if (!strcmp(name, "workers") || !strcmp(name, "batch")) {
+		if (cfg_parse_uint(value, 1024, &u) || !u)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 1024, got", value);
+		*(!strcmp(name, "workers") ? &c->workers : &c->batch) = u;
+		return 1;
+	}
+	if (!strcmp(name, "grace") || !strcmp(name, "poll-interval")) {
+		if (app_parse_duration(value, &ms))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a duration, got", value);
+		*(!strcmp(name, "grace") ? &c->grace_ms : &c->poll_ms) = ms;
+		return 1;
+	}
+	if (!strcmp(name, "log-file")) {
+		c->log_file = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "socket")) {
+		if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "longer than a socket path may be (107 octets):", value);
+		c->socket_path = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "socket-mode")) {
+		char *end;
+		unsigned long m = strtoul(value, &end, 8);
+		if (!*value || *end || m > 0777)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected an octal mode (0666), got", value);
+		c->socket_mode = (unsigned)m;
+		return 1;
+	}
+	if (!strcmp(name, "socket-max-per-uid")) {
+		if (cfg_parse_uint(value, 4096, &u) || !u)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 4096, got", value);
+		c->socket_max_per_uid = u;
+		return 1;
+	}
+	if (!strcmp(name, "socket-timeout")) {
+		if (app_parse_duration(value, &ms) || ms < 1000 || ms > 3600000)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a duration from 1s to 1h, got", value);
+		c->socket_timeout_ms = ms;
+		return 1;
+	}
+	if (!strcmp(name, "socket-max-inflight")) {
+		size_t sz;
+		if (cfg_parse_size(value, &sz) || sz < (1u << 20) || sz > ((size_t)1 << 40))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a size from 1M to 1T (64M), got", value);
+		c->socket_max_inflight = sz;
+		return 1;
+	}
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+}
+
+/* [submission]: who local users are and how many recipients a message may have. */
+static int submission_key(parse_ctx *p, const char *section, const char *name, const char *value)
+{
+	app_config *c = p->c;
+	unsigned u;
+	if (!strcmp(name, "myhostname") || !strcmp(name, "trusted-users")) {
+		/* Both end up in a header: one line of printable ASCII. */
+		for (const char *q = value; *q; q++)
+			if (*q < 32 || *q > 126)
+				return cfg_fail(p, MSV_E_CONFIG, section, name, "expected printable ASCII, got", value);
+		int host = !strcmp(name, "myhostname");
+		if (host && (!*value || strlen(value) > 253 || strpbrk(value, " ,;@<>()\"\\[]")))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a host name, got", value);
+		*(host ? &c->myhostname : &c->trusted_users) = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "max-recipients")) {
+		/* 5000: the HTTP API's recipient array (src/daemon/http.c). */
+		if (cfg_parse_uint(value, 5000, &u) || !u)
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 5000, got", value);
+		c->max_recipients = u;
+		return 1;
+	}
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+}
+
+/* [retry]: the backoff schedule. */
+static int retry_key(parse_ctx *p, const char *section, const char *name, const char *value)
+{
+	app_config *c = p->c;
+	if (!strcmp(name, "factor")) {
+		char *end;
+		double f = strtod(value, &end);
+		if (*end || !(f >= 1.0 && f <= 100))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 100, got", value);
+		c->retry.factor = f;
+		return 1;
+	}
+	int64_t *slot = !strcmp(name, "base") ? &c->retry.base_ms
+	                : !strcmp(name, "cap") ? &c->retry.cap_ms
+	                : !strcmp(name, "max-age") ? &c->retry.max_age_ms : NULL;
+	if (slot) {
+		if (app_parse_duration(value, slot))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a duration, got", value);
+		return 1;
+	}
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+}
+
+/* [suppression]: what goes on the suppression list by itself. */
+static int suppression_key(parse_ctx *p, const char *section, const char *name, const char *value)
+{
+	app_config *c = p->c;
+	if (!strcmp(name, "hard-bounces")) {
+		if (cfg_parse_bool(value, &c->suppress_hard_bounces))
+			return cfg_fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
+		return 1;
+	}
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+}
+
+static const struct {
+	const char *name;
+	cfg_section_fn *key;
+} sections[] = {
+	{"queue", queue_key},           {"http", http_key},
+	{"daemon", daemon_key},         {"submission", submission_key},
+	{"retry", retry_key},           {"suppression", suppression_key},
+	{"limits", cfg_limits_key},     {"reputation", cfg_reputation_key},
+};
+
+/* "route NAME" or "destination DOMAIN": what follows the word, or NULL. */
+static const char *section_arg(const char *section, const char *word)
+{
+	size_t n = strlen(word);
+	if (strncmp(section, word, n) || (section[n] && section[n] != ' '))
+		return NULL;
+	const char *a = section + n;
+	while (*a == ' ')
+		a++;
+	return a;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	parse_ctx *p = user;
+	const char *arg;
 	if (!name) /* a section header alone */
 		return 1;
-	if (!strncmp(section, "route", 5) && (!section[5] || section[5] == ' ')) {
-		const char *rn = section[5] ? section + 6 : "default";
-		while (*rn == ' ')
-			rn++;
-		app_route *r = route_new(p, *rn ? rn : "default");
+	if ((arg = section_arg(section, "route"))) {
+		app_route *r = route_new(p, *arg ? arg : "default");
 		if (!r)
-			return fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
+			return cfg_fail(p, MSV_E_NOMEM, section, name, "out of memory", NULL);
 		return route_key(p, r, section, name, value);
 	}
+	if ((arg = section_arg(section, "destination")))
+		return cfg_destination_key(p, section, arg, name, value);
 	if (seen_before(p, section, name))
-		return fail(p, MSV_E_CONFIG, section, name, "given twice (remove one)", NULL);
-	if (!strcmp(section, "queue")) {
-		if (!strcmp(name, "path")) {
-			c->queue_path = keep(p, value);
-			return 1;
-		}
-		if (!strcmp(name, "lease")) {
-			if (app_parse_duration(value, &ms) || ms < 1000)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a duration of 1s or more, got", value);
-			c->lease_ms = ms;
-			return 1;
-		}
-	} else if (!strcmp(section, "http")) {
-		if (!strcmp(name, "listen")) {
-			c->http_listen = keep(p, value);
-			return 1;
-		}
-		if (!strcmp(name, "token-file")) {
-			c->http_token_file = keep(p, value);
-			return 1;
-		}
-		if (!strcmp(name, "max-body")) {
-			size_t sz;
-			if (parse_size(value, &sz) || sz < 1024)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a size (25M), got", value);
-			c->http_max_body = sz;
-			return 1;
-		}
-		if (!strcmp(name, "max-connections") || !strcmp(name, "max-connections-per-ip")) {
-			/* Each connection is a file descriptor; missived raises its
-			 * soft limit to the hard one and caps this below that. */
-			if (parse_uint(value, 1000000, &u) || !u)
-				return fail(p, MSV_E_CONFIG, section, name,
-				            "expected a number from 1 to 1000000, got", value);
-			*(name[15] ? &c->http_max_conns_per_ip : &c->http_max_conns) = u;
-			return 1;
-		}
-		if (!strcmp(name, "header-timeout") || !strcmp(name, "idle-timeout")) {
-			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 86400000)
-				return fail(p, MSV_E_CONFIG, section, name,
-				            "expected a duration from 1s to 1d, got", value);
-			*(!strcmp(name, "header-timeout") ? &c->http_header_timeout_ms : &c->http_idle_timeout_ms) = ms;
-			return 1;
-		}
-		if (!strcmp(name, "max-inflight")) {
-			size_t sz;
-			if (parse_size(value, &sz) || sz < 1024)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a size (256M), got", value);
-			c->http_max_inflight = sz;
-			return 1;
-		}
-	} else if (!strcmp(section, "daemon")) {
-		if (!strcmp(name, "workers") || !strcmp(name, "batch")) {
-			if (parse_uint(value, 1024, &u) || !u)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 1024, got", value);
-			*(!strcmp(name, "workers") ? &c->workers : &c->batch) = u;
-			return 1;
-		}
-		if (!strcmp(name, "grace") || !strcmp(name, "poll-interval")) {
-			if (app_parse_duration(value, &ms))
-				return fail(p, MSV_E_CONFIG, section, name, "expected a duration, got", value);
-			*(!strcmp(name, "grace") ? &c->grace_ms : &c->poll_ms) = ms;
-			return 1;
-		}
-		if (!strcmp(name, "log-file")) {
-			c->log_file = keep(p, value);
-			return 1;
-		}
-		if (!strcmp(name, "socket")) {
-			if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-				return fail(p, MSV_E_CONFIG, section, name, "longer than a socket path may be (107 octets):", value);
-			c->socket_path = keep(p, value);
-			return 1;
-		}
-		if (!strcmp(name, "socket-mode")) {
-			char *end;
-			unsigned long m = strtoul(value, &end, 8);
-			if (!*value || *end || m > 0777)
-				return fail(p, MSV_E_CONFIG, section, name, "expected an octal mode (0666), got", value);
-			c->socket_mode = (unsigned)m;
-			return 1;
-		}
-		if (!strcmp(name, "socket-max-per-uid")) {
-			if (parse_uint(value, 4096, &u) || !u)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 4096, got", value);
-			c->socket_max_per_uid = u;
-			return 1;
-		}
-		if (!strcmp(name, "socket-timeout")) {
-			if (app_parse_duration(value, &ms) || ms < 1000 || ms > 3600000)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a duration from 1s to 1h, got", value);
-			c->socket_timeout_ms = ms;
-			return 1;
-		}
-		if (!strcmp(name, "socket-max-inflight")) {
-			size_t sz;
-			if (parse_size(value, &sz) || sz < (1u << 20) || sz > ((size_t)1 << 40))
-				return fail(p, MSV_E_CONFIG, section, name, "expected a size from 1M to 1T (64M), got", value);
-			c->socket_max_inflight = sz;
-			return 1;
-		}
-	} else if (!strcmp(section, "submission")) {
-		if (!strcmp(name, "myhostname") || !strcmp(name, "trusted-users")) {
-			/* Both end up in a header: one line of printable ASCII. */
-			for (const char *q = value; *q; q++)
-				if (*q < 32 || *q > 126)
-					return fail(p, MSV_E_CONFIG, section, name, "expected printable ASCII, got", value);
-			int host = !strcmp(name, "myhostname");
-			if (host && (!*value || strlen(value) > 253 || strpbrk(value, " ,;@<>()\"\\[]")))
-				return fail(p, MSV_E_CONFIG, section, name, "expected a host name, got", value);
-			*(host ? &c->myhostname : &c->trusted_users) = keep(p, value);
-			return 1;
-		}
-		if (!strcmp(name, "max-recipients")) {
-			/* 5000: the HTTP API's recipient array (src/daemon/http.c). */
-			if (parse_uint(value, 5000, &u) || !u)
-				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 5000, got", value);
-			c->max_recipients = u;
-			return 1;
-		}
-	} else if (!strcmp(section, "retry")) {
-		if (!strcmp(name, "factor")) {
-			char *end;
-			double f = strtod(value, &end);
-			if (*end || !(f >= 1.0 && f <= 100))
-				return fail(p, MSV_E_CONFIG, section, name, "expected a number from 1 to 100, got", value);
-			c->retry.factor = f;
-			return 1;
-		}
-		int64_t *slot = !strcmp(name, "base") ? &c->retry.base_ms
-		                : !strcmp(name, "cap") ? &c->retry.cap_ms
-		                : !strcmp(name, "max-age") ? &c->retry.max_age_ms : NULL;
-		if (slot) {
-			if (app_parse_duration(value, slot))
-				return fail(p, MSV_E_CONFIG, section, name, "expected a duration, got", value);
-			return 1;
-		}
-	} else if (!strcmp(section, "suppression")) {
-		if (!strcmp(name, "hard-bounces")) {
-			if (parse_bool(value, &c->suppress_hard_bounces))
-				return fail(p, MSV_E_CONFIG, section, name, "expected yes or no, got", value);
-			return 1;
-		}
-	} else {
-		return fail(p, MSV_E_CONFIG, section, name, "unknown section", NULL);
-	}
-	return fail(p, MSV_E_CONFIG, section, name, "unknown key", NULL);
+		return cfg_fail(p, MSV_E_CONFIG, section, name, "given twice (remove one)", NULL);
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (!strcmp(section, sections[i].name))
+			return sections[i].key(p, section, name, value);
+	return cfg_fail(p, MSV_E_CONFIG, section, name, "unknown section", NULL);
 }
 
 /* submit.sock beside a queue file; none for other queues or when the
@@ -501,7 +562,7 @@ static const char *default_socket(parse_ctx *p)
 	              : snprintf(s, sizeof(s), "submit.sock");
 	if (n < 0 || (size_t)n >= sizeof(s))
 		return "";
-	return keep(p, s);
+	return cfg_keep(p, s);
 }
 
 /* The parser's first failure (code kept while parsing) as the error
@@ -523,7 +584,7 @@ static const char *default_hostname(parse_ctx *p)
 	if (gethostname(host, sizeof(host) - 1))
 		host[0] = '\0';
 	host[sizeof(host) - 1] = '\0';
-	return keep(p, strchr(host, '.') ? host : "localhost.localdomain");
+	return cfg_keep(p, strchr(host, '.') ? host : "localhost.localdomain");
 }
 
 msv_result app_config_load(app_config *c, const char *path, msv_error *err)
@@ -548,6 +609,7 @@ msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 	c->socket_max_inflight = 64u << 20;
 	c->socket_timeout_ms = 120000;
 	c->max_recipients = 1000;
+	cfg_gateway_defaults(c);
 	if (!(c->path = msv_strdup(path))) {
 		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
 		                     "cannot load the configuration file %s: out of memory", path);
@@ -572,18 +634,18 @@ msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 		                   "syntax error (expected [section] or key = value)");
 	}
 	if (!c->queue_path)
-		c->queue_path = keep(&p, "/var/lib/missive/queue.db");
+		c->queue_path = cfg_keep(&p, "/var/lib/missive/queue.db");
 	if (!c->http_listen)
-		c->http_listen = keep(&p, "127.0.0.1:8025");
+		c->http_listen = cfg_keep(&p, "127.0.0.1:8025");
 	if (!c->socket_path)
 		c->socket_path = default_socket(&p);
 	if (!c->myhostname || !*c->myhostname)
 		c->myhostname = default_hostname(&p);
 	if (!c->trusted_users)
-		c->trusted_users = keep(&p, "root");
+		c->trusted_users = cfg_keep(&p, "root");
 	if (c->retry.cap_ms < c->retry.base_ms)
 		return load_failed(err, MSV_E_CONFIG, path, 0, "[retry] cap is smaller than base");
-	if (p.rc) /* keep() failed: a key or a default would be missing. */
+	if (p.rc) /* cfg_keep() failed: a key or a default would be missing. */
 		return load_failed(err, p.rc, path, 0, p.msg);
 	return 0;
 }
@@ -604,6 +666,7 @@ void app_config_free(app_config *c)
 	for (size_t i = 0; i < c->nroutes; i++)
 		route_free(c->routes[i]);
 	msv_free(c->routes);
+	cfg_destinations_free(c);
 	for (size_t i = 0; i < c->nstrings; i++)
 		if (c->strings[i])
 			msv_free_secret(c->strings[i]);
@@ -642,7 +705,8 @@ app_route *app_route_for(const app_config *c, const char *sender)
 	return def;
 }
 
-void app_config_example(FILE *f)
+/* The file's header, [queue] and [http]. */
+static void example_queue_http(FILE *f)
 {
 	fputs("# missive configuration: read by missived and by the missive subcommands\n"
 	      "# that touch the queue (sendmail, queue, bounce, suppression).\n"
@@ -661,6 +725,10 @@ void app_config_example(FILE *f)
 	      "listen = 127.0.0.1:8025\n"
 	      "# A file whose first line is the bearer token clients must send.\n"
 	      "# token-file = /etc/missive/http-token\n"
+	      "# Every endpoint but /healthz needs 'Authorization: Bearer KEY' (keys:\n"
+	      "# missive key add; token-file is one more key, named default), on\n"
+	      "# loopback too, unless trust-loopback = yes (one application per host).\n"
+	      "trust-loopback = no\n"
 	      "# Largest accepted request body.\n"
 	      "max-body = 25M\n"
 	      "# Connections open at once, in all and from one client address; more\n"
@@ -674,8 +742,14 @@ void app_config_example(FILE *f)
 	      "# Request bodies held in memory at once, all connections together; a\n"
 	      "# request that would go over gets 503 with Retry-After.\n"
 	      "max-inflight = 256M\n"
-	      "\n"
-	      "[daemon]\n"
+	      "\n",
+	      f);
+}
+
+/* [daemon] and its submission socket. */
+static void example_daemon(FILE *f)
+{
+	fputs("[daemon]\n"
 	      "# Delivery threads, and recipients each claims at once.\n"
 	      "workers = 4\n"
 	      "batch = 64\n"
@@ -692,7 +766,11 @@ void app_config_example(FILE *f)
 	      "# Who may submit through it: 0666 lets every local user (as sendmail(8)).\n"
 	      "socket-mode = 0666\n",
 	      f);
-	/* Two strings: one would pass the 4095 octets C99 compilers must take. */
+}
+
+/* The rest of [daemon]: the socket's limits. */
+static void example_socket(FILE *f)
+{
 	fputs("# Connections one local user may hold on the socket at once (root: any);\n"
 	      "# more are closed at once and that sendmail writes the queue itself or\n"
 	      "# exits 75 (try again later).\n"
@@ -702,8 +780,14 @@ void app_config_example(FILE *f)
 	      "socket-max-inflight = 64M\n"
 	      "# The whole request must arrive within this (sendmail sends at once).\n"
 	      "socket-timeout = 2m\n"
-	      "\n"
-	      "[submission]\n"
+	      "\n",
+	      f);
+}
+
+/* [submission], [retry] and [suppression]. */
+static void example_submission(FILE *f)
+{
+	fputs("[submission]\n"
 	      "# The host part of a local user's default sender (user@myhostname) and\n"
 	      "# the HOST of X-Authentication-Warning.  Default: the host name if it\n"
 	      "# has a dot, else localhost.localdomain.\n"
@@ -727,8 +811,14 @@ void app_config_example(FILE *f)
 	      "[suppression]\n"
 	      "# Put hard-bounced addresses on the suppression list.\n"
 	      "hard-bounces = yes\n"
-	      "\n"
-	      "# Routes: where mail goes, chosen by the envelope sender's domain; [route\n"
+	      "\n",
+	      f);
+}
+
+/* A route with every key. */
+static void example_route(FILE *f)
+{
+	fputs("# Routes: where mail goes, chosen by the envelope sender's domain; [route\n"
 	      "# default] takes the rest.  Keys are the long flags of 'missive send'.\n"
 	      "[route default]\n"
 	      "# sender-domains = example.com example.org   (other routes only)\n"
@@ -762,6 +852,26 @@ void app_config_example(FILE *f)
 	      "idle-timeout = 60s\n"
 	      "noop-after = 10s\n"
 	      "max-messages = 1000\n"
-	      "connection-max-age = 10m\n",
+	      "connection-max-age = 10m\n"
+	      "# Outbound pace of this route (N/s, N/m, N/h or off): messages wait in\n"
+	      "# the queue for a token, none is refused.\n"
+	      "# rate = off\n"
+	      "# burst = 1\n"
+	      "# Circuit breaker: after breaker-failures temporary failures (421, 4xx,\n"
+	      "# no connection) within breaker-window, the route pauses for\n"
+	      "# breaker-cool-down, then one probe decides; 0 failures disables it.\n"
+	      "breaker-failures = 10\n"
+	      "breaker-window = 60s\n"
+	      "breaker-cool-down = 60s\n",
 	      f);
+}
+
+void app_config_example(FILE *f)
+{
+	example_queue_http(f);
+	example_daemon(f);
+	example_socket(f);
+	example_submission(f);
+	example_route(f);
+	cfg_gateway_example(f);
 }

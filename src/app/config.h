@@ -14,6 +14,13 @@
 
 #define APP_CONFIG_DEFAULT "/etc/missive/missive.conf"
 
+/* A token bucket's settings: rate in messages per second, burst in
+ * messages; rate 0: no limit ("off"), whatever burst says. */
+typedef struct app_limit {
+	double rate;
+	unsigned burst;
+} app_limit;
+
 typedef struct app_route {
 	char *name;         /* "default", or the NAME of [route NAME] */
 	char **domains;     /* sender-domains: lowercase */
@@ -23,7 +30,18 @@ typedef struct app_route {
 	msv_pool_options pool; /* max-connections, max-idle, idle-timeout, max-messages */
 	const char *dsn_notify, *dsn_ret; /* notify, ret */
 	const char *return_path;          /* VERP envelope sender template, or NULL */
+	app_limit shape;                  /* rate, burst: outbound pace of the route */
+	msv_breaker_policy breaker;       /* breaker-failures, -window, -cool-down */
 } app_route;
+
+/* [destination DOMAIN]: outbound shaping for one recipient domain, on
+ * every route. */
+typedef struct app_destination {
+	char *domain;              /* lowercase */
+	app_limit shape;           /* rate, burst */
+	unsigned max_connections;  /* sessions carrying its mail at once; 0: any */
+	unsigned given;            /* the parser's: keys seen, one bit each */
+} app_destination;
 
 typedef struct app_config {
 	char *path;
@@ -39,6 +57,7 @@ typedef struct app_config {
 	int64_t http_header_timeout_ms; /* header-timeout: request line and headers */
 	int64_t http_idle_timeout_ms;   /* idle-timeout: a connection with no traffic */
 	size_t http_max_inflight;       /* max-inflight: request bodies held at once */
+	int http_trust_loopback;        /* trust-loopback: no key needed from 127/8, ::1 */
 	/* [daemon] */
 	unsigned workers, batch;
 	int64_t grace_ms, poll_ms;
@@ -59,6 +78,14 @@ typedef struct app_config {
 	size_t nroutes;
 	/* [suppression] */
 	int suppress_hard_bounces;
+	/* [limits]: token buckets per submitter (config_gateway.c) */
+	app_limit limit_key, limit_ip, limit_uid, limit_sender_domain;
+	int limit_exempt_trusted;    /* exempt-trusted: root and trusted-users unlimited */
+	/* [reputation] */
+	msv_reputation_policy reputation;
+	/* [destination DOMAIN] */
+	app_destination **dests;
+	size_t ndests;
 	char **strings;          /* every value kept, freed together */
 	size_t nstrings;
 } app_config;
@@ -93,6 +120,10 @@ int app_dsn_param(const char *value, int ret, char *out, size_t n);
 /* 1 when the local user name (NULL: none) with uid may set the envelope
  * sender and From freely: root, or a name in [submission] trusted-users. */
 int app_user_trusted(const app_config *c, long uid, const char *name);
+
+/* The [destination] section for a recipient domain (case-insensitive),
+ * or NULL. */
+const app_destination *app_destination_for(const app_config *c, const char *domain);
 
 /* Durations as in the file: "30", "30s", "500ms", "5m", "2h", "7d". */
 int app_parse_duration(const char *s, int64_t *ms);

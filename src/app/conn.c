@@ -110,7 +110,7 @@ static int set_parsed(app_conn *cc, const char *name, const char *key, const cha
 		return 1;
 	}
 	if (!strcmp(name, "auth")) {
-		if (msv_auth_mech_parse(v, &cc->co.smtp.auth) || cc->co.smtp.auth == MSV_AUTH_AUTO)
+		if (msv_smtp_auth_mech_parse(v, &cc->co.smtp.auth) || cc->co.smtp.auth == MSV_AUTH_AUTO)
 			return bad(err, key, v, "plain, login, cram-md5 or xoauth2");
 		return 1;
 	}

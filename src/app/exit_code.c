@@ -31,6 +31,15 @@ static int by_code(const msv_error *e)
 		return EX_CANTCREAT;
 	case MSV_E_BAD_REQUEST:
 		return EX_PROTOCOL;
+	case MSV_E_RATE_LIMITED: /* callers (PHP, cron) try again later */
+	case MSV_E_CIRCUIT_OPEN:
+		return EX_TEMPFAIL;
+	case MSV_E_REPUTATION:
+	case MSV_E_UNAUTHORIZED:
+	case MSV_E_FORBIDDEN:
+		return EX_NOPERM;
+	case MSV_E_NO_INPUT:
+		return EX_NOINPUT;
 	default:
 		return -1;
 	}

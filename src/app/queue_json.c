@@ -106,3 +106,19 @@ cJSON *app_info_json(const msv_queue_info *info)
 	}
 	return j;
 }
+
+int app_route_states_json(cJSON *o, const msv_queue_route_state *s, size_t n)
+{
+	cJSON *a = cJSON_AddArrayToObject(o, "routes");
+	int ok = a != NULL;
+	for (size_t i = 0; ok && i < n; i++) {
+		cJSON *r = cJSON_CreateObject();
+		ok = r != NULL;
+		ADD(ok, cJSON_AddStringToObject(r, "route", s[i].route));
+		ADD(ok, cJSON_AddStringToObject(r, "circuit", s[i].circuit));
+		ok = ok && app_json_time(r, "open_until", s[i].open_until_ms);
+		ADD(ok, cJSON_AddNumberToObject(r, "trips", (double)s[i].trips));
+		ok = append(ok ? a : NULL, r);
+	}
+	return ok;
+}

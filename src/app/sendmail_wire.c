@@ -220,6 +220,10 @@ int app_wire_reply(msv_buf *b, int rc, const app_submitted *res, const char *err
 		     app_wire_put(b, "recipients", n2, strlen(n2));
 	} else {
 		r |= app_wire_put(b, "error", error ? error : "", error ? strlen(error) : 0);
+		/* A limit or a reputation refusal: the client must not write
+		 * the queue itself instead, which would step around the limit. */
+		if (res && res->failed == APP_SUBMIT_ADMIT)
+			r |= app_wire_put(b, "gateway", "1", 1);
 	}
 	return r | app_wire_put(b, "end", "", 0) ? -1 : 0;
 }
@@ -274,6 +278,8 @@ int app_wire_reply_decode(const char *buf, size_t len, int *rc, app_submitted *r
 			}
 			memcpy(res->id, f.val, f.len);
 			res->id[f.len] = '\0';
+		} else if (!strcmp(f.name, "gateway")) {
+			res->failed = APP_SUBMIT_ADMIT;
 		} else if (!strcmp(f.name, "error")) {
 			/* Printed to a terminal: control characters go. */
 			size_t n = 0;

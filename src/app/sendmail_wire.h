@@ -8,7 +8,9 @@
  *            message, end
  *   reply:   rc (0 when queued, else app_exit_code() of the error: what
  *            `missive sendmail` exits with), then id and recipients, or
- *            error (one line), then end */
+ *            error (one line) and, for a refusal of missived's gateway (a
+ *            limit, the submitter's reputation), gateway 1: final, the
+ *            client must not write the queue itself; then end */
 #ifndef MSV_APP_SENDMAIL_WIRE_H
 #define MSV_APP_SENDMAIL_WIRE_H
 
@@ -58,7 +60,8 @@ void app_wire_req_free(app_wire_req *r);
  * code (app_exit_code()) with error.  0, or -1 when out of memory. */
 int app_wire_reply(msv_buf *b, int rc, const app_submitted *res, const char *error);
 /* Decodes an answer: 1 when complete (*rc, and res->id and res->nrcpt or
- * error set), 0 when more is needed, -1 when malformed (why set). */
+ * error set; res->failed APP_SUBMIT_ADMIT for a gateway refusal), 0 when
+ * more is needed, -1 when malformed (why set). */
 int app_wire_reply_decode(const char *buf, size_t len, int *rc, app_submitted *res, char *error,
                           size_t errsz, char *why, size_t whysz);
 

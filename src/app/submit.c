@@ -577,6 +577,9 @@ static msv_result complete(app_config *c, const app_submit_opts *o, app_prepared
 		rc = msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
 		                   "no route for sender %s: add [route default] to %s", p->sender,
 		                   c->path);
+	/* Admission before the costly part: a refused message is never signed. */
+	if (!rc && o->admit)
+		rc = o->admit(o->admit_payload, p->sender, s->from, err);
 	msv_buf full;
 	msv_buf_init(&full, SIZE_MAX / 2);
 	if (!rc)
@@ -612,6 +615,10 @@ msv_result app_prepare(app_config *c, const char *raw, size_t len, const app_sub
 		rc = check_arguments(o, err);
 	if (!rc)
 		rc = envelope_recipients(c, o, p, err);
+	if (o->submitter)
+		snprintf(p->submitter, sizeof(p->submitter), "%s", o->submitter);
+	else if (o->local)
+		snprintf(p->submitter, sizeof(p->submitter), "uid:%ld", o->uid);
 	if (!rc)
 		rc = complete(c, o, p, &s, &m, hdr_end, &head, err);
 	msv_buf_free(&head);
@@ -679,10 +686,18 @@ msv_result app_enqueue(msv_queue *q, app_prepared *const *p, size_t n,
 		qm[i].envid = p[i]->envid;
 		qm[i].body_8bit = p[i]->body_8bit;
 		qm[i].smtputf8 = p[i]->smtputf8;
+		qm[i].submitter = p[i]->submitter[0] ? p[i]->submitter : NULL;
 	}
 	msv_result res = msv_queue_submit(q, qm, n, msv_wall_ms(), ids, err);
 	msv_free(qm);
 	return res;
+}
+
+int app_refused_by_gateway(msv_result code)
+{
+	return code == MSV_E_UNAUTHORIZED || code == MSV_E_FORBIDDEN ||
+	       code == MSV_E_RATE_LIMITED || code == MSV_E_CIRCUIT_OPEN ||
+	       code == MSV_E_REPUTATION;
 }
 
 /* Our own failures (class LOCAL: a busy, full or failing queue, the
@@ -704,7 +719,7 @@ msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
 	app_prepared p;
 	msv_result rc = app_prepare(c, raw, len, o, &p, err);
 	if (rc) {
-		res->failed = APP_SUBMIT_PREPARE;
+		res->failed = app_refused_by_gateway(rc) ? APP_SUBMIT_ADMIT : APP_SUBMIT_PREPARE;
 		return retry_later(res, err);
 	}
 	if (!o->allow_suppressed && (rc = app_check_suppressed(q, &p, err))) {

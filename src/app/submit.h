@@ -24,6 +24,15 @@ typedef struct app_submit_opts {
 	int local;
 	long uid;
 	const char *user;
+	/* Who submits, stored with the message for reputation ("key:NAME",
+	 * "ip:ADDR"); NULL: "uid:N" for a local user, else nobody. */
+	const char *submitter;
+	/* missived's gateway: called once the envelope sender and the From
+	 * address ("" when none) are known, before the message is signed or
+	 * stored.  MSV_OK admits; else the code of err refuses the message
+	 * (res->failed APP_SUBMIT_ADMIT).  NULL: no admission check. */
+	msv_result (*admit)(void *payload, const char *sender, const char *from, msv_error *err);
+	void *admit_payload;
 } app_submit_opts;
 
 
@@ -38,6 +47,7 @@ typedef struct app_prepared {
 	int body_8bit, smtputf8;
 	char dsn_notify[40], dsn_ret[8]; /* "" : the route's */
 	char *envid;
+	char submitter[96];       /* o->submitter, or "uid:N"; "": none */
 } app_prepared;
 
 /* Checks and completes a message: line ends to CRLF, Date, Message-ID
@@ -46,7 +56,7 @@ typedef struct app_prepared {
  * was wrong (nothing printed): MSV_E_BAD_MESSAGE, MSV_E_BAD_ADDRESS,
  * MSV_E_TOO_MANY_RCPT, MSV_E_NO_RCPT, MSV_E_NO_USER (a local uid without
  * a login name), MSV_E_INVALID (a DSN parameter), class CONFIG for the
- * route's settings.  app_exit_code() makes it a sysexits code. */
+ * route's settings, or o->admit's refusal.  app_exit_code() makes it a sysexits code. */
 msv_result app_prepare(app_config *c, const char *raw, size_t len, const app_submit_opts *o,
                        app_prepared *out, msv_error *err);
 void app_prepared_free(app_prepared *p);
@@ -59,12 +69,21 @@ msv_result app_check_suppressed(msv_queue *q, const app_prepared *p, msv_error *
 msv_result app_enqueue(msv_queue *q, app_prepared *const *p, size_t n,
                        char (*ids)[MSV_QID_LEN + 1], msv_error *err);
 
+/* 1 for the codes only an admission check gives (unauthorized,
+ * forbidden, rate_limited, circuit_open, reputation). */
+int app_refused_by_gateway(msv_result code);
+
 /* What app_submit() did. */
 typedef struct app_submitted {
 	char id[MSV_QID_LEN + 1]; /* the queue ID */
 	char *message_id;         /* as stored ("<...>"); msv_free() it */
 	size_t nrcpt;
-	enum { APP_SUBMIT_PREPARE = 1, APP_SUBMIT_SUPPRESSED, APP_SUBMIT_QUEUE } failed;
+	enum {
+		APP_SUBMIT_PREPARE = 1,
+		APP_SUBMIT_SUPPRESSED,
+		APP_SUBMIT_QUEUE,
+		APP_SUBMIT_ADMIT /* o->admit refused it (or, over the socket, missived's gateway) */
+	} failed;
 } app_submitted;
 
 /* One submission, the same for every way in (sendmail, missived's

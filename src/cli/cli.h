@@ -87,5 +87,7 @@ int cmd_sendmail(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_bounce(int argc, char **argv);
 int cmd_suppression(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_reputation(int argc, char **argv);
 
 #endif

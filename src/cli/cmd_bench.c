@@ -63,7 +63,16 @@ static char *make_message(size_t size, const char *from, const char *to, size_t 
 	return b.data;
 }
 
-static int bench_smtp(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct bench_args {
+	cli_conn cc;
+	long messages, size, conns, per_conn;
+	const char *from, *to;
+	int json;
+} bench_args;
+
+/* 0 to go on, -1 after --help, else an EX_* code after printing why. */
+static int bench_parse(bench_args *a, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_CONN_LONGOPTS,
@@ -77,31 +86,25 @@ static int bench_smtp(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	cli_conn cc;
-	cli_conn_init(&cc);
-	long messages = 1000, size = 1024, conns = 1, per_conn = 0;
-	const char *from = "bench@localhost", *to = "sink@localhost";
-	int json = 0, c, rc = 0;
+	int c, rc = 0;
 	opterr = 0;
 	optind = 1;
 	while (!rc && (c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		int t = cli_conn_opt(&cc, c, optarg, "bench smtp");
+		int t = cli_conn_opt(&a->cc, c, optarg, "bench smtp");
 		if (t == 1)
 			continue;
-		if (t > 1) {
-			rc = t;
-			break;
-		}
+		if (t > 1)
+			return t;
 		long *num = NULL, max = 0;
 		switch (c) {
-		case 'h': fputs(bench_help, stdout); return EX_OK;
-		case O_MESSAGES: num = &messages; max = 100000000; break;
-		case O_SIZE: num = &size; max = 64L << 20; break;
-		case O_CONNECTIONS: num = &conns; max = 1000; break;
-		case O_MAX_PER_CONN: num = &per_conn; max = 100000000; break;
-		case O_FROM: from = optarg; break;
-		case O_TO: to = optarg; break;
-		case O_JSON: json = 1; break;
+		case 'h': fputs(bench_help, stdout); return -1;
+		case O_MESSAGES: num = &a->messages; max = 100000000; break;
+		case O_SIZE: num = &a->size; max = 64L << 20; break;
+		case O_CONNECTIONS: num = &a->conns; max = 1000; break;
+		case O_MAX_PER_CONN: num = &a->per_conn; max = 100000000; break;
+		case O_FROM: a->from = optarg; break;
+		case O_TO: a->to = optarg; break;
+		case O_JSON: a->json = 1; break;
 		case ':': cli_err("%s needs an argument", argv[optind - 1]); rc = EX_USAGE; break;
 		default: cli_err("unknown option '%s' (see 'missive bench smtp --help')", argv[optind - 1]); rc = EX_USAGE;
 		}
@@ -114,46 +117,15 @@ static int bench_smtp(int argc, char **argv)
 			}
 		}
 	}
-	if (!rc)
-		rc = cli_conn_finish(&cc, "bench smtp");
-	if (rc) {
-		cli_conn_free(&cc);
-		return rc;
-	}
+	return rc ? rc : cli_conn_finish(&a->cc, "bench smtp");
+}
 
-	size_t len = 0;
-	char *msg = make_message((size_t)size, from, to, &len);
-	msv_pool_message *msgs = msv_calloc((size_t)messages, sizeof(*msgs));
-	msv_pool_result *res = msv_calloc((size_t)messages, sizeof(*res));
-	int64_t *lat = msv_calloc((size_t)messages, sizeof(*lat));
-	msv_pool_options po = MSV_POOL_OPTIONS_INIT;
-	po.max_connections = (unsigned)conns;
-	po.max_messages = (unsigned)per_conn;
-	msv_pool *pool = NULL;
-	msv_error err;
-	if (!msg || !msgs || !res || !lat) {
-		cli_err("out of memory");
-		rc = EX_OSERR;
-		goto out;
-	}
-	if (msv_pool_new(&pool, &po, &err)) {
-		cli_err("%s", err.message);
-		rc = cli_exit_code(&err);
-		goto out;
-	}
-	const char *rcpt[] = {to};
-	msv_envelope env = {.from = from, .rcpt = rcpt, .nrcpt = 1, .size = len};
-	for (long i = 0; i < messages; i++)
-		msgs[i] = (msv_pool_message){&env, msg, len};
-
-	cli_progress pg;
-	cli_progress_init(&pg, (size_t)messages);
-	int64_t t0 = msv_now_ms();
-	msv_pool_send_batch(pool, &cc.co, msgs, (size_t)messages, (unsigned)conns, res, cli_progress_cb,
-	                    &pg);
-	double secs = (double)(msv_now_ms() - t0) / 1000.0;
-	cli_progress_done(&pg);
-
+/* Prints the figures of a finished run of a->messages messages of len
+ * octets; 0 when all were accepted, else EX_TEMPFAIL. */
+static int bench_report(const bench_args *a, const msv_pool_result *res, int64_t *lat,
+                        size_t len, double secs, const msv_pool_stats *st)
+{
+	long messages = a->messages;
 	size_t failed = 0;
 	const msv_error *first = NULL;
 	for (long i = 0; i < messages; i++) {
@@ -166,27 +138,25 @@ static int bench_smtp(int argc, char **argv)
 	}
 	qsort(lat, (size_t)messages, sizeof(*lat), cmp_i64);
 	int64_t p50 = lat[(messages - 1) / 2], p99 = lat[(messages * 99 - 1) / 100], pmax = lat[messages - 1];
-	msv_pool_stats st;
-	msv_pool_stats_get(pool, &st);
 	/* Only accepted messages count: a run where the server refuses
 	 * everything quickly must not look fast. */
 	double rate = secs > 0 ? (double)((size_t)messages - failed) / secs : 0;
-	if (json) {
+	if (a->json) {
 		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "server", cc.peer);
+		cJSON_AddStringToObject(o, "server", a->cc.peer);
 		cJSON_AddNumberToObject(o, "messages", (double)messages);
 		cJSON_AddNumberToObject(o, "failed", (double)failed);
 		cJSON_AddNumberToObject(o, "size", (double)len);
-		cJSON_AddNumberToObject(o, "connections", (double)conns);
+		cJSON_AddNumberToObject(o, "connections", (double)a->conns);
 		cJSON_AddNumberToObject(o, "seconds", secs);
 		cJSON_AddNumberToObject(o, "rate", rate);
 		cJSON *l = cJSON_AddObjectToObject(o, "latency_ms");
 		cJSON_AddNumberToObject(l, "p50", (double)p50);
 		cJSON_AddNumberToObject(l, "p99", (double)p99);
 		cJSON_AddNumberToObject(l, "max", (double)pmax);
-		cJSON_AddNumberToObject(o, "connections_opened", (double)st.connections_opened);
-		cJSON_AddNumberToObject(o, "tls_resumed", (double)st.tls_resumed);
-		cJSON_AddNumberToObject(o, "stale_replaced", (double)st.stale_replaced);
+		cJSON_AddNumberToObject(o, "connections_opened", (double)st->connections_opened);
+		cJSON_AddNumberToObject(o, "tls_resumed", (double)st->tls_resumed);
+		cJSON_AddNumberToObject(o, "stale_replaced", (double)st->stale_replaced);
 		if (first)
 			cJSON_AddStringToObject(o, "first_error", first->message);
 		char *s = cJSON_PrintUnformatted(o);
@@ -196,16 +166,60 @@ static int bench_smtp(int argc, char **argv)
 		cJSON_Delete(o);
 	} else {
 		printf("%ld messages of %zu bytes to %s over %ld connection(s) in %.2f s\n", messages, len,
-		       cc.peer, conns, secs);
+		       a->cc.peer, a->conns, secs);
 		printf("  %.0f messages/s, latency p50 %lld ms, p99 %lld ms, max %lld ms\n", rate,
 		       (long long)p50, (long long)p99, (long long)pmax);
 		printf("  connections opened %llu (TLS resumed %llu), failed %zu\n",
-		       (unsigned long long)st.connections_opened, (unsigned long long)st.tls_resumed, failed);
+		       (unsigned long long)st->connections_opened, (unsigned long long)st->tls_resumed, failed);
 		if (first)
 			cli_err("first failure: %s", first->message);
 	}
-	rc = failed ? EX_TEMPFAIL : EX_OK;
-out:
+	return failed ? EX_TEMPFAIL : EX_OK;
+}
+
+static int bench_smtp(int argc, char **argv)
+{
+	bench_args a = {.messages = 1000, .size = 1024, .conns = 1,
+	                .from = "bench@localhost", .to = "sink@localhost"};
+	cli_conn_init(&a.cc);
+	int rc = bench_parse(&a, argc, argv);
+	if (rc) {
+		cli_conn_free(&a.cc);
+		return rc < 0 ? EX_OK : rc;
+	}
+	long messages = a.messages;
+	size_t len = 0;
+	char *msg = make_message((size_t)a.size, a.from, a.to, &len);
+	msv_pool_message *msgs = msv_calloc((size_t)messages, sizeof(*msgs));
+	msv_pool_result *res = msv_calloc((size_t)messages, sizeof(*res));
+	int64_t *lat = msv_calloc((size_t)messages, sizeof(*lat));
+	msv_pool_options po = MSV_POOL_OPTIONS_INIT;
+	po.max_connections = (unsigned)a.conns;
+	po.max_messages = (unsigned)a.per_conn;
+	msv_pool *pool = NULL;
+	msv_error err;
+	if (!msg || !msgs || !res || !lat) {
+		cli_err("out of memory");
+		rc = EX_OSERR;
+	} else if (msv_pool_new(&pool, &po, &err)) {
+		cli_err("%s", err.message);
+		rc = cli_exit_code(&err);
+	} else {
+		const char *rcpt[] = {a.to};
+		msv_envelope env = {.from = a.from, .rcpt = rcpt, .nrcpt = 1, .size = len};
+		for (long i = 0; i < messages; i++)
+			msgs[i] = (msv_pool_message){&env, msg, len};
+		cli_progress pg;
+		cli_progress_init(&pg, (size_t)messages);
+		int64_t t0 = msv_now_ms();
+		msv_pool_send_batch(pool, &a.cc.co, msgs, (size_t)messages, (unsigned)a.conns, res,
+		                    cli_progress_cb, &pg);
+		double secs = (double)(msv_now_ms() - t0) / 1000.0;
+		cli_progress_done(&pg);
+		msv_pool_stats st;
+		msv_pool_stats_get(pool, &st);
+		rc = bench_report(&a, res, lat, len, secs, &st);
+	}
 	for (long i = 0; res && i < messages; i++)
 		msv_pool_result_free(&res[i]);
 	msv_pool_free(pool);
@@ -213,7 +227,7 @@ out:
 	msv_free(res);
 	msv_free(msgs);
 	msv_free(msg);
-	cli_conn_free(&cc);
+	cli_conn_free(&a.cc);
 	return rc;
 }
 

@@ -135,7 +135,9 @@ int cmd_build(int argc, char **argv)
 	} else if (!rc && msv_mime_write_fd(m, STDOUT_FILENO)) {
 		const msv_error *e = msv_mime_error(m);
 		cli_err("%s", e->message);
-		rc = e->code == MSV_E_SYSTEM && strstr(e->message, "attachment") ? EX_NOINPUT : EX_IOERR;
+		/* An attachment that cannot be read is the input's fault (66,
+		 * app_exit_code()); anything else failed writing stdout. */
+		rc = e->code == MSV_E_NO_INPUT ? cli_exit_code(e) : EX_IOERR;
 	}
 	msv_mime_free(m);
 	cli_dkim_free(&dkim);

@@ -551,7 +551,19 @@ static int cmd_record(int argc, char **argv)
 
 /* ---- verify ---- */
 
-static int cmd_verify(int argc, char **argv)
+#define VERIFY_KEYS_MAX 16
+
+typedef struct verify_args {
+	const char *files[VERIFY_KEYS_MAX];
+	int is_record[VERIFY_KEYS_MAX];
+	size_t nf;
+	const char *message;
+	int any, json;
+	int64_t now;
+} verify_args;
+
+/* 0 to go on, -1 after --help, else the usage error's exit code. */
+static int verify_parse(verify_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"key-record", required_argument, NULL, O_KEY_RECORD},
@@ -563,129 +575,156 @@ static int cmd_verify(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *files[16];
-	int is_record[16];
-	size_t nf = 0;
-	const char *message = NULL;
-	int any = 0, json = 0, c;
-	int64_t now = 0;
+	int c;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'h': fputs(verify_help, stdout); return EX_OK;
+		case 'h': fputs(verify_help, stdout); return -1;
 		case O_KEY_RECORD:
 		case O_PUBLIC_KEY:
-			if (nf == 16)
+			if (a->nf == VERIFY_KEYS_MAX)
 				return cli_usage("dkim verify", "%s", "at most 16 keys");
-			is_record[nf] = c == O_KEY_RECORD;
-			files[nf++] = optarg;
+			a->is_record[a->nf] = c == O_KEY_RECORD;
+			a->files[a->nf++] = optarg;
 			break;
-		case O_ANY: any = 1; break;
+		case O_ANY: a->any = 1; break;
 		case O_TIME:
-			if (parse_time(optarg, &now))
+			if (parse_time(optarg, &a->now))
 				return cli_usage("dkim verify", "bad --time '%s': expected seconds since the epoch", optarg);
 			break;
-		case O_MESSAGE: message = optarg; break;
-		case O_JSON: json = 1; break;
+		case O_MESSAGE: a->message = optarg; break;
+		case O_JSON: a->json = 1; break;
 		case ':': return cli_usage("dkim verify", "%s needs an argument", argv[optind - 1]);
 		default: return cli_usage("dkim verify", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return cli_usage("dkim verify", "unexpected argument '%s'", argv[optind]);
-	if (!nf)
+	if (!a->nf)
 		return cli_usage("dkim verify", "%s", "give --key-record FILE or --public-key FILE");
+	return 0;
+}
 
-	msv_dkim_key *keys[16] = {NULL};
-	int rc = 0;
+/* Loads the keys of --key-record and --public-key into keys[]; 0 or an
+ * EX_* code after printing why. */
+static int verify_load_keys(const verify_args *a, msv_dkim_key **keys)
+{
 	msv_error err;
 	msv_error_clear(&err);
-	for (size_t i = 0; !rc && i < nf; i++) {
+	for (size_t i = 0; i < a->nf; i++) {
 		char *data = NULL;
 		size_t len = 0;
-		rc = read_key_file(files[i], &data, &len, is_record[i] ? "key record" : "public key");
+		int rc = read_key_file(a->files[i], &data, &len,
+		                       a->is_record[i] ? "key record" : "public key");
 		if (rc)
-			break;
-		msv_result r = is_record[i] ? msv_dkim_key_from_record(&keys[i], data, len, &err)
-		                            : msv_dkim_key_from_pem(&keys[i], data, len, &err);
+			return rc;
+		msv_result r = a->is_record[i] ? msv_dkim_key_from_record(&keys[i], data, len, &err)
+		                               : msv_dkim_key_from_pem(&keys[i], data, len, &err);
 		msv_wipe(data, len);
 		msv_free(data);
 		if (r) {
-			cli_err("%s: %s", files[i], err.message);
-			rc = r == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
+			cli_err("%s: %s", a->files[i], err.message);
+			return r == MSV_E_NOMEM ? EX_OSERR : EX_CONFIG;
 		}
 	}
+	return 0;
+}
+
+static void verify_print_json(const msv_dkim_result *res, size_t n, int ok)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "result", !n ? "none" : ok ? "pass" : "fail");
+	cJSON *list = cJSON_AddArrayToObject(root, "signatures");
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "index", (double)(i + 1));
+		cJSON_AddStringToObject(o, "status", msv_dkim_status_name(res[i].status));
+		cJSON_AddBoolToObject(o, "pass", res[i].status == MSV_DKIM_PASS);
+		cJSON_AddStringToObject(o, "domain", res[i].domain);
+		cJSON_AddStringToObject(o, "selector", res[i].selector);
+		cJSON_AddStringToObject(o, "algo", res[i].algo);
+		cJSON_AddStringToObject(o, "canon", res[i].canon);
+		if (res[i].timestamp >= 0)
+			cJSON_AddNumberToObject(o, "timestamp", (double)res[i].timestamp);
+		else
+			cJSON_AddNullToObject(o, "timestamp");
+		if (res[i].expires >= 0)
+			cJSON_AddNumberToObject(o, "expires", (double)res[i].expires);
+		else
+			cJSON_AddNullToObject(o, "expires");
+		if (res[i].reason[0])
+			cJSON_AddStringToObject(o, "reason", res[i].reason);
+		else
+			cJSON_AddNullToObject(o, "reason");
+		cJSON_AddItemToArray(list, o);
+	}
+	print_json(root);
+}
+
+static void verify_print_text(const msv_dkim_result *res, size_t n)
+{
+	if (!n)
+		printf("no DKIM-Signature field: the message is not signed\n");
+	for (size_t i = 0; i < n; i++) {
+		printf("signature %zu: %s d=%s s=%s a=%s c=%s", i + 1,
+		       res[i].status == MSV_DKIM_PASS ? "pass" : "fail", res[i].domain, res[i].selector,
+		       res[i].algo, res[i].canon);
+		if (res[i].status != MSV_DKIM_PASS)
+			printf(" (%s: %s)", msv_dkim_status_name(res[i].status), res[i].reason);
+		putchar('\n');
+	}
+}
+
+/* Prints the results; 0 when they pass (all, or one with --any), else
+ * EXIT_VERIFY_FAILED, or EX_IOERR when stdout fails. */
+static int verify_report(const verify_args *a, const msv_dkim_result *res, size_t n)
+{
+	size_t passed = 0;
+	for (size_t i = 0; i < n; i++)
+		passed += res[i].status == MSV_DKIM_PASS;
+	int ok = n && (a->any ? passed > 0 : passed == n);
+	if (a->json)
+		verify_print_json(res, n, ok);
+	else
+		verify_print_text(res, n);
+	if (fflush(stdout))
+		return EX_IOERR;
+	return ok ? 0 : EXIT_VERIFY_FAILED;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	verify_args a;
+	memset(&a, 0, sizeof(a));
+	int rc = verify_parse(&a, argc, argv);
+	if (rc)
+		return rc < 0 ? EX_OK : rc;
+	msv_dkim_key *keys[VERIFY_KEYS_MAX] = {NULL};
+	rc = verify_load_keys(&a, keys);
 	char *msg = NULL;
 	size_t len = 0;
 	if (!rc)
-		rc = cli_read_file(message ? message : "-", MESSAGE_MAX, &msg, &len, "message");
+		rc = cli_read_file(a.message ? a.message : "-", MESSAGE_MAX, &msg, &len, "message");
 	msv_dkim_result *res = NULL;
 	size_t n = 0;
 	if (!rc) {
 		msv_dkim_verify_options vo = MSV_DKIM_VERIFY_OPTIONS_INIT;
 		vo.keys = (const msv_dkim_key *const *)keys;
-		vo.nkeys = nf;
-		vo.now = now;
+		vo.nkeys = a.nf;
+		vo.now = a.now;
+		msv_error err;
 		msv_result r = msv_dkim_verify(&vo, msg, len, &res, &n, &err);
 		if (r) {
 			cli_err("cannot verify: %s", err.message);
 			rc = r == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
 		}
 	}
-	if (!rc) {
-		size_t passed = 0;
-		for (size_t i = 0; i < n; i++)
-			passed += res[i].status == MSV_DKIM_PASS;
-		int ok = n && (any ? passed > 0 : passed == n);
-		if (json) {
-			cJSON *root = cJSON_CreateObject();
-			cJSON_AddStringToObject(root, "result", !n ? "none" : ok ? "pass" : "fail");
-			cJSON *list = cJSON_AddArrayToObject(root, "signatures");
-			for (size_t i = 0; i < n; i++) {
-				cJSON *o = cJSON_CreateObject();
-				cJSON_AddNumberToObject(o, "index", (double)(i + 1));
-				cJSON_AddStringToObject(o, "status", msv_dkim_status_name(res[i].status));
-				cJSON_AddBoolToObject(o, "pass", res[i].status == MSV_DKIM_PASS);
-				cJSON_AddStringToObject(o, "domain", res[i].domain);
-				cJSON_AddStringToObject(o, "selector", res[i].selector);
-				cJSON_AddStringToObject(o, "algo", res[i].algo);
-				cJSON_AddStringToObject(o, "canon", res[i].canon);
-				if (res[i].timestamp >= 0)
-					cJSON_AddNumberToObject(o, "timestamp", (double)res[i].timestamp);
-				else
-					cJSON_AddNullToObject(o, "timestamp");
-				if (res[i].expires >= 0)
-					cJSON_AddNumberToObject(o, "expires", (double)res[i].expires);
-				else
-					cJSON_AddNullToObject(o, "expires");
-				if (res[i].reason[0])
-					cJSON_AddStringToObject(o, "reason", res[i].reason);
-				else
-					cJSON_AddNullToObject(o, "reason");
-				cJSON_AddItemToArray(list, o);
-			}
-			print_json(root);
-		} else {
-			if (!n)
-				printf("no DKIM-Signature field: the message is not signed\n");
-			for (size_t i = 0; i < n; i++) {
-				printf("signature %zu: %s d=%s s=%s a=%s c=%s", i + 1,
-				       res[i].status == MSV_DKIM_PASS ? "pass" : "fail", res[i].domain, res[i].selector,
-				       res[i].algo, res[i].canon);
-				if (res[i].status != MSV_DKIM_PASS)
-					printf(" (%s: %s)", msv_dkim_status_name(res[i].status), res[i].reason);
-				putchar('\n');
-			}
-		}
-		if (fflush(stdout))
-			rc = EX_IOERR;
-		else if (!ok)
-			rc = EXIT_VERIFY_FAILED;
-	}
+	if (!rc)
+		rc = verify_report(&a, res, n);
 	msv_free(res);
 	msv_free(msg);
-	for (size_t i = 0; i < nf; i++)
+	for (size_t i = 0; i < a.nf; i++)
 		msv_dkim_key_free(keys[i]);
 	return rc;
 }

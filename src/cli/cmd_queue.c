@@ -27,7 +27,8 @@ static void usage(FILE *f)
 	      "  purge --state S --older-than AGE   delete messages whose recipients are all in\n"
 	      "                                     state S (e.g. dead, sent) and untouched for\n"
 	      "                                     AGE (30d, 12h)\n"
-	      "  stats                              recipients by state, messages, oldest pending\n"
+	      "  stats                              recipients by state, messages, oldest pending,\n"
+	      "                                     each route's circuit breaker\n"
 	      "\n"
 	      "States: queued deferred sent bounced dead suppressed.\n"
 	      "  --config FILE  configuration (default $MISSIVE_CONFIG, else " APP_CONFIG_DEFAULT ")\n"
@@ -152,12 +153,33 @@ static int print_changed(const char *what, size_t n, int json)
 	return EX_OK;
 }
 
+/* Each route's circuit breaker as missived last wrote it, one line each. */
+static void print_routes(const msv_queue_route_state *rs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		printf("route %s: circuit %s", rs[i].route, rs[i].circuit);
+		if (rs[i].open_until_ms > 0) {
+			char when[40];
+			time_t t = (time_t)(rs[i].open_until_ms / 1000);
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			printf(" until %s", when);
+		}
+		printf(", %llu trip%s\n", (unsigned long long)rs[i].trips,
+		       rs[i].trips == 1 ? "" : "s");
+	}
+}
+
 static int do_stats(msv_queue *q, int json)
 {
 	msv_queue_stats st;
 	msv_error err;
 	int64_t now = msv_wall_ms();
-	if (msv_queue_stats_get(q, now, &st, &err))
+	msv_queue_route_state *rs = NULL;
+	size_t nrs = 0;
+	if (msv_queue_stats_get(q, now, &st, &err) ||
+	    msv_queue_route_state_list(q, &rs, &nrs, &err))
 		return fail(&err);
 	double age = st.oldest_pending_ms < 0 ? 0 : (double)(now - st.oldest_pending_ms) / 1000.0;
 	if (json) {
@@ -170,6 +192,8 @@ static int do_stats(msv_queue *q, int json)
 			cJSON_AddNullToObject(j, "oldest_pending_age_s");
 		else
 			cJSON_AddNumberToObject(j, "oldest_pending_age_s", age);
+		app_route_states_json(j, rs, nrs);
+		msv_queue_route_states_free(rs, nrs);
 		cli_json_print(j);
 		return EX_OK;
 	}
@@ -180,10 +204,23 @@ static int do_stats(msv_queue *q, int json)
 	if (st.oldest_pending_ms >= 0)
 		printf("; oldest pending %.0f s", age);
 	putchar('\n');
+	print_routes(rs, nrs);
+	msv_queue_route_states_free(rs, nrs);
 	return EX_OK;
 }
 
-int cmd_queue(int argc, char **argv)
+/* What the command line asked for. */
+typedef struct queue_cmd {
+	const char *cfgflag, *state, *older;
+	const char *op, *id; /* "ls", "show", ...; the queue ID or NULL */
+	int json, all_deferred, dlq;
+	long limit;
+	unsigned mask;       /* recipient states that ls and purge select */
+	int64_t age;         /* purge --older-than */
+} queue_cmd;
+
+/* The flags into qc; -1 to go on, else the exit code (--help, a bad flag). */
+static int queue_flags(int argc, char **argv, queue_cmd *qc)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -195,51 +232,52 @@ int cmd_queue(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *cfgflag = NULL, *state = NULL, *older = NULL;
-	int json = 0, all_deferred = 0, c;
-	long limit = 0;
+	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': cfgflag = optarg; break;
-		case 'j': json = 1; break;
-		case 's': state = optarg; break;
+		case 'c': qc->cfgflag = optarg; break;
+		case 'j': qc->json = 1; break;
+		case 's': qc->state = optarg; break;
 		case 'l': {
 			char *end;
-			limit = strtol(optarg, &end, 10);
-			if (*end || limit < 0) {
+			qc->limit = strtol(optarg, &end, 10);
+			if (*end || qc->limit < 0) {
 				cli_err("queue: --limit wants a number");
 				return EX_USAGE;
 			}
 			break;
 		}
-		case 'o': older = optarg; break;
-		case 'a': all_deferred = 1; break;
+		case 'o': qc->older = optarg; break;
+		case 'a': qc->all_deferred = 1; break;
 		case 'h': usage(stdout); return EX_OK;
 		default: usage(stderr); return EX_USAGE;
 		}
 	}
-	char **args = argv + optind;
-	int nargs = argc - optind;
+	return -1;
+}
+
+/* The subcommand and its arguments into qc; -1 to go on, else EX_USAGE. */
+static int queue_operation(int nargs, char **args, queue_cmd *qc)
+{
 	if (nargs < 1) {
 		usage(stderr);
 		return EX_USAGE;
 	}
-	const char *sub = args[0];
-	int dlq = !strcmp(sub, "dlq");
+	int dlq = qc->dlq = !strcmp(args[0], "dlq");
 	if (dlq && nargs < 2) {
 		cli_err("queue dlq: give ls or requeue ID");
 		return EX_USAGE;
 	}
-	const char *op = dlq ? args[1] : sub;
+	const char *op = qc->op = dlq ? args[1] : args[0];
 	int want = dlq ? 2 : 1; /* index of the ID argument */
 	int needs_id = !strcmp(op, "show") || (dlq && !strcmp(op, "requeue")) ||
-	               (!strcmp(op, "retry") && !all_deferred);
+	               (!strcmp(op, "retry") && !qc->all_deferred);
 	int known = !strcmp(op, "ls") || !strcmp(op, "stats") || !strcmp(op, "purge") || needs_id ||
 	            !strcmp(op, "retry");
 	if (!known || (dlq && strcmp(op, "ls") && strcmp(op, "requeue"))) {
-		cli_err("queue: unknown command '%s%s%s' (see 'missive queue --help')", dlq ? "dlq " : "",
-		        op, "");
+		cli_err("queue: unknown command '%s%s' (see 'missive queue --help')", dlq ? "dlq " : "",
+		        op);
 		return EX_USAGE;
 	}
 	if (nargs != want + needs_id) {
@@ -248,45 +286,64 @@ int cmd_queue(int argc, char **argv)
 		                 : "takes no arguments");
 		return EX_USAGE;
 	}
-	unsigned mask = (1u << MSV_RCPT_QUEUED) | (1u << MSV_RCPT_DEFERRED);
+	qc->id = needs_id ? args[want] : NULL;
+	qc->mask = (1u << MSV_RCPT_QUEUED) | (1u << MSV_RCPT_DEFERRED);
 	if (dlq)
-		mask = (1u << MSV_RCPT_BOUNCED) | (1u << MSV_RCPT_DEAD);
-	if (state && parse_states(state, &mask))
+		qc->mask = (1u << MSV_RCPT_BOUNCED) | (1u << MSV_RCPT_DEAD);
+	if (qc->state && parse_states(qc->state, &qc->mask))
 		return EX_USAGE;
-	int64_t age = 0;
-	if (!strcmp(op, "purge") && (!state || !older || app_parse_duration(older, &age))) {
+	if (!strcmp(op, "purge") &&
+	    (!qc->state || !qc->older || app_parse_duration(qc->older, &qc->age))) {
 		cli_err("queue purge: needs --state S and --older-than AGE (30d, 12h, 90m)");
 		return EX_USAGE;
 	}
+	return -1;
+}
 
-	app_config cfg;
-	int rc = cli_config_load(&cfg, cfgflag);
-	msv_queue *q = NULL;
-	int ro = !strcmp(op, "ls") || !strcmp(op, "show") || !strcmp(op, "stats");
-	if (!rc)
-		rc = cli_queue_open(&cfg, ro, &q);
-	if (rc) {
-		app_config_free(&cfg);
-		return rc;
-	}
+/* Runs the operation on the open queue: the exit code. */
+static int queue_run(msv_queue *q, const queue_cmd *qc)
+{
 	msv_error err;
 	size_t n = 0;
 	int64_t now = msv_wall_ms();
-	const char *id = needs_id ? args[want] : NULL;
+	const char *op = qc->op;
 	if (!strcmp(op, "ls"))
-		rc = do_ls(q, mask, (size_t)limit, json);
-	else if (!strcmp(op, "show"))
-		rc = do_show(q, id, json);
-	else if (!strcmp(op, "stats"))
-		rc = do_stats(q, json);
-	else if (!strcmp(op, "retry"))
-		rc = msv_queue_retry(q, id, now, &n, &err) ? fail(&err) : print_changed("retried", n, json);
-	else if (!strcmp(op, "requeue"))
-		rc = msv_queue_requeue(q, id, now, &n, &err) ? fail(&err) : print_changed("requeued", n, json);
-	else
-		rc = msv_queue_purge(q, mask, now - age, &n, &err) ? fail(&err)
-		                                                   : print_changed("purged", n, json);
-	msv_queue_close(q);
+		return do_ls(q, qc->mask, (size_t)qc->limit, qc->json);
+	if (!strcmp(op, "show"))
+		return do_show(q, qc->id, qc->json);
+	if (!strcmp(op, "stats"))
+		return do_stats(q, qc->json);
+	if (!strcmp(op, "retry"))
+		return msv_queue_retry(q, qc->id, now, &n, &err) ? fail(&err)
+		                                                 : print_changed("retried", n, qc->json);
+	if (!strcmp(op, "requeue"))
+		return msv_queue_requeue(q, qc->id, now, &n, &err)
+		           ? fail(&err)
+		           : print_changed("requeued", n, qc->json);
+	return msv_queue_purge(q, qc->mask, now - qc->age, &n, &err)
+	           ? fail(&err)
+	           : print_changed("purged", n, qc->json);
+}
+
+int cmd_queue(int argc, char **argv)
+{
+	queue_cmd qc;
+	memset(&qc, 0, sizeof(qc));
+	int rc = queue_flags(argc, argv, &qc);
+	if (rc < 0)
+		rc = queue_operation(argc - optind, argv + optind, &qc);
+	if (rc >= 0)
+		return rc;
+	app_config cfg;
+	msv_queue *q = NULL;
+	int ro = !strcmp(qc.op, "ls") || !strcmp(qc.op, "show") || !strcmp(qc.op, "stats");
+	rc = cli_config_load(&cfg, qc.cfgflag);
+	if (!rc)
+		rc = cli_queue_open(&cfg, ro, &q);
+	if (!rc) {
+		rc = queue_run(q, &qc);
+		msv_queue_close(q);
+	}
 	app_config_free(&cfg);
 	return rc;
 }

@@ -239,7 +239,7 @@ static int parse_args(send_args *a, int argc, char **argv)
 
 static int check_message(const char *msg, size_t len, msv_body_info *info)
 {
-	msv_body_scan(info, msg, len, 998);
+	msv_smtp_body_scan(info, msg, len, 998);
 	if (info->nul_line_no) {
 		cli_err("message line %zu contains a NUL byte, which SMTP cannot carry", info->nul_line_no);
 		return EX_DATAERR;
@@ -376,7 +376,7 @@ static int deliver(send_args *a, const char *msg, size_t len, const msv_body_inf
 		msv_mime_info info;
 		if (msv_mime_prepare(m, transport_of(msv_client_caps_get(c))) || msv_mime_info_get(m, &info)) {
 			err = *msv_mime_error(m);
-			local_rc = err.code == MSV_E_SYSTEM ? EX_NOINPUT
+			local_rc = err.code == MSV_E_NO_INPUT ? EX_NOINPUT
 			           : err.code == MSV_E_NO_SMTPUTF8 ? EX_UNAVAILABLE
 			           : err.code == MSV_E_NOMEM ? EX_OSERR : EX_DATAERR;
 		} else {
@@ -390,7 +390,7 @@ static int deliver(send_args *a, const char *msg, size_t len, const msv_body_inf
 				if (r && msv_mime_error(m)->code) {
 					/* the stream failed on our side (an attachment changed) */
 					err = *msv_mime_error(m);
-					local_rc = err.code == MSV_E_SYSTEM ? EX_NOINPUT : EX_DATAERR;
+					local_rc = err.code == MSV_E_NO_INPUT ? EX_NOINPUT : EX_DATAERR;
 				}
 			} else if (msv_mime_write_buf(m, &raw)) {
 				err = *msv_mime_error(m);

@@ -1,9 +1,9 @@
 /* missive sendmail: the sendmail(8) command line that PHP, cron, git
  * send-email and mail(1) call.  The message on stdin goes to missived
  * through its submission socket, or, when no missived answers there,
- * into the queue directly (sendmail.h: by missive itself, or by the
- * front end exec'ing missive); exit 0 means it is durable in the queue
- * either way. */
+ * into the queue directly (sendmail.h: by missive-core itself, or by the
+ * light missive and the front end exec'ing missive-core); exit 0 means it
+ * is durable in the queue either way. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +49,7 @@ static void usage(FILE *f)
 	      "Missing Date, Message-ID and From fields are added; line ends become CRLF; the\n"
 	      "route's DKIM keys sign the message.\n"
 	      "Exit codes: 0 queued, 64 usage, 65 bad message or address, 67 no user name\n"
-	      "for the sender, 72 no missive to write the queue with (the sendmail front end),\n"
+	      "for the sender, 72 no missive-core installed to write the queue with,\n"
 	      "73 queue not writable (no socket configured), 75 try again\n"
 	      "(missived busy or down and the queue not writable here), 77 a recipient is\n"
 	      "suppressed, 78 configuration error.\n",
@@ -142,7 +142,9 @@ static int via_missived(const app_config *cfg, const app_submit_opts *o, const m
 		cli_err("sendmail: missived's answer: %s; writing the queue directly", why);
 	if (got <= 0)
 		return -1;
-	if (rc == EX_TEMPFAIL) {
+	/* Busy: write the queue ourselves.  Over a limit (also 75): never,
+	 * that would step around it; the caller tries again later. */
+	if (rc == EX_TEMPFAIL && res->failed != APP_SUBMIT_ADMIT) {
 		snprintf(busy, busysz, "%s", error);
 		return -1;
 	}
@@ -151,11 +153,76 @@ static int via_missived(const app_config *cfg, const app_submit_opts *o, const m
 	return rc;
 }
 
-int cli_sendmail(int argc, char **argv, cli_sendmail_fallback *fallback)
+/* What the command line asks for. */
+typedef struct sendmail_args {
+	app_submit_opts o;
+	const char *cfgflag;
+	int dot_ends, verbose, json;
+	cli_sendmail_declined declined; /* --missived-declined (sendmail.h) */
+	int was_declined;
+} sendmail_args;
+
+/* --missived-declined=REFUSED:BUSY, from a light program; 0 or -1. */
+static int parse_declined(sendmail_args *s, const char *v)
 {
-	app_submit_opts o = {0};
-	const char *cfgflag = NULL;
-	int dot_ends = 1, verbose = 0, json = 0, i;
+	int refused = 0;
+	for (; *v >= '0' && *v <= '9' && refused < 100000; v++)
+		refused = refused * 10 + (*v - '0');
+	if (*v != ':')
+		return -1;
+	s->declined.refused = refused;
+	s->declined.busy = v + 1;
+	s->was_declined = 1;
+	return 0;
+}
+
+/* One flag a, its value val (NULL for none) already taken.  -1 to go on,
+ * else the code to exit with (0: --help was printed). */
+static int sendmail_flag(sendmail_args *s, const char *a, const char *val)
+{
+	char f = a[1];
+	if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+		usage(stdout);
+		return EX_OK;
+	} else if (!strcmp(a, "--allow-suppressed")) {
+		s->o.allow_suppressed = 1;
+	} else if (!strcmp(a, "--json")) {
+		s->json = 1;
+	} else if (!strcmp(a, "-t")) {
+		s->o.extract = 1;
+	} else if (!strcmp(a, "-i") || !strcmp(a, "-oi")) {
+		s->dot_ends = 0;
+	} else if (!strcmp(a, "-v")) {
+		s->verbose = 1;
+	} else if (f == 'f' || f == 'r') {
+		s->o.sender = val;
+	} else if (f == 'F') {
+		s->o.from_name = val;
+	} else if (f == 'N') {
+		s->o.dsn_notify = val;
+	} else if (f == 'R') {
+		s->o.dsn_ret = val;
+	} else if (f == 'V') {
+		s->o.envid = val;
+	} else if (val || !strcmp(a, "-bm") || !strcmp(a, "-U") || !strcmp(a, "-G") ||
+	           !strncmp(a, "-o", 2) || !strncmp(a, "-A", 2)) {
+		return -1; /* accepted for compatibility */
+	} else if (!strncmp(a, "-b", 2)) {
+		cli_err("sendmail: mode %s is not supported (only -bm, delivering mail); "
+		        "use 'missive queue' to inspect the queue", a);
+		return EX_USAGE;
+	} else {
+		cli_err("sendmail: unknown option %s (see 'missive sendmail --help')", a);
+		return EX_USAGE;
+	}
+	return -1;
+}
+
+/* Reads the flags into s and the recipients into s->o.  -1 to go on, else
+ * the code to exit with. */
+static int sendmail_args_parse(sendmail_args *s, int argc, char **argv)
+{
+	int i, rc;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] != '-' || !strcmp(a, "-"))
@@ -181,95 +248,92 @@ int cli_sendmail(int argc, char **argv, cli_sendmail_fallback *fallback)
 			i += !a[2];
 			continue;
 		}
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return EX_OK;
+		if (!strncmp(a, CLI_SENDMAIL_DECLINED, sizeof(CLI_SENDMAIL_DECLINED) - 1)) {
+			if (parse_declined(s, a + sizeof(CLI_SENDMAIL_DECLINED) - 1)) {
+				cli_err("sendmail: bad %s", a);
+				return EX_USAGE;
+			}
 		} else if (!strcmp(a, "--config") || !strncmp(a, "--config=", 9)) {
-			cfgflag = a[8] ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
-			if (!cfgflag) {
+			s->cfgflag = a[8] ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!s->cfgflag) {
 				cli_err("sendmail: --config needs a file");
 				return EX_USAGE;
 			}
-		} else if (!strcmp(a, "--allow-suppressed")) {
-			o.allow_suppressed = 1;
-		} else if (!strcmp(a, "--json")) {
-			json = 1;
-		} else if (!strcmp(a, "-t")) {
-			o.extract = 1;
-		} else if (!strcmp(a, "-i") || !strcmp(a, "-oi")) {
-			dot_ends = 0;
-		} else if (!strcmp(a, "-v")) {
-			verbose = 1;
-		} else if (f == 'f' || f == 'r') {
-			o.sender = val;
-		} else if (f == 'F') {
-			o.from_name = val;
-		} else if (f == 'N') {
-			o.dsn_notify = val;
-		} else if (f == 'R') {
-			o.dsn_ret = val;
-		} else if (f == 'V') {
-			o.envid = val;
-		} else if (val || !strcmp(a, "-bm") || !strcmp(a, "-U") || !strcmp(a, "-G") ||
-		           !strncmp(a, "-o", 2) || !strncmp(a, "-A", 2)) {
-			continue; /* accepted for compatibility */
-		} else if (!strncmp(a, "-b", 2)) {
-			cli_err("sendmail: mode %s is not supported (only -bm, delivering mail); "
-			        "use 'missive queue' to inspect the queue", a);
-			return EX_USAGE;
-		} else {
-			cli_err("sendmail: unknown option %s (see 'missive sendmail --help')", a);
-			return EX_USAGE;
+		} else if ((rc = sendmail_flag(s, a, val)) >= 0) {
+			return rc;
 		}
 	}
-	o.rcpt = (const char *const *)argv + i;
-	o.nrcpt = (size_t)(argc - i);
+	s->o.rcpt = (const char *const *)argv + i;
+	s->o.nrcpt = (size_t)(argc - i);
+	return -1;
+}
 
-	app_config cfg;
-	int rc = cli_config_load(&cfg, cfgflag);
-	if (rc) {
-		app_config_free(&cfg);
-		return rc;
-	}
+/* Reads the message and puts it in the queue: through missived (unless a
+ * light program asked it already), else through fallback.  An EX_* code,
+ * after printing why. */
+static int sendmail_submit(app_config *cfg, const sendmail_args *s, int argc, char **argv,
+                           cli_sendmail_fallback *fallback, void *payload, app_submitted *res)
+{
 	msv_buf raw;
 	msv_buf_init(&raw, SENDMAIL_MAX);
-	app_submitted res;
-	memset(&res, 0, sizeof(res));
-	int refused = 0;
-	char busy[MSV_TEXT_MAX] = "";
-	/* Straight into the queue, this is the user who submits (missived
-	 * takes it from the socket instead, never from the request). */
-	char user[256];
-	app_local_user(&o, (long)getuid(), user, sizeof(user));
-	if (o.nrcpt > cfg.max_recipients) {
+	int rc, refused = s->declined.refused;
+	char busy[MSV_TEXT_MAX];
+	snprintf(busy, sizeof(busy), "%s", s->declined.busy ? s->declined.busy : "");
+	if (s->o.nrcpt > cfg->max_recipients) {
 		cli_err("sendmail: too many recipients: more than [submission] max-recipients (%u)",
-		        cfg.max_recipients);
+		        cfg->max_recipients);
 		rc = EX_DATAERR;
-	} else if (!(rc = read_message(dot_ends, &raw)) &&
-	           (rc = via_missived(&cfg, &o, &raw, &res, &refused, busy, sizeof(busy))) < 0) {
+	} else if (!(rc = read_message(s->dot_ends, &raw)) &&
+	           (rc = s->was_declined ? -1
+	                                 : via_missived(cfg, &s->o, &raw, res, &refused, busy,
+	                                                sizeof(busy))) < 0) {
 		int broken = 0;
-		rc = fallback(&cfg, &o, &raw, argc, argv, &res, &broken);
+		cli_sendmail_declined why = {refused, busy};
+		rc = fallback(cfg, &s->o, &raw, &why, argc, argv, res, &broken, payload);
 		if (rc && refused) /* the real reason this user could not submit */
-			cli_err("sendmail: missived's socket %s: %s", cfg.socket_path, strerror(refused));
+			cli_err("sendmail: missived's socket %s: %s", cfg->socket_path, strerror(refused));
 		/* missived could not take it and this user cannot write the queue:
 		 * 75, so that cron, PHP and MTAs keep the message and try again,
 		 * never a code that reads as "this will never work" (issue 12).
 		 * A fault of the message itself keeps its own code, and so does
-		 * a missing missive (72: the installation is broken). */
-		if (rc && !broken && *cfg.socket_path && (!res.failed || res.failed == APP_SUBMIT_QUEUE)) {
+		 * a missing missive-core (72: the installation is broken). */
+		if (rc && !broken && *cfg->socket_path &&
+		    (!res->failed || res->failed == APP_SUBMIT_QUEUE)) {
 			if (*busy)
 				cli_err("sendmail: %s (and this user cannot write the queue %s)", busy,
-				        cfg.queue_path);
+				        cfg->queue_path);
 			else
 				cli_err("sendmail: missived did not take the message and this user cannot "
-				        "write the queue %s: try again later", cfg.queue_path);
+				        "write the queue %s: try again later", cfg->queue_path);
 			rc = EX_TEMPFAIL;
 		}
 	}
 	msv_buf_free(&raw);
-	if (!rc && json)
+	return rc;
+}
+
+int cli_sendmail(int argc, char **argv, cli_sendmail_fallback *fallback, void *payload)
+{
+	sendmail_args s = {.dot_ends = 1};
+	int rc = sendmail_args_parse(&s, argc, argv);
+	if (rc >= 0)
+		return rc;
+	app_config cfg;
+	rc = cli_config_load(&cfg, s.cfgflag);
+	if (rc) {
+		app_config_free(&cfg);
+		return rc;
+	}
+	app_submitted res;
+	memset(&res, 0, sizeof(res));
+	/* Straight into the queue, this is the user who submits (missived
+	 * takes it from the socket instead, never from the request). */
+	char user[256];
+	app_local_user(&s.o, (long)getuid(), user, sizeof(user));
+	rc = sendmail_submit(&cfg, &s, argc, argv, fallback, payload, &res);
+	if (!rc && s.json)
 		printf("{\"id\": \"%s\", \"recipients\": %zu}\n", res.id, res.nrcpt);
-	else if (!rc && verbose)
+	else if (!rc && s.verbose)
 		printf("queued as %s for %zu recipient%s\n", res.id, res.nrcpt, res.nrcpt == 1 ? "" : "s");
 	msv_free(res.message_id);
 	app_config_free(&cfg);

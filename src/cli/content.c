@@ -79,13 +79,14 @@ const char *cli_content_missing(const cli_content *c)
 }
 
 /* Prints the library's sentence, prefixed by the flag it came from, and
- * maps it to an exit code: bad data 65, a file 66. */
+ * maps it to an exit code: bad data 65, a file 66, the system 71. */
 static int lib_err(msv_mime_msg *m, const char *flag)
 {
 	const msv_error *e = msv_mime_error(m);
 	cli_err("%s: %s", flag, e->message);
 	switch (e->code) {
-	case MSV_E_SYSTEM: return EX_NOINPUT;
+	case MSV_E_NO_INPUT: return EX_NOINPUT;
+	case MSV_E_SYSTEM: /* no random bytes */
 	case MSV_E_NOMEM: return EX_OSERR;
 	default: return EX_DATAERR;
 	}
@@ -220,9 +221,10 @@ int cli_content_prepare(msv_mime_msg *m, unsigned transport, int for_send)
 		return 0;
 	const msv_error *e = msv_mime_error(m);
 	switch (e->code) {
-	case MSV_E_SYSTEM:
+	case MSV_E_NO_INPUT:
 		cli_err("%s", e->message);
 		return EX_NOINPUT;
+	case MSV_E_SYSTEM: /* no random bytes */
 	case MSV_E_NOMEM:
 		cli_err("%s", e->message);
 		return EX_OSERR;

@@ -1,4 +1,5 @@
-/* missive: the command line front end of libmissive. */
+/* missive-core: the command line front end of libmissive, every command
+ * fully linked; the light missive (light_main.c) execs it (docs/internals/cli.md). */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,8 @@ static void usage(FILE *f)
 	      "  dsn       parse and classify a bounce (delivery status notification)\n"
 	      "  bounce    apply a bounce read on stdin to the queue and suppression list\n"
 	      "  suppression  the suppression list (ls, add, rm)\n"
+	      "  key       API keys for missived's HTTP API (add, ls, rm, rotate)\n"
+	      "  reputation  submitters' reputation scores (ls, set)\n"
 	      "  bench     benchmarks: 'bench smtp' sends generated mail through the pool\n"
 	      "\n"
 	      "Options:\n"
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
 	    {"send", cmd_send},   {"build", cmd_build},   {"dkim", cmd_dkim},
 	    {"sendmail", cmd_sendmail}, {"queue", cmd_queue}, {"dsn", cmd_dsn},
 	    {"bounce", cmd_bounce}, {"suppression", cmd_suppression}, {"bench", cmd_bench},
+	    {"key", cmd_key}, {"reputation", cmd_reputation},
 	};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))

@@ -1,12 +1,15 @@
-/* `missive sendmail` when no missived takes the message: straight into
- * the queue (sendmail.h). */
+/* `missive sendmail` in missive-core, when no missived takes the message:
+ * straight into the queue (sendmail.h). */
 #include "sendmail.h"
 
 static int sendmail_queue(app_config *cfg, const app_submit_opts *o, const msv_buf *raw,
-                          int argc, char **argv, app_submitted *res, int *broken)
+                          const cli_sendmail_declined *why, int argc, char **argv,
+                          app_submitted *res, int *broken, void *payload)
 {
+	(void)why;
 	(void)argc;
 	(void)argv;
+	(void)payload;
 	*broken = 0;
 	msv_queue *q = NULL;
 	int rc = cli_queue_open(cfg, 0, &q);
@@ -23,5 +26,5 @@ static int sendmail_queue(app_config *cfg, const app_submit_opts *o, const msv_b
 
 int cmd_sendmail(int argc, char **argv)
 {
-	return cli_sendmail(argc, argv, sendmail_queue);
+	return cli_sendmail(argc, argv, sendmail_queue, NULL);
 }

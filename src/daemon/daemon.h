@@ -37,6 +37,8 @@ typedef struct daemon_ctx {
 	pthread_cond_t exited;
 	uint64_t wake_seq;      /* bumped by each submission */
 	struct recorder *rec;   /* writes delivery outcomes (recorder.h) */
+	struct shaping *shape;  /* outbound shaping and circuit breakers (shaping.h) */
+	struct gateway *gw;     /* keys, limits, reputation (gateway.h) */
 	/* Queue write health for /healthz (metrics.c). */
 	pthread_mutex_t health_mu;
 	int64_t health_probe_ms;   /* when the last write probe ran */

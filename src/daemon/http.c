@@ -7,9 +7,9 @@
  * nothing.  See docs/http-api.md. */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include <sysexits.h>
 
 #include "daemon.h"
+#include "gateway.h"
 #include "http_errors.h"
 #include "missive/mime.h"
 #include "bounce.h"
@@ -39,6 +40,8 @@ typedef struct request {
 	int too_large;   /* over max-body, or unauthorized: the body is discarded */
 	int over_budget; /* max-inflight was full: discarded, answered 503 */
 	size_t reserved; /* bytes of max-inflight this request holds (body.cap) */
+	int authed;      /* id holds who sends (gateway.c); 0: 401 for all but /healthz */
+	gw_ident id;
 } request;
 
 /* One open connection, for the header timeout.  MHD's own timeout counts
@@ -63,18 +66,29 @@ struct http_server {
 	int stopping, watchdog_ok;
 };
 
-static enum MHD_Result send_text(struct MHD_Connection *c, daemon_ctx *d, unsigned status,
-                                 const char *type, const char *text, size_t len)
+/* hname and hval (may be NULL): one more header (Retry-After,
+ * WWW-Authenticate). */
+static enum MHD_Result send_text_h(struct MHD_Connection *c, daemon_ctx *d, unsigned status,
+                                   const char *type, const char *text, size_t len,
+                                   const char *hname, const char *hval)
 {
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	metrics_http(&d->m, status);
 	return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, daemon_ctx *d, unsigned status,
+                                 const char *type, const char *text, size_t len)
+{
+	return send_text_h(c, d, status, type, text, len, NULL, NULL);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, daemon_ctx *d, unsigned status,
@@ -113,6 +127,37 @@ static enum MHD_Result send_app_error(struct MHD_Connection *c, daemon_ctx *d, e
 	unsigned status;
 	const char *kind = http_error_for(step, err, &status);
 	return send_error(c, d, status, kind, err->message);
+}
+
+/* The gateway's refusals: the usual error object with what a client
+ * needs to wait or fix (scope, retry_after, score), and Retry-After or
+ * WWW-Authenticate (RFC 6750 3) as the status asks. */
+static enum MHD_Result send_refusal(struct MHD_Connection *c, daemon_ctx *d, const msv_error *err,
+                                    const gw_refusal *why)
+{
+	unsigned status;
+	const char *kind = http_error_for(STEP_ADMIT, err, &status);
+	cJSON *j = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(j, "error");
+	int bad = !cJSON_AddStringToObject(e, "code", kind) ||
+	          !cJSON_AddStringToObject(e, "message", err->message);
+	if (err->code == MSV_E_RATE_LIMITED && why->scope)
+		bad |= !cJSON_AddStringToObject(e, "scope", why->scope);
+	if (status == 429)
+		bad |= !cJSON_AddNumberToObject(e, "retry_after", (double)why->retry_after);
+	if (err->code == MSV_E_REPUTATION)
+		bad |= !cJSON_AddNumberToObject(e, "score", floor(why->score * 10 + 0.5) / 10);
+	char *s = bad ? NULL : cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	if (!s)
+		return send_error(c, d, status, kind, err->message);
+	char ra[24];
+	snprintf(ra, sizeof(ra), "%lld", (long long)why->retry_after);
+	enum MHD_Result ret = send_text_h(c, d, status, "application/json", s, strlen(s),
+	                                  status == 429 ? "Retry-After"
+	                                  : status == 401 ? "WWW-Authenticate" : NULL,
+	                                  status == 429 ? ra : "Bearer");
+	cJSON_free(s);
+	return ret;
 }
 
 /* ---- POST /v1/messages ---- */
@@ -168,6 +213,93 @@ static const char *get_str(const cJSON *j, const char *key, int *bad)
 		return NULL;
 	}
 	return v->valuestring;
+}
+
+/* "headers": {"Name": "value", ...} onto m; *r gets a refusal from m.
+ * -1 with why when the JSON is not of that form. */
+static int json_headers(msv_mime_msg *m, const cJSON *j, msv_result *r, char *why, size_t whysz)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "headers"), *e;
+	if (h && !cJSON_IsObject(h)) {
+		snprintf(why, whysz, "\"headers\" must be an object of name: value strings");
+		return -1;
+	}
+	cJSON_ArrayForEach(e, h) {
+		if (*r)
+			break;
+		if (!cJSON_IsString(e)) {
+			snprintf(why, whysz, "header \"%.100s\" must have a string value", e->string);
+			return -1;
+		}
+		*r = msv_mime_add_header(m, e->string, e->valuestring);
+	}
+	return 0;
+}
+
+/* "attachments": [{"content_base64", "filename", "content_type",
+ * "content_id"}, ...] onto m, as json_headers. */
+static int json_attachments(msv_mime_msg *m, const cJSON *j, msv_result *r, char *why,
+                            size_t whysz)
+{
+	const cJSON *atts = cJSON_GetObjectItemCaseSensitive(j, "attachments"), *e;
+	if (atts && !cJSON_IsArray(atts)) {
+		snprintf(why, whysz, "\"attachments\" must be an array");
+		return -1;
+	}
+	cJSON_ArrayForEach(e, atts) {
+		if (*r)
+			break;
+		int bt = 0;
+		const char *fn = get_str(e, "filename", &bt), *ct = get_str(e, "content_type", &bt),
+		           *b64 = get_str(e, "content_base64", &bt), *cid = get_str(e, "content_id", &bt);
+		if (bt || !b64) {
+			snprintf(why, whysz, "each attachment needs \"content_base64\" (and optional "
+			                     "\"filename\", \"content_type\", \"content_id\" strings)");
+			return -1;
+		}
+		msv_buf data;
+		msv_buf_init(&data, SIZE_MAX / 2);
+		if (msv_base64_decode(&data, b64, strlen(b64))) {
+			msv_buf_free(&data);
+			snprintf(why, whysz, "attachment \"%.100s\": content_base64 is not valid base64",
+			         fn ? fn : "(unnamed)");
+			return -1;
+		}
+		msv_mime_part_options po = MSV_MIME_PART_OPTIONS_INIT;
+		po.filename = fn;
+		po.content_type = ct ? ct : fn ? msv_mime_type_for(fn) : "application/octet-stream";
+		po.content_id = cid;
+		*r = msv_mime_attach_data(m, data.data ? data.data : "", data.len, MSV_MIME_COPY, &po);
+		msv_buf_free(&data);
+	}
+	return 0;
+}
+
+/* The envelope recipients of the built message m (Bcc included) into
+ * rcpt.  They must outlive m: they are kept in out's spare room after
+ * the message, NUL-separated.  0, or -1 with why. */
+static int envelope_rcpts(msv_mime_msg *m, msv_buf *out, strs *rcpt, char *why, size_t whysz)
+{
+	size_t n;
+	const char *const *all = msv_mime_recipients(m, &n);
+	size_t msglen = out->len;
+	/* More than rcpt holds would be dropped from the envelope without a
+	 * word while the client hears 202: refuse instead. */
+	if (n > sizeof(rcpt->v) / sizeof(rcpt->v[0])) {
+		snprintf(why, whysz, "too many recipients: %zu in to, cc and bcc (at most %zu)", n,
+		         sizeof(rcpt->v) / sizeof(rcpt->v[0]));
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (msv_buf_add(out, all[i], strlen(all[i]) + 1)) {
+			snprintf(why, whysz, "out of memory");
+			return -1;
+		}
+	rcpt->n = 0; /* from the names as given to the envelope's */
+	for (size_t off = msglen; off < out->len && rcpt->n < STRS_MAX; off += strlen(out->data + off) + 1)
+		rcpt->v[rcpt->n++] = out->data + off;
+	out->len = msglen;
+	return 0;
 }
 
 /* Builds the message from the fields of `missive build`.  0, or -1 with
@@ -228,51 +360,8 @@ static int build_structured(const cJSON *j, msv_buf *out, strs *rcpt, char *why,
 		r = msv_mime_set_message_id(m, mid);
 	if (!r && date)
 		r = msv_mime_set_date(m, date);
-	const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "headers"), *e;
-	if (!r && h && !cJSON_IsObject(h)) {
-		snprintf(why, whysz, "\"headers\" must be an object of name: value strings");
+	if (!r && (json_headers(m, j, &r, why, whysz) || json_attachments(m, j, &r, why, whysz)))
 		goto fail_why;
-	}
-	cJSON_ArrayForEach(e, h) {
-		if (r)
-			break;
-		if (!cJSON_IsString(e)) {
-			snprintf(why, whysz, "header \"%.100s\" must have a string value", e->string);
-			goto fail_why;
-		}
-		r = msv_mime_add_header(m, e->string, e->valuestring);
-	}
-	const cJSON *atts = cJSON_GetObjectItemCaseSensitive(j, "attachments");
-	if (!r && atts && !cJSON_IsArray(atts)) {
-		snprintf(why, whysz, "\"attachments\" must be an array");
-		goto fail_why;
-	}
-	cJSON_ArrayForEach(e, atts) {
-		if (r)
-			break;
-		int bt = 0;
-		const char *fn = get_str(e, "filename", &bt), *ct = get_str(e, "content_type", &bt),
-		           *b64 = get_str(e, "content_base64", &bt), *cid = get_str(e, "content_id", &bt);
-		if (bt || !b64) {
-			snprintf(why, whysz, "each attachment needs \"content_base64\" (and optional "
-			                     "\"filename\", \"content_type\", \"content_id\" strings)");
-			goto fail_why;
-		}
-		msv_buf data;
-		msv_buf_init(&data, SIZE_MAX / 2);
-		if (msv_base64_decode(&data, b64, strlen(b64))) {
-			msv_buf_free(&data);
-			snprintf(why, whysz, "attachment \"%.100s\": content_base64 is not valid base64",
-			         fn ? fn : "(unnamed)");
-			goto fail_why;
-		}
-		msv_mime_part_options po = MSV_MIME_PART_OPTIONS_INIT;
-		po.filename = fn;
-		po.content_type = ct ? ct : fn ? msv_mime_type_for(fn) : "application/octet-stream";
-		po.content_id = cid;
-		r = msv_mime_attach_data(m, data.data ? data.data : "", data.len, MSV_MIME_COPY, &po);
-		msv_buf_free(&data);
-	}
 	if (!r)
 		r = msv_mime_prepare(m, MSV_MIME_8BITMIME);
 	if (!r)
@@ -282,28 +371,9 @@ static int build_structured(const cJSON *j, msv_buf *out, strs *rcpt, char *why,
 		msv_mime_free(m);
 		return -1;
 	}
-	size_t n;
-	const char *const *all = msv_mime_recipients(m, &n);
-	/* The envelope recipients (Bcc included) must outlive m: they are
-	 * kept in out's spare room after the message, NUL-separated. */
-	size_t msglen = out->len;
-	/* More than rcpt holds would be dropped from the envelope without a
-	 * word while the client hears 202: refuse instead. */
-	if (n > sizeof(rcpt->v) / sizeof(rcpt->v[0])) {
-		snprintf(why, whysz, "too many recipients: %zu in to, cc and bcc (at most %zu)", n,
-		         sizeof(rcpt->v) / sizeof(rcpt->v[0]));
+	if (envelope_rcpts(m, out, rcpt, why, whysz))
 		goto fail_why;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (msv_buf_add(out, all[i], strlen(all[i]) + 1)) {
-			snprintf(why, whysz, "out of memory");
-			goto fail_why;
-		}
 	msv_mime_free(m);
-	rcpt->n = 0; /* from the names as given to the envelope's */
-	for (size_t off = msglen; off < out->len && rcpt->n < STRS_MAX; off += strlen(out->data + off) + 1)
-		rcpt->v[rcpt->n++] = out->data + off;
-	out->len = msglen;
 	return 0;
 fail_why:
 	msv_mime_free(m);
@@ -368,6 +438,31 @@ static int has_nul_escape(const char *s, size_t n)
 	return 0;
 }
 
+/* 202 for a queued message: its ID, Message-ID and recipient count. */
+static enum MHD_Result send_accepted(struct MHD_Connection *c, daemon_ctx *d, app_submitted *res)
+{
+	health_write_result(d, NULL);
+	metrics_submitted(&d->m, 1);
+	daemon_wake(d);
+	dlog("%s: queued through the HTTP API, %zu recipient%s", res->id, res->nrcpt,
+	     res->nrcpt == 1 ? "" : "s");
+	cJSON *reply = cJSON_CreateObject();
+	if (!cJSON_AddStringToObject(reply, "id", res->id) ||
+	    (res->message_id && !cJSON_AddStringToObject(reply, "message_id", res->message_id)) ||
+	    !cJSON_AddNumberToObject(reply, "recipients", (double)res->nrcpt)) {
+		/* Out of memory, but queued: a 500 would have the client send it
+		 * again.  The ID is hex: no escaping, no allocation. */
+		cJSON_Delete(reply);
+		msv_free(res->message_id);
+		char s[80];
+		int n = snprintf(s, sizeof(s), "{\"id\":\"%s\",\"recipients\":%zu}", res->id,
+		                 res->nrcpt);
+		return send_text(c, d, 202, "application/json", s, (size_t)n);
+	}
+	msv_free(res->message_id);
+	return send_json(c, d, 202, reply);
+}
+
 static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, request *rq)
 {
 	char bad[160];
@@ -404,6 +499,12 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 	}
 	app_submit_opts o = {0};
 	o.sender = sender;
+	/* Who sends (a key, or the loopback address), judged by the gateway
+	 * once the sender domain is known, and stored for its reputation. */
+	gw_request adm = {d->gw, &rq->id, {NULL, 0, 0}};
+	o.submitter = rq->id.id;
+	o.admit = gateway_admit_cb;
+	o.admit_payload = &adm;
 	o.rcpt = rcpt.v;
 	o.nrcpt = rcpt.n;
 	o.extract = raw && !rcpt.n; /* like sendmail -t */
@@ -432,6 +533,13 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 	         : app_submit(d->cfg, d->q, built.data, built.len, &o, &res, &err);
 	msv_buf_free(&built);
 	cJSON_Delete(j);
+	if (rc && res.failed == APP_SUBMIT_ADMIT) {
+		/* Rate refusals are not logged one by one (a client hammering
+		 * would fill the log); /metrics counts them. */
+		if (err.code != MSV_E_RATE_LIMITED)
+			dlog("HTTP submission of %s refused: %s", rq->id.id, err.message);
+		return send_refusal(c, d, &err, &adm.why);
+	}
 	if (rc && res.failed != APP_SUBMIT_QUEUE)
 		return send_app_error(c, d, res.failed == APP_SUBMIT_PREPARE ? STEP_PREPARE
 		                                                             : STEP_SUPPRESSED, &err);
@@ -442,25 +550,7 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 		dlog("HTTP submission refused with 503: %s", err.message);
 		return send_app_error(c, d, STEP_QUEUE, &err);
 	}
-	health_write_result(d, NULL);
-	metrics_submitted(&d->m, 1);
-	daemon_wake(d);
-	dlog("%s: queued through the HTTP API, %zu recipient%s", res.id, res.nrcpt,
-	     res.nrcpt == 1 ? "" : "s");
-	cJSON *reply = cJSON_CreateObject();
-	if (!cJSON_AddStringToObject(reply, "id", res.id) ||
-	    (res.message_id && !cJSON_AddStringToObject(reply, "message_id", res.message_id)) ||
-	    !cJSON_AddNumberToObject(reply, "recipients", (double)res.nrcpt)) {
-		/* Out of memory, but queued: a 500 would have the client send it
-		 * again.  The ID is hex: no escaping, no allocation. */
-		cJSON_Delete(reply);
-		msv_free(res.message_id);
-		char s[80];
-		int n = snprintf(s, sizeof(s), "{\"id\":\"%s\",\"recipients\":%zu}", res.id, res.nrcpt);
-		return send_text(c, d, 202, "application/json", s, (size_t)n);
-	}
-	msv_free(res.message_id);
-	return send_json(c, d, 202, reply);
+	return send_accepted(c, d, &res);
 }
 
 /* ---- GET /v1/messages/ID ---- */
@@ -682,15 +772,40 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- dispatch ---- */
 
-static int authorized(struct MHD_Connection *c, daemon_ctx *d)
+/* The peer's address as text ("::ffff:" dropped from a mapped IPv4
+ * address, so one client has one name) and whether it is loopback. */
+static void peer_address(struct MHD_Connection *c, char *ip, size_t n, int *loopback)
 {
-	if (!d->http_token)
-		return 1;
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	size_t tl = strlen(d->http_token);
-	if (!h || strncmp(h, "Bearer ", 7) || strlen(h + 7) != tl)
-		return 0;
-	return CRYPTO_memcmp(h + 7, d->http_token, tl) == 0;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	*loopback = 0;
+	snprintf(ip, n, "unknown");
+	if (sa && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)n);
+		*loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			inet_ntop(AF_INET, a->sin6_addr.s6_addr + 12, ip, (socklen_t)n);
+			*loopback = a->sin6_addr.s6_addr[12] == 127;
+		} else {
+			inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)n);
+			*loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+		}
+	}
+}
+
+/* Who sends: a key (Bearer), or the loopback address under
+ * trust-loopback.  1 when known, 0: 401 (gateway.c). */
+static int authenticate(http_server *h, struct MHD_Connection *c, request *rq)
+{
+	char ip[64];
+	int loopback;
+	peer_address(c, ip, sizeof(ip), &loopback);
+	const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	return gateway_http_ident(h->d->gw, authz, ip, loopback, &rq->id) == 0;
 }
 
 /* Content-Length as a number: 0 and *n set, 1 when absent, -1 when not a
@@ -715,7 +830,8 @@ static void request_start(http_server *h, struct MHD_Connection *c, request *rq)
 	int have = content_length(c, &cl);
 	/* Without the token nothing of the body is kept (it will get 401):
 	 * no client buffers max-body bytes here before authenticating. */
-	if (have < 0 || (!have && cl > d->cfg->http_max_body) || !authorized(c, d)) {
+	rq->authed = authenticate(h, c, rq);
+	if (have < 0 || (!have && cl > d->cfg->http_max_body) || !rq->authed) {
 		rq->too_large = 1;
 		return;
 	}
@@ -799,9 +915,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return send_error(c, d, 503, "queue_write", why);
 		return send_text(c, d, 200, "application/json", "{\"status\":\"ok\"}", 15);
 	}
-	if (!authorized(c, d))
-		return send_error(c, d, 401, "unauthorized",
-		                  "missing or wrong 'Authorization: Bearer TOKEN' header");
+	if (!rq->authed) {
+		msv_error e;
+		msv_error_set(&e, MSV_E_UNAUTHORIZED, MSV_CLASS_PERMANENT,
+		              "missing or wrong 'Authorization: Bearer TOKEN' header (an API key: "
+		              "missive key add)");
+		gw_refusal none = {NULL, 0, 0};
+		gateway_auth_failed(d->gw);
+		return send_refusal(c, d, &e, &none);
+	}
 	if (!strcmp(url, "/metrics")) {
 		if (!get)
 			return send_error(c, d, 405, "method", "use GET");

@@ -19,6 +19,14 @@ static const struct http_error_map {
 	{STEP_BOUNCE_PARSE, MSV_E_NOMEM, MSV_CLASS_NONE, 503, "queue"},
 	{STEP_BOUNCE_PARSE, MSV_OK, MSV_CLASS_NONE, 400, "bad_message"},
 	{STEP_QUEUE, MSV_OK, MSV_CLASS_NONE, 503, "queue"},      /* busy, full or failing: retry */
+	/* The gateway (docs/gateway.md): 401 with WWW-Authenticate, 429
+	 * with Retry-After; the name is the result code's. */
+	{STEP_ADMIT, MSV_E_UNAUTHORIZED, MSV_CLASS_NONE, 401, NULL},
+	{STEP_ADMIT, MSV_E_FORBIDDEN, MSV_CLASS_NONE, 403, NULL},
+	{STEP_ADMIT, MSV_E_REPUTATION, MSV_CLASS_NONE, 403, NULL},
+	{STEP_ADMIT, MSV_E_RATE_LIMITED, MSV_CLASS_NONE, 429, NULL},
+	{STEP_ADMIT, MSV_E_CIRCUIT_OPEN, MSV_CLASS_NONE, 429, NULL},
+	{STEP_ADMIT, MSV_OK, MSV_CLASS_NONE, 503, "busy"},
 };
 
 const char *http_error_for(enum http_step step, const msv_error *err, unsigned *status)

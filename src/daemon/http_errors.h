@@ -9,7 +9,13 @@
 /* Where an application-layer call failed: the same error value means
  * another thing at another step (a queue write that fails is the
  * server's trouble, a message that fails to parse is the client's). */
-enum http_step { STEP_PREPARE = 1, STEP_SUPPRESSED, STEP_BOUNCE_PARSE, STEP_QUEUE };
+enum http_step {
+	STEP_PREPARE = 1,
+	STEP_SUPPRESSED,
+	STEP_BOUNCE_PARSE,
+	STEP_QUEUE,
+	STEP_ADMIT /* the gateway: credentials, limits, reputation (gateway.h) */
+};
 
 /* The status for err at step into *status; returns the JSON error code
  * ("error": {"code"}).  Never fails: an unknown step is 500 "internal". */

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "shaping.h"
+#include "gateway.h"
 
 static const double bounds[METRIC_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                               0.5,   1,    2.5,   5,    10,  30};
@@ -130,6 +132,9 @@ int metrics_render(daemon_ctx *d, msv_buf *o)
 	for (int c = 1; c <= 5; c++)
 		rc |= msv_buf_addf(o, "missive_http_responses_total{code=\"%dxx\"} %llu\n", c,
 		                   (unsigned long long)m.http[c]);
+	rc |= shaping_metrics(d, o);
+	if (d->gw)
+		rc |= gateway_metrics(d->gw, o);
 	return rc;
 }
 

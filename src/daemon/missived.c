@@ -19,8 +19,10 @@
 
 #include "daemon.h"
 #include "exit_code.h"
+#include "gateway.h"
 #include "recorder.h"
 #include "secret_file.h"
+#include "shaping.h"
 #include "submit.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -294,12 +296,26 @@ static int start(daemon_ctx *d, services *sv)
 	daemon_cond_init(&d->wake);
 	daemon_cond_init(&d->exited);
 	release_orphans(d, host);
+	/* Shaping before the workers that ask it; freed by main(), after them. */
+	if (!(d->shape = shaping_new(d))) {
+		dlog("cannot set up outbound shaping: out of memory");
+		return EX_OSERR;
+	}
+	shaping_publish_all(d);
 
 	int rc;
-	if (*cfg->http_listen && !(sv->http = http_start(d)))
+	/* Keys and scores before the first request can arrive. */
+	if (gateway_start(d, &d->gw))
 		return EX_UNAVAILABLE;
+	if (*cfg->http_listen && !(sv->http = http_start(d))) {
+		gateway_stop(d->gw);
+		d->gw = NULL;
+		return EX_UNAVAILABLE;
+	}
 	if ((rc = submitsock_start(d, &sv->sock))) {
 		http_stop(sv->http);
+		gateway_stop(d->gw);
+		d->gw = NULL;
 		return rc;
 	}
 	sv->th = msv_calloc(cfg->workers, sizeof(*sv->th));
@@ -311,6 +327,8 @@ static int start(daemon_ctx *d, services *sv)
 		msv_free(sv->th);
 		http_stop(sv->http);
 		submitsock_stop(sv->sock, 1);
+		gateway_stop(d->gw);
+		d->gw = NULL;
 		return EX_OSERR;
 	}
 	for (unsigned i = 0; i < cfg->workers; i++) {
@@ -382,6 +400,15 @@ static void drain(daemon_ctx *d, services *sv)
 	/* The workers' last outcomes go to disk before the leases are let go:
 	 * what was sent must not be claimed and sent again. */
 	recorder_stop(d->rec);
+	/* After the recorder: the last outcomes' scores are written too.
+	 * Workers still busy may yet record (synchronously): then the
+	 * gateway stays, flushed, until _exit. */
+	if (left) {
+		gateway_flush(d->gw);
+	} else {
+		gateway_stop(d->gw);
+		d->gw = NULL;
+	}
 	size_t released = 0;
 	msv_error err;
 	if (msv_queue_release(d->q, d->owner, &released, &err))
@@ -457,6 +484,7 @@ int main(int argc, char **argv)
 	else if (!rc)
 		rc = run(&d);
 	recorder_free(d.rec);
+	shaping_free(d.shape);
 	for (size_t i = 0; d.pools && i < cfg.nroutes; i++)
 		msv_pool_free(d.pools[i]);
 	msv_free(d.pools);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "gateway.h"
 #include "recorder.h"
 
 /* Outcomes in one transaction at most: the batch array is allocated once,
@@ -39,6 +40,7 @@ typedef struct item {
 	const char *qid;
 	const char *addr;    /* NULL: nothing to suppress */
 	const char *why;
+	const char *submitter; /* the message's, for its reputation; NULL: none */
 	char text[];
 } item;
 
@@ -70,14 +72,14 @@ static char *put(char **p, const char *s)
 
 /* One recipient's outcome with copies of every string it points to. */
 static item *item_new(const char *qid, const msv_queue_outcome *o, const char *addr,
-                      const char *why)
+                      const char *why, const char *submitter)
 {
 	const char *server = o->server ? o->server : "", *enh = o->enhanced ? o->enhanced : "";
 	const char *text = o->text ? o->text : "";
 	if (!addr || !why)
 		addr = why = "";
 	size_t need = sizeof(item) + strlen(qid) + strlen(server) + strlen(enh) + strlen(text) +
-	              strlen(addr) + strlen(why) + 6;
+	              strlen(addr) + strlen(why) + (submitter ? strlen(submitter) + 1 : 0) + 6;
 	item *it = msv_malloc(need);
 	if (!it)
 		return NULL;
@@ -91,6 +93,7 @@ static item *item_new(const char *qid, const msv_queue_outcome *o, const char *a
 	it->o.text = put(&p, text);
 	it->addr = *addr ? put(&p, addr) : NULL;
 	it->why = put(&p, why);
+	it->submitter = submitter ? put(&p, submitter) : NULL;
 	return it;
 }
 
@@ -115,6 +118,14 @@ static void suppress(daemon_ctx *d, const char *qid, const char *addr, const cha
 	msv_error err;
 	if (msv_queue_suppress_add(d->q, addr, why, "smtp", now, &err))
 		dlog("%s: cannot update the suppression list: %s", qid, err.message);
+}
+
+/* A committed outcome moves its submitter's score; a deferral without
+ * an attempt (outbound shaping, no route yet) says nothing of the sender. */
+static void judge(daemon_ctx *d, const char *submitter, const msv_queue_outcome *o)
+{
+	if (d->gw && submitter && (o->state != MSV_RCPT_DEFERRED || o->attempted))
+		gateway_outcome(d->gw, submitter, o->state);
 }
 
 static void count(daemon_ctx *d, const msv_queue_outcome *o, size_t n)
@@ -216,10 +227,16 @@ static void *recorder_main(void *arg)
 		item *done = settle(r, n, 0);
 		pthread_mutex_unlock(&r->mu);
 		count(d, r->batch, n);
-		for (item *it = done; it; it = it->next)
+		for (item *it = done; it; it = it->next) {
 			if (it->addr)
 				suppress(d, it->qid, it->addr, it->why, now);
+			judge(d, it->submitter, &it->o);
+		}
 		items_free(done);
+		/* The scores these outcomes moved, written once per commit,
+		 * while the lock this thread just released is most likely free. */
+		if (d->gw)
+			gateway_flush(d->gw);
 		pthread_mutex_lock(&r->mu);
 	}
 	r->stopped = 1;
@@ -254,7 +271,7 @@ int recorder_start(daemon_ctx *d, recorder **out)
 
 /* What recorder_add() does when it cannot queue: the same, synchronously. */
 static void record_now(daemon_ctx *d, const char *qid, const msv_queue_outcome *o, size_t n,
-                       const char *const *addr, const char *const *why)
+                       const char *const *addr, const char *const *why, const char *submitter)
 {
 	msv_error err;
 	int64_t now = msv_wall_ms();
@@ -269,14 +286,24 @@ static void record_now(daemon_ctx *d, const char *qid, const msv_queue_outcome *
 	for (size_t i = 0; why && i < n; i++)
 		if (why[i])
 			suppress(d, qid, addr[i], why[i], now);
+	for (size_t i = 0; i < n; i++)
+		judge(d, submitter, &o[i]);
 }
 
 uint64_t recorder_add(recorder *r, const char *qid, const msv_queue_outcome *o, size_t n,
                       const char *const *addr, const char *const *why)
 {
+	return recorder_add_from(r, NULL, qid, o, n, addr, why);
+}
+
+uint64_t recorder_add_from(recorder *r, const char *submitter, const char *qid,
+                           const msv_queue_outcome *o, size_t n, const char *const *addr,
+                           const char *const *why)
+{
 	item *first = NULL, **link = &first, *last = NULL;
 	for (size_t i = 0; i < n; i++) {
-		item *it = item_new(qid, &o[i], why && why[i] ? addr[i] : NULL, why ? why[i] : NULL);
+		item *it = item_new(qid, &o[i], why && why[i] ? addr[i] : NULL, why ? why[i] : NULL,
+		                    submitter);
 		if (!it) {
 			items_free(first);
 			first = NULL;
@@ -302,7 +329,7 @@ uint64_t recorder_add(recorder *r, const char *qid, const msv_queue_outcome *o, 
 	if (!t) {
 		items_free(first);
 		if (n)
-			record_now(r->d, qid, o, n, addr, why);
+			record_now(r->d, qid, o, n, addr, why, submitter);
 	}
 	return t;
 }

@@ -26,6 +26,14 @@ int recorder_start(struct daemon_ctx *d, recorder **out);
 uint64_t recorder_add(recorder *r, const char *qid, const msv_queue_outcome *o, size_t n,
                       const char *const *addr, const char *const *suppress);
 
+/* The same for a message whose submitter ("key:NAME", "uid:N", "ip:ADDR";
+ * NULL: none) is judged by these outcomes once they are committed: its
+ * reputation moves (gateway_outcome) and the changed scores are written
+ * right after the commit (gateway_flush). */
+uint64_t recorder_add_from(recorder *r, const char *submitter, const char *qid,
+                           const msv_queue_outcome *o, size_t n, const char *const *addr,
+                           const char *const *suppress);
+
 /* Waits until the outcomes of ticket (and of every earlier one) are
  * durable.  Returns 1 when they are (ticket 0: at once), 0 when the
  * recorder stopped without recording them: their recipients stay leased

@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "exit_code.h"
+#include "gateway.h"
 #include "sendmail_wire.h"
 
 /* Connections served at once.  One local user holds at most
@@ -208,10 +209,19 @@ static void serve(conn *c)
 	 * request claims: it picks the default sender and the trust. */
 	char user[256];
 	app_local_user(&rq.o, c->uid, user, sizeof(user));
+	/* The uid's limits and reputation (gateway.c); sendmail exits 75 or
+	 * 77 with the refusal's one line. */
+	gw_ident id;
+	gateway_uid_ident(d->gw, c->uid, rq.o.user, &id);
+	gw_request adm = {d->gw, &id, {NULL, 0, 0}};
+	rq.o.admit = gateway_admit_cb;
+	rq.o.admit_payload = &adm;
 	app_submitted res;
 	msv_error err;
 	msv_result rc = app_submit(d->cfg, d->q, rq.msg, rq.msglen, &rq.o, &res, &err);
 	app_wire_req_free(&rq);
+	if (rc && res.failed == APP_SUBMIT_ADMIT)
+		dlog("socket: a message of uid %ld refused: %s", c->uid, err.message);
 	if (!rc) {
 		metrics_submitted(&d->m, 1);
 		daemon_wake(d);

@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "missive/dsn.h"
 #include "recorder.h"
+#include "shaping.h"
 #include "missive/policy.h"
 
 void daemon_wake(daemon_ctx *d)
@@ -149,6 +150,8 @@ typedef struct sending {
 	uint64_t *prev;         /* the recorder's ticket for this worker's previous
 	                         * message; kept across batches, as the worker's
 	                         * pooled connection carries on from one to the next */
+	size_t ri;              /* the route's index (SIZE_MAX: none), for its breaker */
+	size_t base;            /* the pool's index 0 is message base (shaping_chunk) */
 } sending;
 
 /* Message i's final reply was read (res; NULL: no route): its outcomes go
@@ -171,12 +174,19 @@ static void record_message(sending *s, size_t i, const msv_pool_result *res)
 	}
 	if (res)
 		metrics_attempt(&d->m, res->latency_ms);
+	/* The route's breaker counts a message that failed temporarily as a
+	 * whole (no session, or 4xx for every recipient) as its server's
+	 * failure; any answer that says the server works (2xx, 5xx) as a
+	 * success.  Our own trouble (out of memory) says nothing about it. */
+	if (res && s->r && !(res->code && res->err.cls == MSV_CLASS_LOCAL && !res->err.reply_code))
+		shaping_result(d, s->ri, t.sent + t.bounced > 0);
 	const msv_queue_outcome *first = &s->out[k];
 	dlog("%s: %u sent, %u deferred, %u bounced, %u dead via %s (%d %s)", j->qid, t.sent,
 	     t.deferred, t.bounced, t.dead, s->r ? s->r->conn.peer : "no route", first->reply_code,
 	     first->enhanced && *first->enhanced ? first->enhanced : "-");
 	uint64_t ticket =
-	    recorder_add(d->rec, j->qid, &s->out[k], j->nrcpt, s->addr + k, s->supp + k);
+	    recorder_add_from(d->rec, j->submitter, j->qid, &s->out[k], j->nrcpt, s->addr + k,
+	                      s->supp + k);
 	/* The connection goes on to the next message only once the one before
 	 * this is on disk: at any moment at most two of its messages may have
 	 * reached the server without their outcome on disk (while waiting: the
@@ -190,16 +200,60 @@ static void record_message(sending *s, size_t i, const msv_pool_result *res)
 
 static void on_result(void *payload, size_t index, const msv_pool_result *res)
 {
-	record_message(payload, index, res);
+	sending *s = payload;
+	record_message(s, s->base + index, res);
 }
 
-/* Sends the jobs of one route (route index ri, or SIZE_MAX: none); prev:
- * the worker's last ticket (sending). */
+/* Messages from..n-1 may not go after all (the route's circuit opened
+ * while they waited their turn): back to the queue until until_ms, as
+ * if never claimed. */
+static void postpone_rest(sending *s, size_t from, size_t n, int64_t until_ms)
+{
+	size_t k = 0;
+	int64_t *ids = msv_calloc(s->off[n - 1] + s->jobs[n - 1]->nrcpt, sizeof(*ids));
+	for (size_t i = from; ids && i < n; i++)
+		for (size_t x = 0; x < s->jobs[i]->nrcpt; x++)
+			ids[k++] = s->jobs[i]->rcpt[x].id;
+	if (!ids)
+		dlog("out of memory putting messages back in the queue; their leases run out");
+	else
+		shaping_postpone(s->d, ids, k, until_ms);
+	msv_free(ids);
+	/* Either way nothing of them may be recorded as an attempt. */
+	for (size_t i = from; i < n; i++)
+		s->reported[i] = 1;
+}
+
+/* Sends the messages in the runs the route's breaker allows (shaping_chunk). */
+static void send_chunks(sending *s, shaped *sg, const msv_pool_message *msgs, size_t n,
+                        msv_pool_result *res)
+{
+	daemon_ctx *d = s->d;
+	for (size_t off = 0; off < n;) {
+		int64_t until = 0;
+		size_t k = shaping_chunk(d, sg, s->ri, n - off, &until);
+		if (!k) {
+			postpone_rest(s, off, n, until);
+			return;
+		}
+		s->base = off;
+		/* in_flight 1: one connection per worker, and on_result runs on
+		 * this thread (sending is not locked). */
+		msv_pool_send_batch(d->pools[s->ri], &s->r->conn.co, msgs + off, k, 1, res + off,
+		                    on_result, s);
+		shaping_sent(d, s->ri, k);
+		off += k;
+	}
+}
+
+/* Sends the jobs of one route (route index ri, or SIZE_MAX: none) that
+ * shaping_admit() let through (sg); prev: the worker's last ticket
+ * (sending). */
 static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, size_t ri,
-                          uint64_t *prev)
+                          shaped *sg, uint64_t *prev)
 {
 	app_route *r = ri == SIZE_MAX ? NULL : d->cfg->routes[ri];
-	sending s = {d, jobs, r, msv_wall_ms(), NULL, NULL, NULL, NULL, NULL, NULL, prev};
+	sending s = {d, jobs, r, msv_wall_ms(), NULL, NULL, NULL, NULL, NULL, NULL, prev, ri, 0};
 	msv_envelope *env = msv_calloc(n, sizeof(*env));
 	msv_pool_message *msgs = msv_calloc(n, sizeof(*msgs));
 	msv_pool_result *res = msv_calloc(n, sizeof(*res));
@@ -241,9 +295,7 @@ static void deliver_route(daemon_ctx *d, msv_queue_job *const *jobs, size_t n, s
 			msgs[i].msg = j->body;
 			msgs[i].len = j->len;
 		}
-		/* in_flight 1: one connection per worker, and on_result runs on
-		 * this thread (sending is not locked). */
-		msv_pool_send_batch(d->pools[ri], &r->conn.co, msgs, n, 1, res, on_result, &s);
+		send_chunks(&s, sg, msgs, n, res);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (s.reported[i])
@@ -293,7 +345,12 @@ static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n, uint64_t *prev
 					group[g++] = &jobs[x];
 					done[x] = 1;
 				}
-			deliver_route(d, group, g, ri[i], prev);
+			/* What may not go now (tokens, session slots, an open
+			 * circuit) goes back to the queue; the rest is sent. */
+			shaped sg;
+			if (!shaping_admit(d, ri[i], group, g, &sg) && sg.n)
+				deliver_route(d, sg.jobs, sg.n, ri[i], &sg, prev);
+			shaping_done(d, &sg);
 		}
 	}
 	msv_free(group);

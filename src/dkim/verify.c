@@ -131,7 +131,19 @@ typedef struct vctx {
 	msv_buf canon, sig, bh, field;
 } vctx;
 
-/* Returns -1 only for out-of-memory; everything else is a result. */
+/* One DKIM-Signature field: its tags, and what verify_one learns from
+ * them on the way.  Tag pointers point into tags[]. */
+typedef struct vsig {
+	const char *val; /* the field's value: after the colon, */
+	size_t vlen;     /* without the final CRLF */
+	dkim_tag tags[DKIM_TAGS_MAX];
+	const dkim_tag *a, *b, *bh, *c, *d, *h, *i, *l, *s, *t, *v, *x;
+	uint64_t t_val, x_val, l_val;
+	int kind; /* MSV_DKIM_RSA_SHA256 or MSV_DKIM_ED25519_SHA256 */
+	msv_dkim_canon hc, bc;
+	const char *auid_domain; /* the domain of i=, NULL without i= */
+	char auid[256];
+} vsig;
 
 static int hname_sep(char c)
 {
@@ -149,125 +161,167 @@ static int next_hname(const char *v, size_t n, size_t *i, size_t *s)
 	return *i > *s;
 }
 
-static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
+/* Parses the tag list, and copies d=, s=, a=, c=, t= and x= into the
+ * result: they are reported even for a signature that is refused.
+ * Returns why the field is malformed, or NULL. */
+static const char *read_tags(vsig *sg, const dkim_field *f, msv_dkim_result *res)
 {
 	const char *colon = memchr(f->p, ':', f->len);
 	size_t flen = f->len;
 	if (flen >= 2 && f->p[flen - 2] == '\r' && f->p[flen - 1] == '\n')
 		flen -= 2;
-	const char *val = colon + 1;
-	size_t vlen = flen - (size_t)(val - f->p);
-	dkim_tag tags[DKIM_TAGS_MAX];
+	sg->val = colon + 1;
+	sg->vlen = flen - (size_t)(sg->val - f->p);
 	const char *why = NULL;
-	long nt = msv__dkim_parse_tags(val, vlen, tags, DKIM_TAGS_MAX, &why);
+	long nt = msv__dkim_parse_tags(sg->val, sg->vlen, sg->tags, DKIM_TAGS_MAX, &why);
 	if (nt < 0)
-		return set(res, MSV_DKIM_PERMERROR, why);
+		return why;
+	const dkim_tag *tags = sg->tags;
 	size_t n = (size_t)nt;
-	const dkim_tag *tv = msv__dkim_find_tag(tags, n, "v"), *ta = msv__dkim_find_tag(tags, n, "a"),
-	               *tb = msv__dkim_find_tag(tags, n, "b"), *tbh = msv__dkim_find_tag(tags, n, "bh"),
-	               *tc = msv__dkim_find_tag(tags, n, "c"), *td = msv__dkim_find_tag(tags, n, "d"),
-	               *th = msv__dkim_find_tag(tags, n, "h"), *ti = msv__dkim_find_tag(tags, n, "i"),
-	               *tl = msv__dkim_find_tag(tags, n, "l"), *ts = msv__dkim_find_tag(tags, n, "s"),
-	               *tt = msv__dkim_find_tag(tags, n, "t"), *tx = msv__dkim_find_tag(tags, n, "x");
-	copy_tag(res->domain, sizeof(res->domain), td);
-	copy_tag(res->selector, sizeof(res->selector), ts);
-	copy_tag(res->algo, sizeof(res->algo), ta);
-	if (tc)
-		copy_tag(res->canon, sizeof(res->canon), tc);
+	sg->v = msv__dkim_find_tag(tags, n, "v");
+	sg->a = msv__dkim_find_tag(tags, n, "a");
+	sg->b = msv__dkim_find_tag(tags, n, "b");
+	sg->bh = msv__dkim_find_tag(tags, n, "bh");
+	sg->c = msv__dkim_find_tag(tags, n, "c");
+	sg->d = msv__dkim_find_tag(tags, n, "d");
+	sg->h = msv__dkim_find_tag(tags, n, "h");
+	sg->i = msv__dkim_find_tag(tags, n, "i");
+	sg->l = msv__dkim_find_tag(tags, n, "l");
+	sg->s = msv__dkim_find_tag(tags, n, "s");
+	sg->t = msv__dkim_find_tag(tags, n, "t");
+	sg->x = msv__dkim_find_tag(tags, n, "x");
+	copy_tag(res->domain, sizeof(res->domain), sg->d);
+	copy_tag(res->selector, sizeof(res->selector), sg->s);
+	copy_tag(res->algo, sizeof(res->algo), sg->a);
+	if (sg->c)
+		copy_tag(res->canon, sizeof(res->canon), sg->c);
 	else
 		memcpy(res->canon, "simple/simple", 14);
-	uint64_t t = 0, x = 0, l = 0;
-	if (tt && tag_number(tt, 12, &t))
-		return set(res, MSV_DKIM_PERMERROR, "t= is not a number");
-	if (tx && tag_number(tx, 12, &x))
-		return set(res, MSV_DKIM_PERMERROR, "x= is not a number");
-	res->timestamp = tt ? (int64_t)t : -1;
-	res->expires = tx ? (int64_t)x : -1;
-	if (!tv || tv->value_len != 1 || tv->value[0] != '1')
-		return set(res, MSV_DKIM_PERMERROR, "v= is missing or not 1");
-	if (!ta || !tb || !tbh || !td || !th || !ts)
-		return set(res, MSV_DKIM_PERMERROR, "a required tag (a, b, bh, d, h, s) is missing");
-	int kind;
+	if (sg->t && tag_number(sg->t, 12, &sg->t_val))
+		return "t= is not a number";
+	if (sg->x && tag_number(sg->x, 12, &sg->x_val))
+		return "x= is not a number";
+	res->timestamp = sg->t ? (int64_t)sg->t_val : -1;
+	res->expires = sg->x ? (int64_t)sg->x_val : -1;
+	return NULL;
+}
+
+/* a= and c=: the key type and the two canonicalizations. */
+static const char *read_algo(vsig *sg)
+{
+	const dkim_tag *ta = sg->a, *tc = sg->c;
 	if (ta->value_len == 10 && !memcmp(ta->value, "rsa-sha256", 10))
-		kind = MSV_DKIM_RSA_SHA256;
+		sg->kind = MSV_DKIM_RSA_SHA256;
 	else if (ta->value_len == 14 && !memcmp(ta->value, "ed25519-sha256", 14))
-		kind = MSV_DKIM_ED25519_SHA256;
+		sg->kind = MSV_DKIM_ED25519_SHA256;
 	else if (ta->value_len == 8 && !memcmp(ta->value, "rsa-sha1", 8))
-		return set(res, MSV_DKIM_PERMERROR, "rsa-sha1 is not acceptable (RFC 8301)");
+		return "rsa-sha1 is not acceptable (RFC 8301)";
 	else
-		return set(res, MSV_DKIM_PERMERROR, "unknown signing algorithm a=");
-	msv_dkim_canon hc = MSV_DKIM_SIMPLE, bc = MSV_DKIM_SIMPLE;
+		return "unknown signing algorithm a=";
+	sg->hc = sg->bc = MSV_DKIM_SIMPLE;
 	if (tc) {
 		const char *sl = memchr(tc->value, '/', tc->value_len);
 		size_t hl = sl ? (size_t)(sl - tc->value) : tc->value_len;
-		if (canon_part(tc->value, hl, &hc) ||
-		    (sl && canon_part(sl + 1, tc->value_len - hl - 1, &bc)))
-			return set(res, MSV_DKIM_PERMERROR, "unknown canonicalization c=");
+		if (canon_part(tc->value, hl, &sg->hc) ||
+		    (sl && canon_part(sl + 1, tc->value_len - hl - 1, &sg->bc)))
+			return "unknown canonicalization c=";
 	}
-	if (tl && tag_number(tl, 20, &l))
-		return set(res, MSV_DKIM_PERMERROR, "l= is not a number");
-	if (tt && tx && x < t)
-		return set(res, MSV_DKIM_PERMERROR, "x= is earlier than t=");
-	/* h= must cover From (RFC 6376 6.1.1). */
+	return NULL;
+}
+
+/* h= must cover From (RFC 6376 6.1.1). */
+static int covers_from(const dkim_tag *th)
+{
 	int has_from = 0;
 	for (size_t i = 0, s; next_hname(th->value, th->value_len, &i, &s);) {
 		if (msv__dkim_name_eq(th->value + s, i - s, "from"))
 			has_from = 1;
 	}
-	if (!has_from)
-		return set(res, MSV_DKIM_PERMERROR, "h= does not include From");
-	const char *auid_domain = NULL;
-	char auid[256];
-	if (ti) {
-		const char *at = NULL;
-		for (size_t k = ti->value_len; k-- > 0 && !at;)
-			if (ti->value[k] == '@')
-				at = ti->value + k;
-		size_t dl = at ? ti->value_len - (size_t)(at + 1 - ti->value) : 0;
-		if (!at || !dl || dl >= sizeof(auid))
-			return set(res, MSV_DKIM_PERMERROR, "i= is not an address");
-		memcpy(auid, at + 1, dl);
-		auid[dl] = '\0';
-		size_t sl = strlen(res->domain);
-		if (!(dl == sl && !strcasecmp(auid, res->domain)) &&
-		    !(dl > sl && auid[dl - sl - 1] == '.' && !strcasecmp(auid + dl - sl, res->domain)))
-			return set(res, MSV_DKIM_PERMERROR, "i= is not in the d= domain");
-		auid_domain = auid;
-	}
+	return has_from;
+}
+
+/* i=: an address whose domain is d= or a subdomain of it (RFC 6376
+ * 3.5); its domain is kept for the key's t=s flag. */
+static const char *read_auid(vsig *sg, const msv_dkim_result *res)
+{
+	const dkim_tag *ti = sg->i;
+	if (!ti)
+		return NULL;
+	const char *at = NULL;
+	for (size_t k = ti->value_len; k-- > 0 && !at;)
+		if (ti->value[k] == '@')
+			at = ti->value + k;
+	size_t dl = at ? ti->value_len - (size_t)(at + 1 - ti->value) : 0;
+	if (!at || !dl || dl >= sizeof(sg->auid))
+		return "i= is not an address";
+	char *auid = sg->auid;
+	memcpy(auid, at + 1, dl);
+	auid[dl] = '\0';
+	size_t sl = strlen(res->domain);
+	if (!(dl == sl && !strcasecmp(auid, res->domain)) &&
+	    !(dl > sl && auid[dl - sl - 1] == '.' && !strcasecmp(auid + dl - sl, res->domain)))
+		return "i= is not in the d= domain";
+	sg->auid_domain = auid;
+	return NULL;
+}
+
+/* Everything that makes a signature malformed, in the order the
+ * reasons are reported.  Returns the reason, or NULL. */
+static const char *check_tags(vctx *v, vsig *sg, const msv_dkim_result *res)
+{
+	if (!sg->v || sg->v->value_len != 1 || sg->v->value[0] != '1')
+		return "v= is missing or not 1";
+	if (!sg->a || !sg->b || !sg->bh || !sg->d || !sg->h || !sg->s)
+		return "a required tag (a, b, bh, d, h, s) is missing";
+	const char *why = read_algo(sg);
+	if (why)
+		return why;
+	if (sg->l && tag_number(sg->l, 20, &sg->l_val))
+		return "l= is not a number";
+	if (sg->t && sg->x && sg->x_val < sg->t_val)
+		return "x= is earlier than t=";
+	if (!covers_from(sg->h))
+		return "h= does not include From";
+	if ((why = read_auid(sg, res)) != NULL)
+		return why;
 	msv_buf_reset(&v->sig);
 	msv_buf_reset(&v->bh);
-	if (msv__dkim_b64_decode_fws(&v->bh, tbh->value, tbh->value_len) || v->bh.len != 32)
-		return set(res, MSV_DKIM_PERMERROR, "bh= is not the base64 of a SHA-256 digest");
-	if (msv__dkim_b64_decode_fws(&v->sig, tb->value, tb->value_len) || !v->sig.len)
-		return set(res, MSV_DKIM_PERMERROR, "b= is not base64");
+	if (msv__dkim_b64_decode_fws(&v->bh, sg->bh->value, sg->bh->value_len) || v->bh.len != 32)
+		return "bh= is not the base64 of a SHA-256 digest";
+	if (msv__dkim_b64_decode_fws(&v->sig, sg->b->value, sg->b->value_len) || !v->sig.len)
+		return "b= is not base64";
+	return NULL;
+}
 
+static const msv_dkim_key *find_key(const vctx *v, const msv_dkim_result *res, int kind)
+{
 	const msv_dkim_key *key = NULL;
 	for (size_t i = 0; !key && i < v->o->nkeys; i++)
 		if (v->o->keys[i] && msv__dkim_key_matches(v->o->keys[i], res->selector, res->domain, kind))
 			key = v->o->keys[i];
-	if (!key)
-		return set(res, MSV_DKIM_NO_KEY, "no key was given for this selector, domain and algorithm");
-	const char *bad = msv__dkim_key_unusable(key, res->domain, auid_domain);
-	if (bad)
-		return set(res, MSV_DKIM_KEY_ERROR, bad);
+	return key;
+}
 
-	if (tx) {
-		int64_t now = v->o->now > 0 ? v->o->now : (int64_t)time(NULL);
-		if ((int64_t)x < now)
-			return set(res, MSV_DKIM_FAIL_EXPIRED, "the signature has expired (x= is in the past)");
-	}
-
+/* Compares the body hash with bh=.  Returns 1 when it matches, 0 when
+ * res says why not, -1 when out of memory. */
+static int check_body(vctx *v, const vsig *sg, msv_dkim_result *res)
+{
 	unsigned char dg[32];
 	uint64_t total = 0;
-	if (body_digest(bc, v->body, v->blen, tl ? l : UINT64_MAX, dg, &total))
+	if (body_digest(sg->bc, v->body, v->blen, sg->l ? sg->l_val : UINT64_MAX, dg, &total))
 		return -1;
-	if (tl && l > total)
+	if (sg->l && sg->l_val > total)
 		return set(res, MSV_DKIM_FAIL_BODY_HASH, "l= is longer than the body");
 	if (memcmp(dg, v->bh.data, 32))
 		return set(res, MSV_DKIM_FAIL_BODY_HASH, "body hash mismatch: the body is not the one signed");
+	return 1;
+}
 
-	/* Header hash: the listed fields, each name taking the last instance
-	 * not yet used (RFC 6376 5.4.2); absent ones contribute nothing. */
+/* The fields h= lists into v->canon, each name taking the last instance
+ * not yet used (RFC 6376 5.4.2); absent ones contribute nothing. */
+static int add_signed_fields(vctx *v, const vsig *sg)
+{
+	const dkim_tag *th = sg->h;
 	msv_buf_reset(&v->canon);
 	memset(v->used, 0, v->nf);
 	for (size_t i = 0, s; next_hname(th->value, th->value_len, &i, &s);) {
@@ -280,27 +334,65 @@ static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
 			if (v->used[k] || !msv__dkim_name_eq(v->fields[k].p, v->fields[k].name_len, name))
 				continue;
 			v->used[k] = 1;
-			if (msv__dkim_header_canon(&v->canon, hc, v->fields[k].p, v->fields[k].len, 0))
+			if (msv__dkim_header_canon(&v->canon, sg->hc, v->fields[k].p, v->fields[k].len, 0))
 				return -1;
 			break;
 		}
 	}
-	/* The signature field itself, b= emptied (RFC 6376 3.7). */
-	size_t off = (size_t)(val - f->p);
-	msv_buf_reset(&v->field);
-	if (msv_buf_add(&v->field, f->p, off + tb->value_start) ||
-	    msv_buf_add(&v->field, val + tb->value_end, vlen - tb->value_end) ||
-	    msv__dkim_header_canon(&v->canon, hc, v->field.data, v->field.len, 1))
+	return 0;
+}
+
+/* The header hash: the signed fields, then the signature field itself
+ * with b= emptied (RFC 6376 3.7).  -1 when out of memory. */
+static int header_hash(vctx *v, const vsig *sg, const dkim_field *f, unsigned char hd[32])
+{
+	if (add_signed_fields(v, sg))
 		return -1;
-	unsigned char hd[32];
+	size_t off = (size_t)(sg->val - f->p);
+	msv_buf_reset(&v->field);
+	if (msv_buf_add(&v->field, f->p, off + sg->b->value_start) ||
+	    msv_buf_add(&v->field, sg->val + sg->b->value_end, sg->vlen - sg->b->value_end) ||
+	    msv__dkim_header_canon(&v->canon, sg->hc, v->field.data, v->field.len, 1))
+		return -1;
 	unsigned hl = 0;
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	int ok = m && EVP_DigestInit_ex2(m, EVP_sha256(), NULL) == 1 &&
 	         EVP_DigestUpdate(m, v->canon.data, v->canon.len) == 1 && EVP_DigestFinal_ex(m, hd, &hl) == 1;
 	EVP_MD_CTX_free(m);
-	if (!ok)
+	return ok ? 0 : -1;
+}
+
+/* Returns -1 only for out-of-memory; everything else is a result. */
+static int verify_one(vctx *v, const dkim_field *f, msv_dkim_result *res)
+{
+	vsig sg;
+	memset(&sg, 0, sizeof(sg));
+	const char *why = read_tags(&sg, f, res);
+	if (!why)
+		why = check_tags(v, &sg, res);
+	if (why)
+		return set(res, MSV_DKIM_PERMERROR, why);
+
+	const msv_dkim_key *key = find_key(v, res, sg.kind);
+	if (!key)
+		return set(res, MSV_DKIM_NO_KEY, "no key was given for this selector, domain and algorithm");
+	const char *bad = msv__dkim_key_unusable(key, res->domain, sg.auid_domain);
+	if (bad)
+		return set(res, MSV_DKIM_KEY_ERROR, bad);
+
+	if (sg.x) {
+		int64_t now = v->o->now > 0 ? v->o->now : (int64_t)time(NULL);
+		if ((int64_t)sg.x_val < now)
+			return set(res, MSV_DKIM_FAIL_EXPIRED, "the signature has expired (x= is in the past)");
+	}
+
+	int r = check_body(v, &sg, res);
+	if (r <= 0)
+		return r;
+	unsigned char hd[32];
+	if (header_hash(v, &sg, f, hd))
 		return -1;
-	if (!check_sig(msv__dkim_key_pkey(key), kind, hd, &v->sig))
+	if (!check_sig(msv__dkim_key_pkey(key), sg.kind, hd, &v->sig))
 		return set(res, MSV_DKIM_FAIL_SIGNATURE,
 		           "signature mismatch: a signed header field changed, or another key signed");
 	res->status = MSV_DKIM_PASS;

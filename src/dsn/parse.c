@@ -96,7 +96,11 @@ static void add_skip(walk *w, const char *a, size_t n)
 	 * once the list is complete. */
 	size_t off = w->skipbuf.len;
 	if (msv_buf_add(&w->skipbuf, a, n) || msv_buf_addc(&w->skipbuf, '\0')) {
+		/* The failed growth freed the buffer: the entries counted so far
+		 * point nowhere now.  Forget them all (the parse fails anyway). */
 		w->c->oom = 1;
+		w->nskip = 0;
+		msv_buf_free(&w->skipbuf);
 		return;
 	}
 	w->skipoff[w->nskip++] = off;
@@ -837,23 +841,18 @@ static void sent_case(walk *w)
 	}
 }
 
-static void analyze(walk *w, const char *buf, size_t len)
+/* The prose, "" when there is none. */
+static const char *prose(const walk *w)
 {
-	dsn_ctx *c = w->c;
-	msv_dsn_report *rep = c->rep;
+	return w->text.data ? w->text.data : "";
+}
+
+/* The prose: the first text part, else the first HTML part, else a
+ * single part that is not a returned message. */
+static void read_prose(walk *w)
+{
 	const msv_mime_tree *t = w->t;
 	const msv_mime_node *root = &t->nodes[0];
-	(void)buf;
-	(void)len;
-
-	header_text(w, t, root, "Subject", &w->subject);
-	header_text(w, t, root, "From", &w->from);
-	header_text(w, t, root, "To", &w->to);
-	header_text(w, t, root, "X-Failed-Recipients", &w->failed);
-	header_text(w, t, root, "Auto-Submitted", &w->autosub);
-	sort_parts(w);
-
-	/* The prose. */
 	if (w->text_node >= 0)
 		part_text(w, &t->nodes[w->text_node], &w->text, 0);
 	else if (w->html_node >= 0)
@@ -869,147 +868,182 @@ static void analyze(walk *w, const char *buf, size_t len)
 				break;
 			}
 	}
+}
 
-	/* The returned message. */
+/* The returned message: where the prose stops, its header block, and
+ * what the report takes from it.  Its From, Return-Path and Sender are
+ * the sender's: never recipients. */
+static void read_orig(walk *w)
+{
+	dsn_ctx *c = w->c;
+	msv_dsn_report *rep = c->rep;
 	size_t orig_start = 0;
-	const char *tx = w->text.data ? w->text.data : "";
+	const char *tx = prose(w);
 	size_t cut = msv__dsn_text_cut(tx, w->text.len, &orig_start);
 	w->cut = cut;
 	w->orig_start = orig_start;
 	find_orig(w, cut < w->text.len ? tx + orig_start : NULL,
 	          cut < w->text.len ? w->text.len - orig_start : 0);
-	if (w->have_orig) {
-		const msv_mime_header *h = msv_mime_header_get(&w->ot, &w->ot.nodes[0], "Message-ID");
-		if (h)
-			set_msgid(c, &rep->original_message_id, h->value.p, h->value.len);
+	if (!w->have_orig)
+		return;
+	const msv_mime_header *h = msv_mime_header_get(&w->ot, &w->ot.nodes[0], "Message-ID");
+	if (h)
+		set_msgid(c, &rep->original_message_id, h->value.p, h->value.len);
+	msv_buf b;
+	msv_buf_init(&b, DSN_FIELD_MAX);
+	orig_header(w, "Subject", &b);
+	msv__dsn_set_once(c, &rep->original_subject, b.data, b.len);
+	msv_buf_reset(&b);
+	orig_header(w, "From", &b);
+	size_t a0, a1;
+	if (b.len && msv__dsn_find_addr(b.data, b.len, 0, &a0, &a1)) {
+		msv__dsn_set_once(c, &rep->original_from, b.data + a0, a1 - a0);
+		add_skip(w, b.data + a0, a1 - a0);
+	}
+	msv_buf_reset(&b);
+	orig_header(w, "Return-Path", &b);
+	if (b.len)
+		add_skip_addrs(w, b.data, b.len);
+	msv_buf_reset(&b);
+	orig_header(w, "Sender", &b);
+	if (b.len)
+		add_skip_addrs(w, b.data, b.len);
+	msv_buf_free(&b);
+}
+
+/* The bounce's own addresses join the skip list, which is then
+ * complete: its offsets become pointers. */
+static void skip_own(walk *w)
+{
+	/* The bounce goes to the sender: its To is never a recipient. */
+	if (w->to.len)
+		add_skip_addrs(w, w->to.data, w->to.len);
+	/* Not Delivered-To or X-Original-To: forwarding rewrites them,
+	 * and some MTAs copy the failed recipient there. */
+	static const char *const own[] = {"Return-Path"};
+	for (size_t k = 0; k < sizeof(own) / sizeof(own[0]); k++) {
 		msv_buf b;
 		msv_buf_init(&b, DSN_FIELD_MAX);
-		orig_header(w, "Subject", &b);
-		msv__dsn_set_once(c, &rep->original_subject, b.data, b.len);
-		msv_buf_reset(&b);
-		orig_header(w, "From", &b);
-		size_t a0, a1;
-		if (b.len && msv__dsn_find_addr(b.data, b.len, 0, &a0, &a1)) {
-			msv__dsn_set_once(c, &rep->original_from, b.data + a0, a1 - a0);
-			add_skip(w, b.data + a0, a1 - a0);
-		}
-		msv_buf_reset(&b);
-		orig_header(w, "Return-Path", &b);
-		if (b.len)
-			add_skip_addrs(w, b.data, b.len);
-		msv_buf_reset(&b);
-		orig_header(w, "Sender", &b);
+		header_text(w, w->t, &w->t->nodes[0], own[k], &b);
 		if (b.len)
 			add_skip_addrs(w, b.data, b.len);
 		msv_buf_free(&b);
 	}
-	/* The bounce goes to the sender: its To is never a recipient. */
-	if (w->to.len)
-		add_skip_addrs(w, w->to.data, w->to.len);
-	{
-		/* Not Delivered-To or X-Original-To: forwarding rewrites them,
-		 * and some MTAs copy the failed recipient there. */
-		static const char *const own[] = {"Return-Path"};
-		for (size_t k = 0; k < sizeof(own) / sizeof(own[0]); k++) {
-			msv_buf b;
-			msv_buf_init(&b, DSN_FIELD_MAX);
-			header_text(w, t, root, own[k], &b);
-			if (b.len)
-				add_skip_addrs(w, b.data, b.len);
-			msv_buf_free(&b);
-		}
-	}
-	/* The skip list's offsets become pointers now that it is complete. */
 	for (size_t i = 0; i < w->nskip; i++)
 		w->skip[i] = w->skipbuf.data + w->skipoff[i];
+}
 
-	dsn_hint hint = {0, 0, 0, NULL, NULL};
-	const char *fmt = NULL;
-	char *context = NULL;
-	if (w->arf_node >= 0 || w->report_feedback) {
-		set_format(c, "arf");
-		read_arf(w);
-		rep->kind = MSV_DSN_FEEDBACK;
-	} else {
-		for (size_t i = 0; i < w->nds; i++) {
-			msv_buf body, lf;
-			msv_buf_init(&body, DSN_TEXT_MAX);
-			msv_buf_init(&lf, DSN_TEXT_MAX);
-			if (!decode_node(&t->nodes[w->ds_nodes[i]], &body) && body.len &&
-			    !msv__dsn_add_lf(&lf, body.data, body.len))
-				msv__dsn_ds_read(c, lf.data, lf.len, w->ds_utf8[i]);
-			msv_buf_free(&body);
-			msv_buf_free(&lf);
-		}
-		name_unnamed(w, 1);
-		if (rep->nrecipients)
-			set_format(c, w->ds_utf8[0] ? "rfc6533" : "rfc3464");
-		msv_dsn_kind fixed = MSV_DSN_UNKNOWN;
-		if (!rep->nrecipients && w->text.len &&
-		    (msv__dsn_ci_find(tx, w->text.len, "notificationtype\\\"") >= 0 ||
-		     msv__dsn_ci_find(tx, w->text.len, "\"notificationtype\"") >= 0 ||
-		     msv__dsn_ci_find(tx, w->text.len, "\"eventtype\"") >= 0) &&
-		    msv__dsn_ses_read(c, tx, w->text.len, &fixed)) {
-			set_format(c, "amazonses");
-			if (fixed == MSV_DSN_FEEDBACK)
-				rep->kind = MSV_DSN_FEEDBACK;
-		}
-		if (!rep->nrecipients && read_jmrp(w)) {
-			set_format(c, "jmrp");
-			rep->kind = MSV_DSN_FEEDBACK;
-		}
-		if (!rep->nrecipients && read_unsubscribe(w)) {
-			set_format(c, "unsubscribe");
-			rep->kind = MSV_DSN_FEEDBACK;
-		}
-		int bouncy = rep->kind != MSV_DSN_FEEDBACK && (looks_like_bounce(w) || prose_bouncy(w));
-		if (!rep->nrecipients && !bouncy && looks_like_autoreply(w)) {
-			set_format(c, "rfc3834");
-			read_autoreply(w);
-			rep->kind = MSV_DSN_AUTOREPLY;
-		} else if (rep->kind != MSV_DSN_FEEDBACK && (rep->nrecipients || bouncy)) {
-			const msv_buf *sent = orig_rcpts(w);
-			dsn_text_in in = {tx, w->cut, w->subject.data ? w->subject.data : "",
-			                  w->from.data ? w->from.data : "",
-			                  w->failed.len ? w->failed.data : NULL, w->skip, w->nskip,
-			                  sent->data};
-			size_t prelude = 0;
-			int had = rep->nrecipients > 0;
-			msv__dsn_text_read(c, &in, &fmt, &prelude);
-			name_unnamed(w, 1);
-			set_format(c, fmt);
-			/* The introduction is every recipient's context when the
-			 * prose was all there was. */
-			if (!had && prelude)
-				context = msv__dsn_str(c, tx, prelude);
-			hint.context = context;
-			if (!rep->nrecipients && bouncy) {
-				rcpt_from_orig(w, tx, w->cut);
-				if (rep->nrecipients)
-					set_format(c, "text");
-			}
-			hint.format = rep->format;
-			text_fate(w, &hint);
-			if (!rep->nrecipients && looks_like_autoreply(w)) {
-				set_format(c, "rfc3834");
-				read_autoreply(w);
-				rep->kind = MSV_DSN_AUTOREPLY;
-			}
-		}
+/* The delivery-status parts (RFC 3464, RFC 6533). */
+static void read_ds_parts(walk *w)
+{
+	dsn_ctx *c = w->c;
+	for (size_t i = 0; i < w->nds; i++) {
+		msv_buf body, lf;
+		msv_buf_init(&body, DSN_TEXT_MAX);
+		msv_buf_init(&lf, DSN_TEXT_MAX);
+		if (!decode_node(&w->t->nodes[w->ds_nodes[i]], &body) && body.len &&
+		    !msv__dsn_add_lf(&lf, body.data, body.len))
+			msv__dsn_ds_read(c, lf.data, lf.len, w->ds_utf8[i]);
+		msv_buf_free(&body);
+		msv_buf_free(&lf);
 	}
-	sent_case(w);
-	/* Classify. */
-	for (size_t i = 0; i < rep->nrecipients; i++)
-		msv__dsn_classify_rcpt(c, &rep->recipients[i], &hint);
-	msv_free(context);
-	if (rep->kind != MSV_DSN_FEEDBACK && rep->kind != MSV_DSN_AUTOREPLY)
-		decide_kind(c);
+	name_unnamed(w, 1);
+	if (c->rep->nrecipients)
+		set_format(c, w->ds_utf8[0] ? "rfc6533" : "rfc3464");
+}
 
-	/* Queue ID: ENVID first (we put it there), then a VERP token. */
+/* Feedback that is not ARF, when no delivery-status part named a
+ * recipient: Amazon SES notifications, Hotmail's JMRP, unsubscribe
+ * requests. */
+static void read_other_feedback(walk *w)
+{
+	dsn_ctx *c = w->c;
+	msv_dsn_report *rep = c->rep;
+	const char *tx = prose(w);
+	msv_dsn_kind fixed = MSV_DSN_UNKNOWN;
+	if (!rep->nrecipients && w->text.len &&
+	    (msv__dsn_ci_find(tx, w->text.len, "notificationtype\\\"") >= 0 ||
+	     msv__dsn_ci_find(tx, w->text.len, "\"notificationtype\"") >= 0 ||
+	     msv__dsn_ci_find(tx, w->text.len, "\"eventtype\"") >= 0) &&
+	    msv__dsn_ses_read(c, tx, w->text.len, &fixed)) {
+		set_format(c, "amazonses");
+		if (fixed == MSV_DSN_FEEDBACK)
+			rep->kind = MSV_DSN_FEEDBACK;
+	}
+	if (!rep->nrecipients && read_jmrp(w)) {
+		set_format(c, "jmrp");
+		rep->kind = MSV_DSN_FEEDBACK;
+	}
+	if (!rep->nrecipients && read_unsubscribe(w)) {
+		set_format(c, "unsubscribe");
+		rep->kind = MSV_DSN_FEEDBACK;
+	}
+}
+
+static void take_autoreply(walk *w)
+{
+	set_format(w->c, "rfc3834");
+	read_autoreply(w);
+	w->c->rep->kind = MSV_DSN_AUTOREPLY;
+}
+
+/* Recipients and their errors from the prose (text.c), for a report
+ * that has recipients or looks like a bounce.  The introduction is
+ * every recipient's context when the prose was all there was:
+ * *context is then allocated, for the caller to free. */
+static void read_prose_rcpts(walk *w, int bouncy, dsn_hint *hint, char **context)
+{
+	dsn_ctx *c = w->c;
+	msv_dsn_report *rep = c->rep;
+	const char *tx = prose(w);
+	const msv_buf *sent = orig_rcpts(w);
+	dsn_text_in in = {tx, w->cut, w->subject.data ? w->subject.data : "",
+	                  w->from.data ? w->from.data : "",
+	                  w->failed.len ? w->failed.data : NULL, w->skip, w->nskip,
+	                  sent->data};
+	const char *fmt = NULL;
+	size_t prelude = 0;
+	int had = rep->nrecipients > 0;
+	msv__dsn_text_read(c, &in, &fmt, &prelude);
+	name_unnamed(w, 1);
+	set_format(c, fmt);
+	if (!had && prelude)
+		*context = msv__dsn_str(c, tx, prelude);
+	hint->context = *context;
+	if (!rep->nrecipients && bouncy) {
+		rcpt_from_orig(w, tx, w->cut);
+		if (rep->nrecipients)
+			set_format(c, "text");
+	}
+	hint->format = rep->format;
+	text_fate(w, hint);
+	if (!rep->nrecipients && looks_like_autoreply(w))
+		take_autoreply(w);
+}
+
+/* Every report but ARF: delivery-status parts first, then feedback of
+ * other kinds, then the prose of a bounce or an auto-reply. */
+static void read_reports(walk *w, dsn_hint *hint, char **context)
+{
+	msv_dsn_report *rep = w->c->rep;
+	read_ds_parts(w);
+	read_other_feedback(w);
+	int bouncy = rep->kind != MSV_DSN_FEEDBACK && (looks_like_bounce(w) || prose_bouncy(w));
+	if (!rep->nrecipients && !bouncy && looks_like_autoreply(w))
+		take_autoreply(w);
+	else if (rep->kind != MSV_DSN_FEEDBACK && (rep->nrecipients || bouncy))
+		read_prose_rcpts(w, bouncy, hint, context);
+}
+
+/* Queue ID: ENVID first (we put it there), then a VERP token. */
+static void find_queue_id(walk *w)
+{
+	msv_dsn_report *rep = w->c->rep;
+	const msv_mime_tree *t = w->t;
 	if (rep->envelope_id)
-		rep->queue_id = msv__dsn_str(c, rep->envelope_id, strlen(rep->envelope_id));
+		rep->queue_id = msv__dsn_str(w->c, rep->envelope_id, strlen(rep->envelope_id));
 	if (!rep->queue_id)
-		verp_from_headers(w, t, root);
+		verp_from_headers(w, t, &t->nodes[0]);
 	if (!rep->queue_id && w->have_orig)
 		verp_from_headers(w, &w->ot, &w->ot.nodes[0]);
 	if (!rep->queue_id && w->orig_node >= 0) {
@@ -1031,6 +1065,44 @@ static void analyze(walk *w, const char *buf, size_t len)
 		}
 		msv_buf_free(&body);
 	}
+}
+
+static void analyze(walk *w, const char *buf, size_t len)
+{
+	dsn_ctx *c = w->c;
+	msv_dsn_report *rep = c->rep;
+	const msv_mime_tree *t = w->t;
+	const msv_mime_node *root = &t->nodes[0];
+	(void)buf;
+	(void)len;
+
+	header_text(w, t, root, "Subject", &w->subject);
+	header_text(w, t, root, "From", &w->from);
+	header_text(w, t, root, "To", &w->to);
+	header_text(w, t, root, "X-Failed-Recipients", &w->failed);
+	header_text(w, t, root, "Auto-Submitted", &w->autosub);
+	sort_parts(w);
+	read_prose(w);
+	read_orig(w);
+	skip_own(w);
+
+	dsn_hint hint = {0, 0, 0, NULL, NULL};
+	char *context = NULL;
+	if (w->arf_node >= 0 || w->report_feedback) {
+		set_format(c, "arf");
+		read_arf(w);
+		rep->kind = MSV_DSN_FEEDBACK;
+	} else {
+		read_reports(w, &hint, &context);
+	}
+	sent_case(w);
+	/* Classify. */
+	for (size_t i = 0; i < rep->nrecipients; i++)
+		msv__dsn_classify_rcpt(c, &rep->recipients[i], &hint);
+	msv_free(context);
+	if (rep->kind != MSV_DSN_FEEDBACK && rep->kind != MSV_DSN_AUTOREPLY)
+		decide_kind(c);
+	find_queue_id(w);
 }
 
 /* A report inside the returned part: some gateways (and Trend Micro's
@@ -1096,6 +1168,81 @@ static int trailing_report(const msv_mime_tree *t, const char **p, size_t *n)
 	return 0;
 }
 
+static void walk_bufs_init(walk *w)
+{
+	msv_buf_init(&w->subject, DSN_FIELD_MAX);
+	msv_buf_init(&w->from, DSN_FIELD_MAX);
+	msv_buf_init(&w->to, DSN_FIELD_MAX * 4);
+	msv_buf_init(&w->failed, DSN_FIELD_MAX * 4);
+	msv_buf_init(&w->autosub, 256);
+	msv_buf_init(&w->skipbuf, 32 * 512);
+	msv_buf_init(&w->text, DSN_TEXT_MAX * 4 + 1);
+	msv_buf_init(&w->orig_raw, DSN_TEXT_MAX);
+	msv_buf_init(&w->sent, DSN_FIELD_MAX * 4);
+}
+
+static void walk_bufs_free(walk *w)
+{
+	msv_buf_free(&w->subject);
+	msv_buf_free(&w->from);
+	msv_buf_free(&w->to);
+	msv_buf_free(&w->failed);
+	msv_buf_free(&w->autosub);
+	msv_buf_free(&w->skipbuf);
+	msv_buf_free(&w->text);
+	msv_buf_free(&w->orig_raw);
+	msv_buf_free(&w->sent);
+}
+
+static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
+                             const msv_dsn_options *opts, msv_error *err, int depth);
+
+/* The encapsulated report p[0..n) replaces *rep when it names
+ * recipients. */
+static void use_inner(msv_dsn_report **rep, const char *p, size_t n, const msv_dsn_options *opts,
+                      int depth)
+{
+	msv_dsn_report *in = NULL;
+	msv_error ierr;
+	if (parse_impl(&in, p, n, opts, &ierr, depth + 1) == MSV_OK && in->nrecipients) {
+		msv_dsn_report_free(*rep);
+		*rep = in;
+	} else {
+		msv_dsn_report_free(in);
+	}
+}
+
+/* A second report after the first one's closing boundary (two reports
+ * saved into one file, mbox style): its recipients are added to the
+ * first report's.  -1 when out of memory. */
+static int add_trailer(msv_dsn_report *rep, const char *p, size_t n, const msv_dsn_options *opts,
+                       int depth)
+{
+	msv_dsn_report *in = NULL;
+	msv_error ierr;
+	if (parse_impl(&in, p, n, opts, &ierr, depth + 1) == MSV_OK) {
+		dsn_ctx c2 = {rep, rep->nrecipients, opts, 0};
+		for (size_t i = 0; i < in->nrecipients; i++) {
+			msv_dsn_recipient *src = &in->recipients[i];
+			msv_dsn_recipient *dst = msv__dsn_rcpt_new(&c2);
+			if (!dst)
+				break;
+			*dst = *src; /* the strings move over */
+			memset(src, 0, sizeof(*src));
+		}
+		if (c2.oom) {
+			msv_dsn_report_free(in);
+			return -1;
+		}
+	}
+	msv_dsn_report_free(in);
+	if (rep->kind == MSV_DSN_DELAY || rep->kind == MSV_DSN_SUCCESS) {
+		dsn_ctx c3 = {rep, rep->nrecipients, opts, 0};
+		decide_kind(&c3);
+	}
+	return 0;
+}
+
 static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
                              const msv_dsn_options *opts, msv_error *err, int depth)
 {
@@ -1138,15 +1285,7 @@ static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
 	w->c = &c;
 	w->t = &t;
 	w->text_node = w->html_node = w->orig_node = w->arf_node = -1;
-	msv_buf_init(&w->subject, DSN_FIELD_MAX);
-	msv_buf_init(&w->from, DSN_FIELD_MAX);
-	msv_buf_init(&w->to, DSN_FIELD_MAX * 4);
-	msv_buf_init(&w->failed, DSN_FIELD_MAX * 4);
-	msv_buf_init(&w->autosub, 256);
-	msv_buf_init(&w->skipbuf, 32 * 512);
-	msv_buf_init(&w->text, DSN_TEXT_MAX * 4 + 1);
-	msv_buf_init(&w->orig_raw, DSN_TEXT_MAX);
-	msv_buf_init(&w->sent, DSN_FIELD_MAX * 4);
+	walk_bufs_init(w);
 	analyze(w, buf, len);
 	const char *ip = NULL, *tp = NULL;
 	size_t il = 0, tl = 0;
@@ -1155,56 +1294,16 @@ static msv_result parse_impl(msv_dsn_report **out, const char *buf, size_t len,
 	int weak = !rep->nrecipients || (rep->format && !strcmp(rep->format, "text") && w->orig_node >= 0);
 	int inner = !c.oom && !depth && weak && !w->nds && inner_report(w, &ip, &il);
 	int trailer = !c.oom && !depth && rep->nrecipients && trailing_report(&t, &tp, &tl);
-	msv_buf_free(&w->subject);
-	msv_buf_free(&w->from);
-	msv_buf_free(&w->to);
-	msv_buf_free(&w->failed);
-	msv_buf_free(&w->autosub);
-	msv_buf_free(&w->skipbuf);
-	msv_buf_free(&w->text);
-	msv_buf_free(&w->orig_raw);
-	msv_buf_free(&w->sent);
+	walk_bufs_free(w);
 	if (c.oom) {
 		r = msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory reading a report");
 		goto done;
 	}
-	if (inner) {
-		msv_dsn_report *in = NULL;
-		msv_error ierr;
-		if (parse_impl(&in, ip, il, opts, &ierr, depth + 1) == MSV_OK && in->nrecipients) {
-			msv_dsn_report_free(rep);
-			rep = in;
-		} else {
-			msv_dsn_report_free(in);
-		}
-	}
-	if (trailer) {
-		/* A second report after the first one's closing boundary (two
-		 * reports saved into one file, mbox style): its recipients
-		 * are added to the first report's. */
-		msv_dsn_report *in = NULL;
-		msv_error ierr;
-		if (parse_impl(&in, tp, tl, opts, &ierr, depth + 1) == MSV_OK) {
-			dsn_ctx c2 = {rep, rep->nrecipients, opts, 0};
-			for (size_t i = 0; i < in->nrecipients; i++) {
-				msv_dsn_recipient *src = &in->recipients[i];
-				msv_dsn_recipient *dst = msv__dsn_rcpt_new(&c2);
-				if (!dst)
-					break;
-				*dst = *src; /* the strings move over */
-				memset(src, 0, sizeof(*src));
-			}
-			if (c2.oom) {
-				msv_dsn_report_free(in);
-				r = msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
-				goto done;
-			}
-		}
-		msv_dsn_report_free(in);
-		if (rep->kind == MSV_DSN_DELAY || rep->kind == MSV_DSN_SUCCESS) {
-			dsn_ctx c3 = {rep, rep->nrecipients, opts, 0};
-			decide_kind(&c3);
-		}
+	if (inner)
+		use_inner(&rep, ip, il, opts, depth);
+	if (trailer && add_trailer(rep, tp, tl, opts, depth)) {
+		r = msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+		goto done;
 	}
 	*out = rep;
 	rep = NULL;

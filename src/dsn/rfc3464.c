@@ -403,16 +403,155 @@ static void resolve_group(dsn_ctx *c, msv_dsn_recipient *r)
 	msv_free(actual);
 }
 
-static void field(ds_state *st, const char *name, size_t nl, const char *v, size_t n)
+static int field_id(const char *name, size_t nl)
+{
+	for (size_t i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
+		if (msv__dsn_ci_eq(name, nl, field_names[i].name))
+			return field_names[i].id;
+	return F_OTHER;
+}
+
+/* The value without its comments, in st->tmp.  -1 when out of memory
+ * (c->oom set). */
+static int uncomment_tmp(ds_state *st, const char *v, size_t n)
+{
+	msv_buf_reset(&st->tmp);
+	if (uncomment(&st->tmp, v, n)) {
+		st->c->oom = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Original-Envelope-Id, Reporting-MTA and Arrival-Date: the report's. */
+static void message_field(ds_state *st, int id, const char *v, size_t n)
 {
 	dsn_ctx *c = st->c;
 	msv_dsn_report *rep = c->rep;
-	int id = F_OTHER;
-	for (size_t i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
-		if (msv__dsn_ci_eq(name, nl, field_names[i].name)) {
-			id = field_names[i].id;
+	switch (id) {
+	case F_ENVID:
+		msv_buf_reset(&st->tmp);
+		if (msv__dsn_xtext_decode(&st->tmp, v, n)) {
+			c->oom = 1;
+			return;
+		}
+		msv__dsn_set_once(c, &rep->envelope_id, st->tmp.data, st->tmp.len);
+		return;
+	case F_REPORTING_MTA:
+		strip_type(&v, &n);
+		if (!uncomment_tmp(st, v, n))
+			msv__dsn_set_once(c, &rep->reporting_mta, st->tmp.data, st->tmp.len);
+		return;
+	case F_ARRIVAL_DATE:
+		msv__dsn_set_once(c, &rep->arrival_date, v, n);
+		return;
+	default:
+		return;
+	}
+}
+
+/* Final-Recipient and X-Actual-Recipient.  A second Final-Recipient in
+ * a group starts the next one. */
+static void final_field(ds_state *st, int id, const char *v, size_t n)
+{
+	if (id == F_FINAL_RCPT) {
+		if (st->have_final)
+			new_group(st);
+		st->have_final = 1;
+	}
+	if (!cur_rcpt(st))
+		return;
+	if (id == F_FINAL_RCPT)
+		set_addr(st, &st->cur->final_recipient, v, n);
+	else if (!st->cur->address)
+		set_addr(st, &st->cur->address, v, n); /* X-Actual-Recipient, until resolved */
+}
+
+/* RFC 3464 2.3 puts Original-Recipient first; after the Action, Status
+ * or Diagnostic-Code that followed a group's Final-Recipient, it starts
+ * the next group (reports without blank lines).  Amazon SES writes
+ * Action first, then Final- and Original-Recipient: one group. */
+static void original_field(ds_state *st, const char *v, size_t n)
+{
+	if (st->have_orig || st->after_final)
+		new_group(st);
+	st->have_orig = 1;
+	if (cur_rcpt(st))
+		set_addr(st, &st->cur->original_recipient, v, n);
+}
+
+/* Action, Status and Diagnostic-Code: a second one in a group that has
+ * its Final-Recipient starts the next group.  *have is the field's
+ * have_ flag.  Returns the group's recipient, or NULL. */
+static msv_dsn_recipient *group_field(ds_state *st, int *have)
+{
+	st->after_final |= st->have_final;
+	if (*have && st->have_final)
+		new_group(st);
+	*have = 1;
+	return cur_rcpt(st);
+}
+
+/* action_field, status_field, diagnostic_field: called with the
+ * group's recipient in st->cur. */
+static void action_field(ds_state *st, const char *v, size_t n)
+{
+	static const struct {
+		const char *w;
+		msv_dsn_action a;
+	} acts[] = {{"failed", MSV_DSN_ACTION_FAILED},     {"failure", MSV_DSN_ACTION_FAILED},
+	            {"delayed", MSV_DSN_ACTION_DELAYED},   {"delivered", MSV_DSN_ACTION_DELIVERED},
+	            {"relayed", MSV_DSN_ACTION_RELAYED},   {"expanded", MSV_DSN_ACTION_EXPANDED},
+	            {"deliverable", MSV_DSN_ACTION_DELIVERED}};
+	if (uncomment_tmp(st, v, n))
+		return;
+	const char *a = st->tmp.data ? st->tmp.data : "";
+	size_t al = st->tmp.len, k = 0;
+	while (k < al && wsp(a[k]))
+		k++;
+	a += k;
+	al -= k;
+	for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
+		if (msv__dsn_ci_prefix(a, al, acts[i].w)) {
+			st->cur->action = acts[i].a;
 			break;
 		}
+}
+
+static void status_field(ds_state *st, const char *v, size_t n)
+{
+	if (uncomment_tmp(st, v, n))
+		return;
+	char status[MSV_DSN_STATUS_MAX];
+	if (st->tmp.len && msv__dsn_status_norm(st->tmp.data, st->tmp.len, status)) {
+		memcpy(st->cur->status, status, sizeof(status));
+		st->cur->status_source = MSV_DSN_SRC_FIELD;
+	}
+}
+
+/* Diagnostic-Code: the text, and its type ("smtp") lowercased. */
+static void diagnostic_field(ds_state *st, const char *v, size_t n)
+{
+	dsn_ctx *c = st->c;
+	const char *v0 = v;
+	strip_type(&v, &n);
+	if (v != v0 && !st->cur->diagnostic_type) {
+		size_t tl = 0;
+		while (v0 + tl < v && v0[tl] != ';')
+			tl++;
+		char *ty = msv__dsn_str(c, v0, tl);
+		for (char *q = ty; q && *q; q++)
+			*q = (char)msv__dsn_lower((unsigned char)*q);
+		st->cur->diagnostic_type = ty;
+	}
+	msv__dsn_set_once(c, &st->cur->diagnostic, v, n);
+}
+
+/* One field: name[0..nl), its value v[0..n) with any folding. */
+static void field(ds_state *st, const char *name, size_t nl, const char *v, size_t n)
+{
+	dsn_ctx *c = st->c;
+	int id = field_id(name, nl);
 	/* Trim the value. */
 	while (n && (wsp(*v) || *v == '\n')) {
 		v++;
@@ -421,138 +560,36 @@ static void field(ds_state *st, const char *name, size_t nl, const char *v, size
 	while (n && (wsp(v[n - 1]) || v[n - 1] == '\n'))
 		n--;
 	switch (id) {
-	case F_ENVID: {
-		msv_buf_reset(&st->tmp);
-		if (msv__dsn_xtext_decode(&st->tmp, v, n)) {
-			c->oom = 1;
-			return;
-		}
-		msv__dsn_set_once(c, &rep->envelope_id, st->tmp.data, st->tmp.len);
-		return;
-	}
+	case F_ENVID:
 	case F_REPORTING_MTA:
-		strip_type(&v, &n);
-		msv_buf_reset(&st->tmp);
-		if (uncomment(&st->tmp, v, n)) {
-			c->oom = 1;
-			return;
-		}
-		msv__dsn_set_once(c, &rep->reporting_mta, st->tmp.data, st->tmp.len);
-		return;
 	case F_ARRIVAL_DATE:
-		msv__dsn_set_once(c, &rep->arrival_date, v, n);
+		message_field(st, id, v, n);
 		return;
 	case F_FINAL_RCPT:
 	case F_ACTUAL_RCPT:
-		if (id == F_FINAL_RCPT) {
-			if (st->have_final)
-				new_group(st);
-			st->have_final = 1;
-		}
-		if (!cur_rcpt(st))
-			return;
-		if (id == F_FINAL_RCPT)
-			set_addr(st, &st->cur->final_recipient, v, n);
-		else if (!st->cur->address)
-			set_addr(st, &st->cur->address, v, n); /* X-Actual-Recipient, until resolved */
+		final_field(st, id, v, n);
 		return;
 	case F_ORIGINAL_RCPT:
-		/* RFC 3464 2.3 puts Original-Recipient first; after the
-		 * Action, Status or Diagnostic-Code that followed a group's
-		 * Final-Recipient, it starts the next group (reports without
-		 * blank lines).  Amazon SES writes Action first, then Final-
-		 * and Original-Recipient: one group. */
-		if (st->have_orig || st->after_final)
-			new_group(st);
-		st->have_orig = 1;
-		if (cur_rcpt(st))
-			set_addr(st, &st->cur->original_recipient, v, n);
+		original_field(st, v, n);
 		return;
-	case F_ACTION: {
-		st->after_final |= st->have_final;
-		if (st->have_action && st->have_final)
-			new_group(st);
-		st->have_action = 1;
-		if (!cur_rcpt(st))
-			return;
-		msv_buf_reset(&st->tmp);
-		if (uncomment(&st->tmp, v, n)) {
-			c->oom = 1;
-			return;
-		}
-		const char *a = st->tmp.data ? st->tmp.data : "";
-		size_t al = st->tmp.len, k = 0;
-		while (k < al && wsp(a[k]))
-			k++;
-		a += k;
-		al -= k;
-		static const struct {
-			const char *w;
-			msv_dsn_action a;
-		} acts[] = {{"failed", MSV_DSN_ACTION_FAILED},     {"failure", MSV_DSN_ACTION_FAILED},
-		            {"delayed", MSV_DSN_ACTION_DELAYED},   {"delivered", MSV_DSN_ACTION_DELIVERED},
-		            {"relayed", MSV_DSN_ACTION_RELAYED},   {"expanded", MSV_DSN_ACTION_EXPANDED},
-		            {"deliverable", MSV_DSN_ACTION_DELIVERED}};
-		for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
-			if (msv__dsn_ci_prefix(a, al, acts[i].w)) {
-				st->cur->action = acts[i].a;
-				break;
-			}
+	case F_ACTION:
+		if (group_field(st, &st->have_action))
+			action_field(st, v, n);
 		return;
-	}
-	case F_STATUS: {
-		st->after_final |= st->have_final;
-		if (st->have_status && st->have_final)
-			new_group(st);
-		st->have_status = 1;
-		if (!cur_rcpt(st))
-			return;
-		msv_buf_reset(&st->tmp);
-		if (uncomment(&st->tmp, v, n)) {
-			c->oom = 1;
-			return;
-		}
-		char status[MSV_DSN_STATUS_MAX];
-		if (st->tmp.len && msv__dsn_status_norm(st->tmp.data, st->tmp.len, status)) {
-			memcpy(st->cur->status, status, sizeof(status));
-			st->cur->status_source = MSV_DSN_SRC_FIELD;
-		}
+	case F_STATUS:
+		if (group_field(st, &st->have_status))
+			status_field(st, v, n);
 		return;
-	}
 	case F_REMOTE_MTA:
 		if (!cur_rcpt(st))
 			return;
 		strip_type(&v, &n);
-		{
-			msv_buf_reset(&st->tmp);
-			if (uncomment(&st->tmp, v, n)) {
-				c->oom = 1;
-				return;
-			}
+		if (!uncomment_tmp(st, v, n))
 			msv__dsn_set_once(c, &st->cur->remote_mta, st->tmp.data, st->tmp.len);
-		}
 		return;
 	case F_DIAGNOSTIC:
-		st->after_final |= st->have_final;
-		if (st->have_diag && st->have_final)
-			new_group(st);
-		st->have_diag = 1;
-		if (!cur_rcpt(st))
-			return;
-		{
-			const char *v0 = v;
-			strip_type(&v, &n);
-			if (v != v0 && !st->cur->diagnostic_type) {
-				size_t tl = 0;
-				while (v0 + tl < v && v0[tl] != ';')
-					tl++;
-				char *ty = msv__dsn_str(c, v0, tl);
-				for (char *q = ty; q && *q; q++)
-					*q = (char)msv__dsn_lower((unsigned char)*q);
-				st->cur->diagnostic_type = ty;
-			}
-		}
-		msv__dsn_set_once(c, &st->cur->diagnostic, v, n);
+		if (group_field(st, &st->have_diag))
+			diagnostic_field(st, v, n);
 		return;
 	case F_LAST_ATTEMPT:
 		if (cur_rcpt(st))

@@ -272,6 +272,123 @@ static const char *const lead_phrases[] = {
 	"delivery to ", "message to ", "addressed to ", "for the recipient ", "rcpt to:",
 	"undeliverable to ", "bad recipient", "address:", "mailbox "};
 
+/* "(expanded from <x>)" or "(user not found)" after an address at
+ * p[*e]: x is the original recipient (a->o0, a->o1).  Returns whether
+ * the line is an anchor; *e is left where its error text starts. */
+static int paren_end(const char *p, size_t n, size_t base, size_t *e, anchor *a)
+{
+	int ok = 0;
+	size_t paren = *e;
+	long f = msv__dsn_ci_find(p + *e, n - *e, "from ");
+	if (f >= 0) {
+		size_t o0, o1;
+		if (msv__dsn_find_addr(p, n, *e + (size_t)f, &o0, &o1)) {
+			a->o0 = base + o0;
+			a->o1 = base + o1;
+		}
+	}
+	const char *close = memchr(p + *e, ')', n - *e);
+	if (close) {
+		size_t c2 = (size_t)(close - p) + 1;
+		while (c2 < n && wsp(p[c2]))
+			c2++;
+		ok = c2 >= n || p[c2] == ':';
+		/* "addr (user not found)" (GroupWise): the words in
+		 * parentheses are the error; "(expanded from <x>):" is
+		 * followed by it. */
+		*e = f < 0 && c2 >= n ? paren : c2;
+	}
+	return ok;
+}
+
+/* "553 <a>... Domain of sender address a does not exist", "<a>: Sender
+ * address rejected": our own address, refused.  Only words right after
+ * the address (at p[e]) say so: "<rcpt>: host said: 553 <us>: Sender
+ * address rejected" is a recipient's failure whose cause is the sender. */
+static int sender_refused(const char *p, size_t n, size_t e)
+{
+	static const char *const sender_words[] = {
+		"sender address", "domain of sender", "not accepting mail from", "sender rejected",
+		"sender verify", "sender domain", "envelope sender"};
+	size_t w = e;
+	while (w < n && (wsp(p[w]) || p[w] == ':' || p[w] == '.' || p[w] == '>'))
+		w++;
+	for (size_t q = 0; q < NWORDS(sender_words); q++)
+		if (msv__dsn_ci_prefix(p + w, n - w, sender_words[q]))
+			return 1;
+	return 0;
+}
+
+/* An address first, then ':' or "(expanded from ...)" or "...";
+ * Sendmail's transcript puts the reply code first ("550 <a>... User
+ * unknown").  p[0..n) is the trimmed line, at offset base of the text.
+ * Returns 1 with a filled in when the line is such an anchor; a->o0 and
+ * a->o1 may be set even when it is not. */
+static int addr_first(const char *p, size_t n, size_t base, anchor *a)
+{
+	size_t k = 0, a0, a1;
+	if (n > 4 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+	    p[2] <= '9' && p[3] == ' ' && p[4] == '<')
+		k = 4;
+	int coded = k > 0;
+	while (k < n && (p[k] == '<' || p[k] == '"'))
+		k++;
+	if (!msv__dsn_find_addr(p, n, k, &a0, &a1) || a0 != k)
+		return 0;
+	size_t e = a1;
+	if (e < n && (p[e] == '>' || p[e] == '"'))
+		e++;
+	while (e < n && wsp(p[e]))
+		e++;
+	int ok = 0;
+	if (e < n && p[e] == ':')
+		ok = 1;
+	else if (e < n && p[e] == '(')
+		ok = paren_end(p, n, base, &e, a);
+	else if (e + 3 <= n && !memcmp(p + e, "...", 3))
+		ok = 1;
+	else if (e < n && (p[e] == ',' || p[e] == ';'))
+		ok = 1;
+	else if (!coded && e > a1 && e < n)
+		ok = 1; /* "addr Invalid Address, ...", "addr on <date>", "addr [User unknown]" */
+	if (!ok || sender_refused(p, n, e))
+		return 0;
+	a->a0 = base + a0;
+	a->a1 = base + a1;
+	if (e < n && (p[e] == ':' || p[e] == ',' || p[e] == ';'))
+		e++;
+	a->rest = base + e;
+	a->own_line = coded;
+	return 1;
+}
+
+/* A phrase that introduces the address on the line ("delivering your
+ * mail to <a>").  Same arguments as addr_first. */
+static int phrase_anchor(tctx *x, const char *p, size_t n, size_t base, anchor *a)
+{
+	for (size_t q = 0; q < sizeof(lead_phrases) / sizeof(lead_phrases[0]); q++) {
+		size_t a0, a1;
+		long f = msv__dsn_ci_find(p, n, lead_phrases[q]);
+		if (f < 0)
+			continue;
+		size_t from = (size_t)f + strlen(lead_phrases[q]);
+		if (!msv__dsn_find_addr(p, n, from, &a0, &a1))
+			continue;
+		/* Close to the phrase: at most a few words between. */
+		if (a0 - from > 12)
+			continue;
+		if (is_sender(x, p + a0, a1 - a0))
+			continue;
+		a->a0 = base + a0;
+		a->a1 = base + a1;
+		/* The whole line: "User's mailbox is full: <a>" says why
+		 * before the address. */
+		a->rest = base;
+		return 1;
+	}
+	return 0;
+}
+
 /* Is line i an anchor?  Fills a. */
 static int anchor_line(tctx *x, size_t i, anchor *a)
 {
@@ -301,97 +418,9 @@ static int anchor_line(tctx *x, size_t i, anchor *a)
 		a->rest = l.e;
 		return !is_sender(x, t + a->a0, a->a1 - a->a0);
 	}
-	/* An address first, then ':' or "(expanded from ...)" or "...";
-	 * Sendmail's transcript puts the reply code first ("550 <a>... User
-	 * unknown"). */
-	size_t k = 0;
-	if (n > 4 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
-	    p[2] <= '9' && p[3] == ' ' && p[4] == '<')
-		k = 4;
-	int coded = k > 0;
-	while (k < n && (p[k] == '<' || p[k] == '"'))
-		k++;
-	if (msv__dsn_find_addr(p, n, k, &a0, &a1) && a0 == k) {
-		size_t e = a1;
-		if (e < n && (p[e] == '>' || p[e] == '"'))
-			e++;
-		while (e < n && wsp(p[e]))
-			e++;
-		int ok = 0;
-		if (e < n && p[e] == ':')
-			ok = 1;
-		else if (e < n && p[e] == '(') {
-			size_t paren = e;
-			long f = msv__dsn_ci_find(p + e, n - e, "from ");
-			if (f >= 0) {
-				size_t o0, o1;
-				if (msv__dsn_find_addr(p, n, e + (size_t)f, &o0, &o1)) {
-					a->o0 = l.s + o0;
-					a->o1 = l.s + o1;
-				}
-			}
-			const char *close = memchr(p + e, ')', n - e);
-			if (close) {
-				size_t c2 = (size_t)(close - p) + 1;
-				while (c2 < n && wsp(p[c2]))
-					c2++;
-				ok = c2 >= n || p[c2] == ':';
-				/* "addr (user not found)" (GroupWise): the words in
-				 * parentheses are the error; "(expanded from <x>):"
-				 * is followed by it. */
-				e = f < 0 && c2 >= n ? paren : c2;
-			}
-		} else if (e + 3 <= n && !memcmp(p + e, "...", 3))
-			ok = 1;
-		else if (e < n && (p[e] == ',' || p[e] == ';'))
-			ok = 1;
-		else if (!coded && e > a1 && e < n)
-			ok = 1; /* "addr Invalid Address, ...", "addr on <date>", "addr [User unknown]" */
-		/* "553 <a>... Domain of sender address a does not exist",
-		 * "<a>: Sender address rejected": our own address, refused.
-		 * Only words right after the address say so: "<rcpt>: host
-		 * said: 553 <us>: Sender address rejected" is a recipient's
-		 * failure whose cause is the sender. */
-		static const char *const sender_words[] = {
-			"sender address", "domain of sender", "not accepting mail from", "sender rejected",
-			"sender verify", "sender domain", "envelope sender"};
-		size_t w = e;
-		while (w < n && (wsp(p[w]) || p[w] == ':' || p[w] == '.' || p[w] == '>'))
-			w++;
-		for (size_t q = 0; ok && q < NWORDS(sender_words); q++)
-			if (msv__dsn_ci_prefix(p + w, n - w, sender_words[q]))
-				ok = 0;
-		if (ok) {
-			a->a0 = l.s + a0;
-			a->a1 = l.s + a1;
-			if (e < n && (p[e] == ':' || p[e] == ',' || p[e] == ';'))
-				e++;
-			a->rest = l.s + e;
-			a->own_line = coded;
-			return !is_sender(x, t + a->a0, a->a1 - a->a0);
-		}
-	}
-	/* A phrase that introduces one. */
-	for (size_t q = 0; q < sizeof(lead_phrases) / sizeof(lead_phrases[0]); q++) {
-		long f = msv__dsn_ci_find(p, n, lead_phrases[q]);
-		if (f < 0)
-			continue;
-		size_t from = (size_t)f + strlen(lead_phrases[q]);
-		if (!msv__dsn_find_addr(p, n, from, &a0, &a1))
-			continue;
-		/* Close to the phrase: at most a few words between. */
-		if (a0 - from > 12)
-			continue;
-		if (is_sender(x, p + a0, a1 - a0))
-			continue;
-		a->a0 = l.s + a0;
-		a->a1 = l.s + a1;
-		/* The whole line: "User's mailbox is full: <a>" says why
-		 * before the address. */
-		a->rest = l.s;
-		return 1;
-	}
-	return 0;
+	if (addr_first(p, n, l.s, a))
+		return !is_sender(x, t + a->a0, a->a1 - a->a0);
+	return phrase_anchor(x, p, n, l.s, a);
 }
 
 /* Does anchor j's line name the original address of the one before
@@ -666,6 +695,307 @@ static int has_rfc3464_fields(const char *t, size_t n)
 	return 0;
 }
 
+/* The lines, the senders they name and the anchors: what every reader
+ * below works from.  -1 when out of memory. */
+static int find_anchors(tctx *x)
+{
+	/* Sized to the prose: most bounces have a few dozen lines. */
+	size_t nl = 1;
+	for (const char *q = x->t; (q = memchr(q, '\n', (size_t)(x->t + x->n - q))) != NULL; q++)
+		if (++nl >= MAX_LINES)
+			break;
+	x->maxlines = nl;
+	x->maxanchors = nl < MAX_ANCHORS ? nl : MAX_ANCHORS;
+	x->lines = msv_calloc(x->maxlines, sizeof(span));
+	x->anchors = msv_calloc(x->maxanchors, sizeof(anchor));
+	if (!x->lines || !x->anchors)
+		return -1;
+	split_lines(x);
+	for (size_t i = 0; i < x->nlines; i++) {
+		span l = trim_line(x->t, x->lines[i].s, x->lines[i].e);
+		note_sender(x, x->t + l.s, l.e - l.s);
+	}
+	for (x->lenient = 0; x->lenient < 2 && !x->nanchors; x->lenient++) {
+		for (size_t i = 0; i < x->nlines && x->nanchors < x->maxanchors; i++) {
+			anchor a;
+			if (anchor_line(x, i, &a))
+				x->anchors[x->nanchors++] = a;
+		}
+	}
+	x->lenient = 0;
+	pair_original(x);
+	generated_by(x);
+	return 0;
+}
+
+/* Anchor j's block: up to the next anchor naming another address. */
+static span anchor_block(tctx *x, size_t j)
+{
+	const anchor *a = &x->anchors[j];
+	size_t nx = next_other(x, j);
+	size_t l1 = nx < x->nanchors ? x->anchors[nx].line : x->nlines;
+	return block_span(x, a->line, a->rest, l1);
+}
+
+/* Does anchor a name recipient r, by any of its names? */
+static int anchor_names(const tctx *x, const anchor *a, const msv_dsn_recipient *r)
+{
+	return (r->address && msv__dsn_ci_eq(x->t + a->a0, a->a1 - a->a0, r->address)) ||
+	       (r->final_recipient && msv__dsn_ci_eq(x->t + a->a0, a->a1 - a->a0, r->final_recipient)) ||
+	       (r->address && a->o1 > a->o0 && msv__dsn_ci_eq(x->t + a->o0, a->o1 - a->o0, r->address)) ||
+	       (r->original_recipient && msv__dsn_ci_eq(x->t + a->a0, a->a1 - a->a0, r->original_recipient));
+}
+
+/* The report already has recipients: fill what it left out from the
+ * prose. */
+static void complement_rcpts(tctx *x)
+{
+	dsn_ctx *c = x->c;
+	for (size_t k = 0; k < c->rep->nrecipients; k++) {
+		msv_dsn_recipient *r = &c->rep->recipients[k];
+		if (r->diagnostic && r->status[0] && r->command)
+			continue;
+		for (size_t j = 0; j < x->nanchors; j++) {
+			if (!anchor_names(x, &x->anchors[j], r))
+				continue;
+			span b = anchor_block(x, j);
+			fill_from_block(c, r, x->t + b.s, b.e - b.s, 1);
+			break;
+		}
+	}
+}
+
+/* A recipient X-Failed-Recipients names, filled from anchor j's block.
+ * When the anchor says which alias the address was expanded from, the
+ * alias is reported: it is what we sent to. */
+static void failed_from_anchor(tctx *x, msv_dsn_recipient *r, size_t j)
+{
+	dsn_ctx *c = x->c;
+	span b = anchor_block(x, j);
+	fill_from_block(c, r, x->t + b.s, b.e - b.s, 0);
+	const anchor *aj = &x->anchors[j];
+	char *o = aj->o1 > aj->o0 ? msv__dsn_str(c, x->t + aj->o0, aj->o1 - aj->o0) : NULL;
+	if (o && !msv__dsn_rcpt_find(c, o, strlen(o))) {
+		r->final_recipient = r->address;
+		r->address = o;
+		r->original_recipient = msv__dsn_str(c, o, strlen(o));
+	} else {
+		msv_free(o);
+	}
+}
+
+/* X-Failed-Recipients (Exim, Gmail) names the recipients for sure; the
+ * prose only says why.  Prose lines that start with some other address
+ * (a greeting, a list owner) are not recipients.  A recipient without
+ * an anchor gets the whole prose as its block. */
+static void failed_rcpts(tctx *x)
+{
+	dsn_ctx *c = x->c;
+	const char *h = x->in->failed_hdr;
+	size_t hl = strlen(h), i = 0, a0, a1;
+	while (msv__dsn_find_addr(h, hl, i, &a0, &a1)) {
+		i = a1;
+		if (msv__dsn_rcpt_find(c, h + a0, a1 - a0))
+			continue;
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
+		if (!r)
+			break;
+		r->address = msv__dsn_str(c, h + a0, a1 - a0);
+		size_t j;
+		for (j = 0; j < x->nanchors; j++)
+			if (x->anchors[j].a1 - x->anchors[j].a0 == a1 - a0 &&
+			    !strncasecmp(x->t + x->anchors[j].a0, h + a0, a1 - a0))
+				break;
+		if (j < x->nanchors)
+			failed_from_anchor(x, r, j);
+		else
+			fill_from_block(c, r, x->t, x->n, 0);
+	}
+}
+
+/* Sendmail's transcript: the server's reply ("<<< 550 ...") and our
+ * command (">>> MAIL From:") come in the lines just above "554
+ * <addr>... Remote protocol error" (anchor j). */
+static span transcript_block(const tctx *x, size_t j)
+{
+	const anchor *a = &x->anchors[j];
+	size_t l0 = a->line, floor = j ? x->anchors[j - 1].line + 1 : 0;
+	while (l0 > floor && transcript_line(x, l0 - 1))
+		l0--;
+	return (span){x->lines[l0].s, x->lines[a->line].e};
+}
+
+/* A new recipient for anchor a, reported as t[e0..e1).  "<final>
+ * (expanded from <alias>)", "Original address:": the alias is the
+ * address we sent to; the final one is what the MTA made of it. */
+static msv_dsn_recipient *anchor_rcpt_new(tctx *x, const anchor *a, size_t e0, size_t e1)
+{
+	dsn_ctx *c = x->c;
+	msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
+	if (!r)
+		return NULL;
+	r->address = msv__dsn_str(c, x->t + e0, e1 - e0);
+	if (a->o1 > a->o0) {
+		r->original_recipient = msv__dsn_str(c, x->t + a->o0, a->o1 - a->o0);
+		if (a->a1 - a->a0 != e1 - e0 || memcmp(x->t + a->a0, x->t + e0, e1 - e0))
+			r->final_recipient = msv__dsn_str(c, x->t + a->a0, a->a1 - a->a0);
+	}
+	return r;
+}
+
+/* One recipient per anchored address.  Several anchors for one address
+ * (Sendmail names it in the list and again in the transcript): the
+ * first block wins, the others add to it only when it has no error
+ * text. */
+static void anchor_rcpts(tctx *x)
+{
+	dsn_ctx *c = x->c;
+	for (size_t j = 0; j < x->nanchors; j = next_other(x, j)) {
+		anchor *a = &x->anchors[j];
+		span b = a->own_line ? transcript_block(x, j) : anchor_block(x, j);
+		int orig = a->o1 > a->o0;
+		size_t e0 = orig ? a->o0 : a->a0, e1 = orig ? a->o1 : a->a1;
+		msv_dsn_recipient *r = msv__dsn_rcpt_find(c, x->t + e0, e1 - e0);
+		if (!r) {
+			r = anchor_rcpt_new(x, a, e0, e1);
+			if (!r)
+				break;
+			fill_from_block(c, r, x->t + b.s, b.e - b.s, 0);
+		} else if (!r->status[0] && b.e > b.s) {
+			char st[MSV_DSN_STATUS_MAX];
+			if (msv__dsn_find_status(x->t + b.s, b.e - b.s, st) >= 0 || !r->diagnostic) {
+				msv_free(r->diagnostic);
+				r->diagnostic = NULL;
+				fill_from_block(c, r, x->t + b.s, b.e - b.s, 0);
+			}
+		}
+	}
+}
+
+/* The last resort's candidates: addresses the prose mentions, each
+ * with the line it is first seen on. */
+#define MAX_MENTIONED 64
+
+typedef struct mentioned {
+	size_t line[MAX_MENTIONED], a0[MAX_MENTIONED], a1[MAX_MENTIONED];
+	size_t n;
+	size_t in_orig; /* how many of them the returned message's To or Cc has */
+} mentioned;
+
+/* t[a0..a1) is no candidate: the sender's, in a URL, already a
+ * candidate or already a recipient. */
+static int not_candidate(tctx *x, const mentioned *m, size_t a0, size_t a1)
+{
+	if (is_skip(x, x->t + a0, a1 - a0))
+		return 1;
+	/* Not in a URL. */
+	if (a0 >= 7 && msv__dsn_ci_find(x->t + (a0 >= 60 ? a0 - 60 : 0),
+	                                a0 - (a0 >= 60 ? a0 - 60 : 0), "://") >= 0)
+		return 1;
+	for (size_t j = 0; j < m->n; j++)
+		if (m->a1[j] - m->a0[j] == a1 - a0 && !strncasecmp(x->t + m->a0[j], x->t + a0, a1 - a0))
+			return 1;
+	return msv__dsn_rcpt_find(x->c, x->t + a0, a1 - a0) != NULL;
+}
+
+/* Every address mentioned that is not the sender's, nor one the prose
+ * gives for help or as an example. */
+static void collect_mentioned(tctx *x, mentioned *m)
+{
+	for (size_t i = 0; i < x->nlines && m->n < MAX_MENTIONED; i++) {
+		span l = trim_line(x->t, x->lines[i].s, x->lines[i].e);
+		if (header_line(x->t + l.s, l.e - l.s) || help_line(x->t + l.s, l.e - l.s))
+			continue;
+		size_t k = l.s, a0, a1;
+		while (m->n < MAX_MENTIONED && msv__dsn_find_addr(x->t, l.e, k, &a0, &a1)) {
+			k = a1;
+			if (not_candidate(x, m, a0, a1))
+				continue;
+			m->line[m->n] = i;
+			m->a0[m->n] = a0;
+			m->a1[m->n] = a1;
+			m->in_orig += in_list(x->in->orig_to, x->t + a0, a1 - a0);
+			m->n++;
+		}
+	}
+}
+
+/* The returned message says whom it was sent to: addresses the prose
+ * names besides those are someone else's; when it names none of them,
+ * the caller takes the returned To.  Drops the candidates that are no
+ * recipient. */
+static void keep_sent(tctx *x, mentioned *m)
+{
+	const char *orig_to = x->in->orig_to;
+	size_t s0, s1;
+	if (m->n == 1 && !m->in_orig && single_addr(orig_to, &s0, &s1)) {
+		/* One address in the prose, another in the returned To
+		 * ("Invalid final delivery userid: a@mail.example" for
+		 * a@example): the MTA's rewriting of ours. */
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(x->c);
+		if (r) {
+			r->address = msv__dsn_str(x->c, orig_to + s0, s1 - s0);
+			r->final_recipient = msv__dsn_str(x->c, x->t + m->a0[0], m->a1[0] - m->a0[0]);
+			span b = block_span(x, m->line[0], 0, x->nlines);
+			fill_from_block(x->c, r, x->t + b.s, b.e - b.s, 0);
+		}
+		m->n = 0;
+	}
+	if (list_has_addr(orig_to)) {
+		size_t k = 0;
+		for (size_t j = 0; j < m->n; j++)
+			if (m->in_orig && in_list(orig_to, x->t + m->a0[j], m->a1[j] - m->a0[j])) {
+				m->line[k] = m->line[j];
+				m->a0[k] = m->a0[j];
+				m->a1[k++] = m->a1[j];
+			}
+		m->n = k;
+	}
+}
+
+/* The last resort: every address the prose mentions that can be a
+ * recipient is one.  Returns how many candidates became recipients
+ * (the MTA's rewriting of the returned To's address not counted). */
+static size_t mentioned_rcpts(tctx *x)
+{
+	mentioned m;
+	memset(&m, 0, sizeof(m));
+	collect_mentioned(x, &m);
+	keep_sent(x, &m);
+	for (size_t j = 0; j < m.n; j++) {
+		msv_dsn_recipient *r = msv__dsn_rcpt_new(x->c);
+		if (!r)
+			break;
+		r->address = msv__dsn_str(x->c, x->t + m.a0[j], m.a1[j] - m.a0[j]);
+		size_t l0 = m.line[j];
+		size_t l1 = j + 1 < m.n && m.line[j + 1] > l0 ? m.line[j + 1] : x->nlines;
+		span b = block_span(x, l0, 0, l1);
+		fill_from_block(x->c, r, x->t + b.s, b.e - b.s, 0);
+	}
+	return m.n;
+}
+
+/* Recipients from the prose alone.  Returns the format, or NULL when
+ * the prose named none. */
+static const char *prose_rcpts(tctx *x)
+{
+	const char *h = x->in->failed_hdr;
+	size_t a0, a1;
+	if (h && msv__dsn_find_addr(h, strlen(h), 0, &a0, &a1)) {
+		failed_rcpts(x);
+		return "text";
+	}
+	if (x->nanchors) {
+		anchor_rcpts(x);
+		return "text";
+	}
+	/* An X-Failed-Recipients that names no address still makes this
+	 * a text report, with no recipient: the guess below is not made. */
+	if (h)
+		return "text";
+	return mentioned_rcpts(x) ? "text" : NULL;
+}
+
 size_t msv__dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format, size_t *prelude)
 {
 	*format = NULL;
@@ -689,236 +1019,14 @@ size_t msv__dsn_text_read(dsn_ctx *c, const dsn_text_in *in, const char **format
 		}
 	}
 
-	/* Sized to the prose: most bounces have a few dozen lines. */
-	size_t nl = 1;
-	for (const char *q = x.t; (q = memchr(q, '\n', (size_t)(x.t + n - q))) != NULL; q++)
-		if (++nl >= MAX_LINES)
-			break;
-	x.maxlines = nl;
-	x.maxanchors = nl < MAX_ANCHORS ? nl : MAX_ANCHORS;
-	x.lines = msv_calloc(x.maxlines, sizeof(span));
-	x.anchors = msv_calloc(x.maxanchors, sizeof(anchor));
-	if (!x.lines || !x.anchors) {
+	if (find_anchors(&x)) {
 		c->oom = 1;
-		goto out;
-	}
-	split_lines(&x);
-	for (size_t i = 0; i < x.nlines; i++) {
-		span l = trim_line(x.t, x.lines[i].s, x.lines[i].e);
-		note_sender(&x, x.t + l.s, l.e - l.s);
-	}
-	for (x.lenient = 0; x.lenient < 2 && !x.nanchors; x.lenient++) {
-		for (size_t i = 0; i < x.nlines && x.nanchors < x.maxanchors; i++) {
-			anchor a;
-			if (anchor_line(&x, i, &a))
-				x.anchors[x.nanchors++] = a;
-		}
-	}
-	x.lenient = 0;
-	pair_original(&x);
-	generated_by(&x);
-
-	if (complement) {
-		/* Fill what the report left out from the prose. */
-		for (size_t k = 0; k < c->rep->nrecipients; k++) {
-			msv_dsn_recipient *r = &c->rep->recipients[k];
-			if (r->diagnostic && r->status[0] && r->command)
-				continue;
-			for (size_t j = 0; j < x.nanchors; j++) {
-				anchor *a = &x.anchors[j];
-				int match = (r->address && msv__dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->address)) ||
-				            (r->final_recipient &&
-				             msv__dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->final_recipient)) ||
-				            (r->address && a->o1 > a->o0 &&
-				             msv__dsn_ci_eq(x.t + a->o0, a->o1 - a->o0, r->address)) ||
-				            (r->original_recipient &&
-				             msv__dsn_ci_eq(x.t + a->a0, a->a1 - a->a0, r->original_recipient));
-				if (!match)
-					continue;
-				size_t nx = next_other(&x, j);
-				size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
-				span b = block_span(&x, a->line, a->rest, l1);
-				fill_from_block(c, r, x.t + b.s, b.e - b.s, 1);
-				break;
-			}
-		}
-		goto out;
-	}
-
-	*prelude = x.nanchors ? x.lines[x.anchors[0].line].s : n;
-	size_t fa0, fa1;
-	if (in->failed_hdr && msv__dsn_find_addr(in->failed_hdr, strlen(in->failed_hdr), 0, &fa0, &fa1)) {
-		/* X-Failed-Recipients (Exim, Gmail) names the recipients for
-		 * sure; the prose only says why.  Prose lines that start with
-		 * some other address (a greeting, a list owner) are not. */
-		const char *h = in->failed_hdr;
-		size_t hl = strlen(h), i = 0, a0, a1;
-		while (msv__dsn_find_addr(h, hl, i, &a0, &a1)) {
-			i = a1;
-			if (msv__dsn_rcpt_find(c, h + a0, a1 - a0))
-				continue;
-			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
-			if (!r)
-				break;
-			r->address = msv__dsn_str(c, h + a0, a1 - a0);
-			size_t j;
-			for (j = 0; j < x.nanchors; j++)
-				if (x.anchors[j].a1 - x.anchors[j].a0 == a1 - a0 &&
-				    !strncasecmp(x.t + x.anchors[j].a0, h + a0, a1 - a0))
-					break;
-			if (j < x.nanchors) {
-				size_t nx = next_other(&x, j);
-				size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
-				span b = block_span(&x, x.anchors[j].line, x.anchors[j].rest, l1);
-				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
-				const anchor *aj = &x.anchors[j];
-				char *o = aj->o1 > aj->o0 ? msv__dsn_str(c, x.t + aj->o0, aj->o1 - aj->o0) : NULL;
-				if (o && !msv__dsn_rcpt_find(c, o, strlen(o))) {
-					/* X-Failed-Recipients names the address an
-					 * alias expanded to; report the alias. */
-					r->final_recipient = r->address;
-					r->address = o;
-					r->original_recipient = msv__dsn_str(c, o, strlen(o));
-				} else {
-					msv_free(o);
-				}
-			} else {
-				fill_from_block(c, r, x.t, n, 0);
-			}
-		}
-		*format = "text";
-	} else if (x.nanchors) {
-		/* Several anchors for one address (Sendmail names it in the
-		 * list and again in the transcript): the first block wins, the
-		 * others add to it only when it has no error text. */
-		for (size_t j = 0; j < x.nanchors; j = next_other(&x, j)) {
-			anchor *a = &x.anchors[j];
-			size_t nx = next_other(&x, j);
-			size_t l1 = nx < x.nanchors ? x.anchors[nx].line : x.nlines;
-			span b = block_span(&x, a->line, a->rest, l1);
-			if (a->own_line) {
-				/* Sendmail's transcript: the server's reply ("<<< 550
-				 * ...") and our command (">>> MAIL From:") come in the
-				 * lines just above "554 <addr>... Remote protocol error". */
-				size_t l0 = a->line, floor = j ? x.anchors[j - 1].line + 1 : 0;
-				while (l0 > floor && transcript_line(&x, l0 - 1))
-					l0--;
-				b = (span){x.lines[l0].s, x.lines[a->line].e};
-			}
-			/* "<final> (expanded from <alias>)", "Original address:":
-			 * the alias is the address we sent to; the final one
-			 * is what the MTA made of it. */
-			int orig = a->o1 > a->o0;
-			size_t e0 = orig ? a->o0 : a->a0, e1 = orig ? a->o1 : a->a1;
-			msv_dsn_recipient *r = msv__dsn_rcpt_find(c, x.t + e0, e1 - e0);
-			if (!r) {
-				r = msv__dsn_rcpt_new(c);
-				if (!r)
-					break;
-				r->address = msv__dsn_str(c, x.t + e0, e1 - e0);
-				if (orig) {
-					r->original_recipient = msv__dsn_str(c, x.t + a->o0, a->o1 - a->o0);
-					if (a->a1 - a->a0 != e1 - e0 || memcmp(x.t + a->a0, x.t + e0, e1 - e0))
-						r->final_recipient = msv__dsn_str(c, x.t + a->a0, a->a1 - a->a0);
-				}
-				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
-			} else if (!r->status[0] && b.e > b.s) {
-				char st[MSV_DSN_STATUS_MAX];
-				if (msv__dsn_find_status(x.t + b.s, b.e - b.s, st) >= 0 || !r->diagnostic) {
-					msv_free(r->diagnostic);
-					r->diagnostic = NULL;
-					fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
-				}
-			}
-		}
-		*format = "text";
-	} else if (in->failed_hdr) {
-		/* X-Failed-Recipients (Exim): the recipients; the prose says why. */
-		const char *h = in->failed_hdr;
-		size_t hl = strlen(h), i = 0, a0, a1;
-		while (msv__dsn_find_addr(h, hl, i, &a0, &a1)) {
-			i = a1;
-			if (msv__dsn_rcpt_find(c, h + a0, a1 - a0))
-				continue;
-			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
-			if (!r)
-				break;
-			r->address = msv__dsn_str(c, h + a0, a1 - a0);
-			fill_from_block(c, r, x.t, n, 0);
-		}
-		*format = "text";
+	} else if (complement) {
+		complement_rcpts(&x);
 	} else {
-		/* Every address mentioned that is not the sender's, nor one
-		 * the prose gives for help or as an example. */
-		size_t first_line[64], f0[64], f1[64];
-		size_t nfound = 0, in_orig = 0;
-		for (size_t i = 0; i < x.nlines && nfound < 64; i++) {
-			span l = trim_line(x.t, x.lines[i].s, x.lines[i].e);
-			if (header_line(x.t + l.s, l.e - l.s) || help_line(x.t + l.s, l.e - l.s))
-				continue;
-			size_t k = l.s, a0, a1;
-			while (nfound < 64 && msv__dsn_find_addr(x.t, l.e, k, &a0, &a1)) {
-				k = a1;
-				if (is_skip(&x, x.t + a0, a1 - a0))
-					continue;
-				/* Not in a URL. */
-				if (a0 >= 7 && msv__dsn_ci_find(x.t + (a0 >= 60 ? a0 - 60 : 0),
-				                           a0 - (a0 >= 60 ? a0 - 60 : 0), "://") >= 0)
-					continue;
-				size_t j;
-				for (j = 0; j < nfound; j++)
-					if (f1[j] - f0[j] == a1 - a0 && !strncasecmp(x.t + f0[j], x.t + a0, a1 - a0))
-						break;
-				if (j < nfound || msv__dsn_rcpt_find(c, x.t + a0, a1 - a0))
-					continue;
-				first_line[nfound] = i;
-				f0[nfound] = a0;
-				f1[nfound] = a1;
-				in_orig += in_list(in->orig_to, x.t + a0, a1 - a0);
-				nfound++;
-			}
-		}
-		/* The returned message says whom it was sent to: addresses
-		 * the prose names besides those are someone else's; when it
-		 * names none of them, the caller takes the returned To. */
-		size_t s0, s1;
-		if (nfound == 1 && !in_orig && single_addr(in->orig_to, &s0, &s1)) {
-			/* One address in the prose, another in the returned
-			 * To ("Invalid final delivery userid: a@mail.example"
-			 * for a@example): the MTA's rewriting of ours. */
-			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
-			if (r) {
-				r->address = msv__dsn_str(c, in->orig_to + s0, s1 - s0);
-				r->final_recipient = msv__dsn_str(c, x.t + f0[0], f1[0] - f0[0]);
-				span b = block_span(&x, first_line[0], 0, x.nlines);
-				fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
-			}
-			nfound = 0;
-		}
-		if (list_has_addr(in->orig_to)) {
-			size_t k = 0;
-			for (size_t j = 0; j < nfound; j++)
-				if (in_orig && in_list(in->orig_to, x.t + f0[j], f1[j] - f0[j])) {
-					first_line[k] = first_line[j];
-					f0[k] = f0[j];
-					f1[k++] = f1[j];
-				}
-			nfound = k;
-		}
-		for (size_t j = 0; j < nfound; j++) {
-			msv_dsn_recipient *r = msv__dsn_rcpt_new(c);
-			if (!r)
-				break;
-			r->address = msv__dsn_str(c, x.t + f0[j], f1[j] - f0[j]);
-			size_t l0 = first_line[j];
-			size_t l1 = j + 1 < nfound && first_line[j + 1] > l0 ? first_line[j + 1] : x.nlines;
-			span b = block_span(&x, l0, 0, l1);
-			fill_from_block(c, r, x.t + b.s, b.e - b.s, 0);
-		}
-		if (nfound)
-			*format = "text";
+		*prelude = x.nanchors ? x.lines[x.anchors[0].line].s : n;
+		*format = prose_rcpts(&x);
 	}
-out:
 	msv_free(x.lines);
 	msv_free(x.anchors);
 	return c->rep->nrecipients - before;

@@ -135,7 +135,8 @@ static msv_result fail(msv_mime_msg *m, msv_result code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	msv_class cls = code == MSV_E_NOMEM || code == MSV_E_SYSTEM ? MSV_CLASS_LOCAL
+	msv_class cls = code == MSV_E_NOMEM || code == MSV_E_SYSTEM || code == MSV_E_NO_INPUT
+	                ? MSV_CLASS_LOCAL
 	                : code == MSV_E_NO_SMTPUTF8 ? MSV_CLASS_PERMANENT
 	                                             : MSV_CLASS_USAGE;
 	msv_error_vset(&m->err, code, cls, fmt, ap);
@@ -917,15 +918,15 @@ msv_result msv_mime_attach_file(msv_mime_msg *m, const char *path,
 	snprintf(what, sizeof(what), "attachment %s", shown);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(m, MSV_E_SYSTEM, "%s: cannot open: %s", what, strerror(errno));
+		return fail(m, MSV_E_NO_INPUT, "%s: cannot open: %s", what, strerror(errno));
 	struct stat st;
 	int ok = fstat(fd, &st) == 0;
 	int e = errno;
 	close(fd);
 	if (!ok)
-		return fail(m, MSV_E_SYSTEM, "%s: cannot read: %s", what, strerror(e));
+		return fail(m, MSV_E_NO_INPUT, "%s: cannot read: %s", what, strerror(e));
 	if (!S_ISREG(st.st_mode))
-		return fail(m, MSV_E_SYSTEM, "%s: not a regular file", what);
+		return fail(m, MSV_E_NO_INPUT, "%s: not a regular file", what);
 	mpart *p = new_part(m);
 	if (!p)
 		return m->err.code;
@@ -1047,7 +1048,7 @@ static msv_result file_each(msv_mime_msg *m, const mpart *p, unsigned char *buf,
 {
 	int fd = open(p->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(m, MSV_E_SYSTEM, "attachment %.200s: cannot open: %s", p->path,
+		return fail(m, MSV_E_NO_INPUT, "attachment %.200s: cannot open: %s", p->path,
 		            strerror(errno));
 	uint64_t total = 0;
 	for (;;) {
@@ -1057,7 +1058,7 @@ static msv_result file_each(msv_mime_msg *m, const mpart *p, unsigned char *buf,
 		if (n < 0) {
 			int e = errno;
 			close(fd);
-			return fail(m, MSV_E_SYSTEM, "attachment %.200s: cannot read: %s", p->path,
+			return fail(m, MSV_E_NO_INPUT, "attachment %.200s: cannot read: %s", p->path,
 			            strerror(e));
 		}
 		total += (uint64_t)n;
@@ -1827,7 +1828,7 @@ static msv_result body_open(msv_mime_msg *m, mpart *p)
 	if (p->path) {
 		m->fd = open(p->path, O_RDONLY | O_CLOEXEC);
 		if (m->fd < 0)
-			return fail(m, MSV_E_SYSTEM, "attachment %.200s: cannot open: %s", p->path,
+			return fail(m, MSV_E_NO_INPUT, "attachment %.200s: cannot open: %s", p->path,
 			            strerror(errno));
 #ifdef POSIX_FADV_SEQUENTIAL
 		(void)posix_fadvise(m->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -1857,7 +1858,7 @@ static msv_result body_input(msv_mime_msg *m, mpart *p, unsigned char *dst, size
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return fail(m, MSV_E_SYSTEM, "attachment %.200s: cannot read: %s", p->path,
+			return fail(m, MSV_E_NO_INPUT, "attachment %.200s: cannot read: %s", p->path,
 			            strerror(errno));
 		if (r == 0) {
 			*last = 1;
@@ -1867,7 +1868,7 @@ static msv_result body_input(msv_mime_msg *m, mpart *p, unsigned char *dst, size
 		m->fread_total += (uint64_t)r;
 	}
 	if (m->fread_total > p->fsize || (*last && m->fread_total != p->fsize))
-		return fail(m, MSV_E_SYSTEM,
+		return fail(m, MSV_E_NO_INPUT,
 		            "attachment %.200s: its size changed while the message was produced", p->path);
 	if (m->fread_total == p->fsize)
 		*last = 1;

@@ -143,6 +143,8 @@ static msv_result check_line(msv_error *err, const char *what, const char *s, in
 	return MSV_OK;
 }
 
+static msv_result check_identity(const char *id, msv_error *err);
+
 static msv_result check_message(const msv_queue *q, const msv_queue_message *m, size_t i,
                                 msv_error *err)
 {
@@ -182,6 +184,8 @@ static msv_result check_message(const msv_queue *q, const msv_queue_message *m, 
 	    (r = check_line(err, "the DSN NOTIFY value", m->dsn_notify, 1)) ||
 	    (r = check_line(err, "the DSN RET value", m->dsn_ret, 1)) ||
 	    (r = check_line(err, "the ENVID", m->envid, 1)))
+		return r;
+	if (m->submitter && (r = check_identity(m->submitter, err)))
 		return r;
 	return MSV_OK;
 }
@@ -413,6 +417,7 @@ void msv_queue_jobs_free(msv_queue_job *jobs, size_t n)
 		msv_free(j->dsn_ret);
 		msv_free(j->envid);
 		msv_free(j->body);
+		msv_free(j->submitter);
 		for (size_t k = 0; k < j->nrcpt; k++)
 			msv_free(j->rcpt[k].address);
 		msv_free(j->rcpt);
@@ -762,6 +767,266 @@ void msv_queue_suppressions_free(msv_suppression *s, size_t n)
 		msv_free(s[i].address);
 		msv_free(s[i].reason);
 		msv_free(s[i].source);
+	}
+	msv_free(s);
+}
+
+/* ---- API keys ---- */
+
+/* Key names end up in identities ("key:NAME"), logs and metrics labels:
+ * a small charset keeps them safe in all three. */
+static int key_name_ok(const char *name)
+{
+	if (!name)
+		return 0;
+	size_t n = strlen(name);
+	if (n == 0 || n > MSV_KEY_NAME_MAX)
+		return 0;
+	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static msv_result bad_key_name(msv_error *err, const char *name)
+{
+	if (!name)
+		return usage(err, "the key name is missing");
+	return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+	                     "queue: key name \"%.80s\" is not 1 to %d of A-Z a-z 0-9 . _ -", name,
+	                     MSV_KEY_NAME_MAX);
+}
+
+msv_result msv_queue_key_add(msv_queue *q, const msv_queue_key *k, msv_error *err)
+{
+	msv_result r;
+	if (!q || !k)
+		return usage(err, "msv_queue_key_add needs a queue and a key");
+	if ((r = writable(q, err)))
+		return r;
+	if (!key_name_ok(k->name))
+		return bad_key_name(err, k->name);
+	if ((r = check_line(err, "the sender domains", k->sender_domains, 1)))
+		return r;
+	if (!(k->rate >= 0 && k->rate <= 1e9)) /* also refuses NaN */
+		return usage(err, "the key's rate must be between 0 and 1e9 per second");
+	msv_queue_key c = *k;
+	char *domains = lower_dup(k->sender_domains ? k->sender_domains : "");
+	if (!domains)
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	c.sender_domains = domains;
+	r = q->ops->key_add(q->be, &c, err);
+	msv_free(domains);
+	return r;
+}
+
+msv_result msv_queue_key_rotate(msv_queue *q, const char *name, const unsigned char hash[32],
+                                int64_t now_ms, int *found, msv_error *err)
+{
+	msv_result r;
+	int dummy;
+	if (!found)
+		found = &dummy;
+	*found = 0;
+	if (!q || !hash)
+		return usage(err, "msv_queue_key_rotate needs a queue and a hash");
+	if ((r = writable(q, err)))
+		return r;
+	if (!key_name_ok(name))
+		return bad_key_name(err, name);
+	return q->ops->key_rotate(q->be, name, hash, now_ms, found, err);
+}
+
+msv_result msv_queue_key_rm(msv_queue *q, const char *name, int *removed, msv_error *err)
+{
+	msv_result r;
+	int dummy;
+	if (!removed)
+		removed = &dummy;
+	*removed = 0;
+	if (!q)
+		return usage(err, "msv_queue_key_rm needs a queue");
+	if ((r = writable(q, err)))
+		return r;
+	if (!key_name_ok(name))
+		return bad_key_name(err, name);
+	return q->ops->key_rm(q->be, name, removed, err);
+}
+
+msv_result msv_queue_key_list(msv_queue *q, msv_queue_key **out, size_t *n, msv_error *err)
+{
+	if (!q || !out || !n)
+		return usage(err, "msv_queue_key_list needs a queue and out parameters");
+	*out = NULL;
+	*n = 0;
+	return q->ops->key_list(q->be, out, n, err);
+}
+
+void msv_queue_keys_free(msv_queue_key *k, size_t n)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		msv_free(k[i].name);
+		msv_free(k[i].sender_domains);
+	}
+	msv_wipe(k, n * sizeof(*k)); /* the hashes: not secrets, but no use lying around */
+	msv_free(k);
+}
+
+/* ---- reputation ---- */
+
+/* "key:NAME", "uid:1000", "ip:2001:db8::1": printable ASCII without
+ * spaces, at most 300 octets (an IPv6 address with a zone fits easily). */
+#define IDENTITY_MAX 300
+
+static msv_result check_identity(const char *id, msv_error *err)
+{
+	if (!id)
+		return usage(err, "the identity is missing");
+	size_t n = strlen(id);
+	if (n == 0 || n > IDENTITY_MAX)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "queue: an identity must be 1 to %d octets", IDENTITY_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)id[i] <= 0x20 || (unsigned char)id[i] >= 0x7f)
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: identity \"%.80s\" has a space or a character that "
+			                     "is not printable ASCII",
+			                     id);
+	return MSV_OK;
+}
+
+static msv_result check_score(double score, msv_error *err)
+{
+	if (!(score >= 0 && score <= 100)) /* also refuses NaN */
+		return usage(err, "a reputation score must be a number from 0 to 100");
+	return MSV_OK;
+}
+
+msv_result msv_queue_reputation_put(msv_queue *q, const msv_queue_reputation *v, size_t n,
+                                    msv_error *err)
+{
+	msv_result r;
+	if (!q || (n && !v))
+		return usage(err, "msv_queue_reputation_put needs a queue and rows");
+	if ((r = writable(q, err)))
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if ((r = check_identity(v[i].identity, err)) || (r = check_score(v[i].score, err)) ||
+		    (r = check_line(err, "the reason", v[i].why, 1)))
+			return r;
+	if (n == 0)
+		return MSV_OK;
+	return q->ops->reputation_put(q->be, v, n, err);
+}
+
+msv_result msv_queue_reputation_list(msv_queue *q, msv_queue_reputation **out, size_t *n,
+                                     msv_error *err)
+{
+	if (!q || !out || !n)
+		return usage(err, "msv_queue_reputation_list needs a queue and out parameters");
+	*out = NULL;
+	*n = 0;
+	return q->ops->reputation_list(q->be, out, n, err);
+}
+
+void msv_queue_reputations_free(msv_queue_reputation *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		msv_free(v[i].identity);
+		msv_free(v[i].why);
+	}
+	msv_free(v);
+}
+
+msv_result msv_queue_reputation_override(msv_queue *q, const char *identity, double score,
+                                         int64_t now_ms, msv_error *err)
+{
+	msv_result r;
+	if (!q)
+		return usage(err, "msv_queue_reputation_override needs a queue");
+	if ((r = writable(q, err)) || (r = check_identity(identity, err)) ||
+	    (r = check_score(score, err)))
+		return r;
+	return q->ops->reputation_override(q->be, identity, score, now_ms, err);
+}
+
+msv_result msv_queue_reputation_take_overrides(msv_queue *q, msv_queue_reputation **out,
+                                               size_t *n, msv_error *err)
+{
+	msv_result r;
+	if (!q || !out || !n)
+		return usage(err, "msv_queue_reputation_take_overrides needs a queue and out "
+		                  "parameters");
+	*out = NULL;
+	*n = 0;
+	if ((r = writable(q, err)))
+		return r;
+	return q->ops->reputation_take_overrides(q->be, out, n, err);
+}
+
+/* ---- outbound shaping ---- */
+
+msv_result msv_queue_postpone(msv_queue *q, const int64_t *rcpt_ids, size_t n, int64_t until_ms,
+                              size_t *changed, msv_error *err)
+{
+	msv_result r;
+	size_t dummy;
+	if (!changed)
+		changed = &dummy;
+	*changed = 0;
+	if (!q || (n && !rcpt_ids))
+		return usage(err, "msv_queue_postpone needs a queue and recipient ids");
+	if ((r = writable(q, err)))
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (rcpt_ids[i] <= 0)
+			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+			                     "queue: recipient id %zu is not a recipient's id", i);
+	if (n == 0)
+		return MSV_OK;
+	return q->ops->postpone(q->be, rcpt_ids, n, until_ms, changed, err);
+}
+
+msv_result msv_queue_route_state_put(msv_queue *q, const msv_queue_route_state *s, size_t n,
+                                     msv_error *err)
+{
+	msv_result r;
+	if (!q || (n && !s))
+		return usage(err, "msv_queue_route_state_put needs a queue and rows");
+	if ((r = writable(q, err)))
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		if ((r = check_line(err, "the route name", s[i].route, 0)))
+			return r;
+		if (!*s[i].route)
+			return usage(err, "the route name is empty");
+		const char *c = s[i].circuit;
+		if (!c || (strcmp(c, "closed") && strcmp(c, "open") && strcmp(c, "half-open")))
+			return usage(err, "a route's circuit is closed, open or half-open");
+	}
+	if (n == 0)
+		return MSV_OK;
+	return q->ops->route_state_put(q->be, s, n, err);
+}
+
+msv_result msv_queue_route_state_list(msv_queue *q, msv_queue_route_state **out, size_t *n,
+                                      msv_error *err)
+{
+	if (!q || !out || !n)
+		return usage(err, "msv_queue_route_state_list needs a queue and out parameters");
+	*out = NULL;
+	*n = 0;
+	return q->ops->route_state_list(q->be, out, n, err);
+}
+
+void msv_queue_route_states_free(msv_queue_route_state *s, size_t n)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		msv_free(s[i].route);
+		msv_free(s[i].circuit);
 	}
 	msv_free(s);
 }

@@ -99,6 +99,30 @@ typedef struct msv__queue_ops {
 	msv_result (*suppress_list)(void *be, msv_suppression **out, size_t *n, msv_error *err);
 	/* One small real write transaction, committed (health checks). */
 	msv_result (*probe_write)(void *be, msv_error *err);
+	/* API keys (names checked, domains lowercased by the front).  A name
+	 * already taken is MSV_E_INVALID "key NAME exists". */
+	msv_result (*key_add)(void *be, const msv_queue_key *k, msv_error *err);
+	msv_result (*key_rotate)(void *be, const char *name, const unsigned char hash[32],
+	                         int64_t now_ms, int *found, msv_error *err);
+	msv_result (*key_rm)(void *be, const char *name, int *removed, msv_error *err);
+	msv_result (*key_list)(void *be, msv_queue_key **out, size_t *n, msv_error *err);
+	/* Reputation (identities and scores checked by the front). */
+	msv_result (*reputation_put)(void *be, const msv_queue_reputation *r, size_t n,
+	                             msv_error *err);
+	msv_result (*reputation_list)(void *be, msv_queue_reputation **out, size_t *n,
+	                              msv_error *err);
+	msv_result (*reputation_override)(void *be, const char *identity, double score,
+	                                  int64_t now_ms, msv_error *err);
+	msv_result (*reputation_take_overrides)(void *be, msv_queue_reputation **out, size_t *n,
+	                                        msv_error *err);
+	/* Outbound shaping: recipients back to the queue without an attempt,
+	 * and the routes' circuit breakers for `queue stats`. */
+	msv_result (*postpone)(void *be, const int64_t *rcpt_ids, size_t n, int64_t until_ms,
+	                       size_t *changed, msv_error *err);
+	msv_result (*route_state_put)(void *be, const msv_queue_route_state *s, size_t n,
+	                              msv_error *err);
+	msv_result (*route_state_list)(void *be, msv_queue_route_state **out, size_t *n,
+	                               msv_error *err);
 } msv__queue_ops;
 
 extern const msv__queue_ops msv__queue_sqlite_ops;

@@ -35,7 +35,7 @@
  * newer file instead of misreading it.  application_id marks the file as a
  * missive queue ("MSVQ") so that pointing the queue at some other SQLite
  * database fails clearly instead of adding tables to it. */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define APPLICATION_ID 0x4d535651
 
 /* Room left in SQLite's row size limit for the columns beside the body. */
@@ -71,6 +71,7 @@ static const char schema_sql[] =
 	" body_8bit INTEGER NOT NULL DEFAULT 0,"
 	" smtputf8 INTEGER NOT NULL DEFAULT 0,"
 	" size INTEGER NOT NULL,"
+	" submitter TEXT," /* schema 3; a migrated file has it after body */
 	" body BLOB NOT NULL);" /* last: reading the other columns skips its pages */
 	"CREATE INDEX messages_created ON messages(created_ms);"
 	"CREATE INDEX messages_mid ON messages(message_id);" /* bounces matched by Message-ID */
@@ -107,12 +108,47 @@ static const char schema_sql[] =
 	" source TEXT NOT NULL,"
 	" created_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* Schema 3: the gateway's API keys and submitters' reputation, created in
+ * new files and added to older ones.  Only a secret's SHA-256 is kept:
+ * the file (and its backups) never holds a usable credential.  Overrides
+ * wait in their own table until missived takes them, so an operator's
+ * change is not lost to the daemon writing its in-memory scores back. */
+static const char schema3_sql[] =
+	"CREATE TABLE api_keys ("
+	" name TEXT PRIMARY KEY,"
+	" hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	" sender_domains TEXT NOT NULL DEFAULT '',"
+	" rate REAL NOT NULL DEFAULT 0,"
+	" burst INTEGER NOT NULL DEFAULT 0,"
+	" created_ms INTEGER NOT NULL,"
+	" rotated_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE TABLE reputation ("
+	" identity TEXT PRIMARY KEY,"
+	" score REAL NOT NULL CHECK (score BETWEEN 0 AND 100),"
+	" stamp_ms INTEGER NOT NULL,"
+	" rejections INTEGER NOT NULL DEFAULT 0,"
+	" open_until_ms INTEGER NOT NULL DEFAULT 0,"
+	" changed_ms INTEGER NOT NULL,"
+	" why TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+	"CREATE TABLE reputation_overrides ("
+	" identity TEXT PRIMARY KEY,"
+	" score REAL NOT NULL CHECK (score BETWEEN 0 AND 100),"
+	" at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	/* Each route's circuit breaker as missived last wrote it, for `missive
+	 * queue stats`; the breaker itself lives in the daemon's memory. */
+	"CREATE TABLE route_state ("
+	" route TEXT PRIMARY KEY,"
+	" circuit TEXT NOT NULL,"
+	" open_until_ms INTEGER NOT NULL DEFAULT 0,"
+	" trips INTEGER NOT NULL DEFAULT 0,"
+	" changed_ms INTEGER NOT NULL) WITHOUT ROWID;";
+
 /* ---- hot statements, prepared once on the write connection ---- */
 
 #define SQL_INS_MSG                                                                         \
 	"INSERT INTO messages (qid, created_ms, sender, route, message_id, dsn_notify, dsn_ret," \
-	" envid, body_8bit, smtputf8, size, body)"                                              \
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+	" envid, body_8bit, smtputf8, size, body, submitter)"                                   \
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 #define SQL_INS_RCPT                                                                        \
 	"INSERT INTO recipients (msg, address, state, next_attempt_ms, updated_ms)"             \
 	" VALUES (?1, ?2, ?3, ?4, ?4)"
@@ -126,7 +162,7 @@ static const char schema_sql[] =
 	" RETURNING id, msg, address, attempts, next_attempt_ms"
 #define SQL_LOAD_MSG                                                                        \
 	"SELECT qid, created_ms, sender, route, message_id, dsn_notify, dsn_ret, envid,"        \
-	" body_8bit, smtputf8, body FROM messages WHERE id = ?1"
+	" body_8bit, smtputf8, body, submitter FROM messages WHERE id = ?1"
 /* ?2 = 1 is MSV_RCPT_DEFERRED: only a deferral moves the schedule. */
 #define SQL_RECORD                                                                          \
 	"UPDATE recipients SET state = ?2, attempts = attempts + ?3,"                           \
@@ -542,7 +578,8 @@ static msv_result sq_migrate(sq *s, msv_error *err)
 		goto fail;
 	char sql[64];
 	if (version == 0) {
-		if ((r = exec(s, &s->w, schema_sql, "creating the tables", err)))
+		if ((r = exec(s, &s->w, schema_sql, "creating the tables", err)) ||
+		    (r = exec(s, &s->w, schema3_sql, "creating the tables", err)))
 			goto fail;
 		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APPLICATION_ID);
 		if ((r = exec(s, &s->w, sql, "marking the file", err)))
@@ -552,7 +589,13 @@ static msv_result sq_migrate(sq *s, msv_error *err)
 	                     "adding the Message-ID index (schema 2)", err))) {
 		goto fail;
 	}
-	/* Later schema versions: "if (version < 3) { ALTER ... }" above. */
+	if (version > 0 && version < 3 &&
+	    ((r = exec(s, &s->w, "ALTER TABLE messages ADD COLUMN submitter TEXT",
+	               "adding the submitter column (schema 3)", err)) ||
+	     (r = exec(s, &s->w, schema3_sql, "adding the key and reputation tables (schema 3)",
+	               err))))
+		goto fail;
+	/* Later schema versions: "if (version < 4) { ALTER ... }" above. */
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
 	if ((r = exec(s, &s->w, sql, "marking the file", err)))
 		goto fail;
@@ -744,6 +787,7 @@ static msv_result insert_message(sq *s, const msv_queue_message *m, int64_t now_
 		sqlite3_bind_int64(st, 11, (sqlite3_int64)m->len);
 		/* A NULL pointer would bind SQL NULL: an empty body is "". */
 		sqlite3_bind_blob64(st, 12, m->len ? m->body : "", m->len, SQLITE_STATIC);
+		bind_str(st, 13, m->submitter);
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_DONE) {
 			sqlite3_reset(st);
@@ -893,6 +937,8 @@ static msv_result load_job(sq *s, int64_t msg, msv_queue_job *j, msv_error *err)
 		memcpy(j->body, body, len);
 	j->body[len] = '\0';
 	j->len = len;
+	if (col_dup(st, 11, 1, &j->submitter))
+		r = nomem(err);
 out:
 	sqlite3_reset(st);
 	return r;
@@ -1791,6 +1837,447 @@ static msv_result sq_probe_write(void *be, msv_error *err)
 	return r;
 }
 
+/* ---- API keys ---- */
+
+static msv_result sq_key_add(void *be, const msv_queue_key *k, msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->w.mu);
+	if ((r = begin_write(s, "adding a key", err)))
+		goto out;
+	if ((r = prepare(s, &s->w,
+	                 "INSERT INTO api_keys (name, hash, sender_domains, rate, burst, created_ms,"
+	                 " rotated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+	                 &st, err)))
+		goto end;
+	bind_str(st, 1, k->name);
+	sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
+	bind_str(st, 3, k->sender_domains ? k->sender_domains : "");
+	sqlite3_bind_double(st, 4, k->rate);
+	sqlite3_bind_int64(st, 5, k->burst);
+	sqlite3_bind_int64(st, 6, k->created_ms);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		r = msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE, "key %s exists", k->name);
+	else if (rc != SQLITE_DONE)
+		r = sq_fail(err, s, s->w.db, rc, "adding a key");
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "adding a key", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
+static msv_result sq_key_rotate(void *be, const char *name, const unsigned char hash[32],
+                                int64_t now_ms, int *found, msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->w.mu);
+	if ((r = begin_write(s, "rotating a key", err)))
+		goto out;
+	if ((r = prepare(s, &s->w, "UPDATE api_keys SET hash = ?2, rotated_ms = ?3 WHERE name = ?1",
+	                 &st, err)))
+		goto end;
+	bind_str(st, 1, name);
+	sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	if ((r = step_done(s, &s->w, st, "rotating a key", err)))
+		goto end;
+	*found = sqlite3_changes(s->w.db) > 0;
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "rotating a key", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
+static msv_result sq_key_rm(void *be, const char *name, int *removed, msv_error *err)
+{
+	size_t n = 0;
+	msv_result r = write_one(be, "DELETE FROM api_keys WHERE name = ?1", name, NULL, 0, 0, &n,
+	                         "removing a key", err);
+	if (!r)
+		*removed = n > 0;
+	return r;
+}
+
+static msv_result sq_key_list(void *be, msv_queue_key **out, size_t *n, msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	msv_queue_key *v = NULL;
+	size_t nv = 0, cap = 0;
+	int rc;
+	pthread_mutex_lock(&s->r.mu);
+	if ((r = prepare(s, &s->r,
+	                 "SELECT name, hash, sender_domains, rate, burst, created_ms, rotated_ms"
+	                 " FROM api_keys ORDER BY name",
+	                 &st, err)))
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
+			r = nomem(err);
+			goto out;
+		}
+		msv_queue_key *k = &v[nv];
+		memset(k, 0, sizeof(*k));
+		nv++;
+		const void *h = sqlite3_column_blob(st, 1);
+		if (!h || sqlite3_column_bytes(st, 1) != 32) {
+			r = msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+			                  "queue %s: a key has a malformed hash", s->path);
+			goto out;
+		}
+		memcpy(k->hash, h, 32);
+		k->rate = sqlite3_column_double(st, 3);
+		int64_t burst = sqlite3_column_int64(st, 4);
+		k->burst = burst > 0 && burst <= UINT32_MAX ? (unsigned)burst : 0;
+		k->created_ms = sqlite3_column_int64(st, 5);
+		k->rotated_ms = sqlite3_column_int64(st, 6);
+		if (col_dup(st, 0, 0, &k->name) || col_dup(st, 2, 0, &k->sender_domains)) {
+			r = nomem(err);
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		r = sq_fail(err, s, s->r.db, rc, "listing keys");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->r.mu);
+	if (r) {
+		msv_queue_keys_free(v, nv);
+		return r;
+	}
+	*out = v;
+	*n = nv;
+	return MSV_OK;
+}
+
+/* ---- reputation ---- */
+
+#define SQL_REP_PUT                                                                         \
+	"INSERT INTO reputation (identity, score, stamp_ms, rejections, open_until_ms,"         \
+	" changed_ms, why) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (identity) DO UPDATE" \
+	" SET score = excluded.score, stamp_ms = excluded.stamp_ms,"                            \
+	" rejections = excluded.rejections, open_until_ms = excluded.open_until_ms,"            \
+	" changed_ms = excluded.changed_ms, why = excluded.why"
+
+static msv_result rep_put_one(sq *s, sqlite3_stmt *st, const msv_queue_reputation *x,
+                              msv_error *err)
+{
+	bind_str(st, 1, x->identity);
+	sqlite3_bind_double(st, 2, x->score);
+	sqlite3_bind_int64(st, 3, x->stamp_ms);
+	sqlite3_bind_int64(st, 4, x->rejections);
+	sqlite3_bind_int64(st, 5, x->open_until_ms);
+	sqlite3_bind_int64(st, 6, x->changed_ms);
+	bind_str(st, 7, x->why ? x->why : "");
+	return step_done(s, &s->w, st, "storing a reputation", err);
+}
+
+static msv_result sq_reputation_put(void *be, const msv_queue_reputation *v, size_t n,
+                                    msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->w.mu);
+	if ((r = begin_write(s, "storing reputations", err)))
+		goto out;
+	if ((r = prepare(s, &s->w, SQL_REP_PUT, &st, err)))
+		goto end;
+	for (size_t i = 0; i < n && !r; i++)
+		r = rep_put_one(s, st, &v[i], err);
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "storing reputations", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
+/* Reads (identity, score, stamp_ms, rejections, open_until_ms, changed_ms,
+ * why) rows of st into a new array. */
+static msv_result rep_rows(sq *s, sq_conn *c, sqlite3_stmt *st, msv_queue_reputation **out,
+                           size_t *n, const char *what, msv_error *err)
+{
+	msv_queue_reputation *v = NULL;
+	size_t nv = 0, cap = 0;
+	msv_result r = MSV_OK;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
+			r = nomem(err);
+			break;
+		}
+		msv_queue_reputation *x = &v[nv];
+		memset(x, 0, sizeof(*x));
+		nv++;
+		x->score = sqlite3_column_double(st, 1);
+		x->stamp_ms = sqlite3_column_int64(st, 2);
+		int64_t rej = sqlite3_column_int64(st, 3);
+		x->rejections = rej > 0 && rej <= UINT32_MAX ? (unsigned)rej : 0;
+		x->open_until_ms = sqlite3_column_int64(st, 4);
+		x->changed_ms = sqlite3_column_int64(st, 5);
+		if (col_dup(st, 0, 0, &x->identity) ||
+		    (sqlite3_column_type(st, 6) != SQLITE_NULL && col_dup(st, 6, 0, &x->why))) {
+			r = nomem(err);
+			break;
+		}
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = sq_fail(err, s, c->db, rc, what);
+	if (r) {
+		msv_queue_reputations_free(v, nv);
+		return r;
+	}
+	*out = v;
+	*n = nv;
+	return MSV_OK;
+}
+
+static msv_result sq_reputation_list(void *be, msv_queue_reputation **out, size_t *n,
+                                     msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->r.mu);
+	if (!(r = prepare(s, &s->r,
+	                  "SELECT identity, score, stamp_ms, rejections, open_until_ms, changed_ms,"
+	                  " why FROM reputation ORDER BY identity",
+	                  &st, err)))
+		r = rep_rows(s, &s->r, st, out, n, "listing reputations", err);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->r.mu);
+	return r;
+}
+
+static msv_result sq_reputation_override(void *be, const char *identity, double score,
+                                         int64_t now_ms, msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->w.mu);
+	if ((r = begin_write(s, "overriding a reputation", err)))
+		goto out;
+	if ((r = prepare(s, &s->w,
+	                 "INSERT INTO reputation_overrides (identity, score, at_ms)"
+	                 " VALUES (?1, ?2, ?3) ON CONFLICT (identity) DO UPDATE"
+	                 " SET score = excluded.score, at_ms = excluded.at_ms",
+	                 &st, err)))
+		goto end;
+	bind_str(st, 1, identity);
+	sqlite3_bind_double(st, 2, score);
+	sqlite3_bind_int64(st, 3, now_ms);
+	if ((r = step_done(s, &s->w, st, "overriding a reputation", err)))
+		goto end;
+	sqlite3_finalize(st);
+	st = NULL;
+	/* The row too, as msv_reputation_set() leaves it: `ls` shows the new
+	 * score before the daemon has taken the override. */
+	msv_queue_reputation x = {.identity = (char *)identity, .score = score, .stamp_ms = now_ms,
+	                          .changed_ms = now_ms, .why = (char *)"operator"};
+	if (!(r = prepare(s, &s->w, SQL_REP_PUT, &st, err)))
+		r = rep_put_one(s, st, &x, err);
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "overriding a reputation", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
+static msv_result sq_reputation_take_overrides(void *be, msv_queue_reputation **out, size_t *n,
+                                               msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	msv_queue_reputation *v = NULL;
+	size_t nv = 0;
+	pthread_mutex_lock(&s->w.mu);
+	/* missived asks twice a second and there is almost never anything:
+	 * a read first, so that the asking takes no write lock from the
+	 * submissions and outcomes that need it. */
+	if ((r = prepare(s, &s->w, "SELECT 1 FROM reputation_overrides LIMIT 1", &st, err)))
+		goto out;
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_DONE)
+		goto out;
+	if (rc != SQLITE_ROW) {
+		r = sq_fail(err, s, s->w.db, rc, "taking reputation overrides");
+		goto out;
+	}
+	if ((r = begin_write(s, "taking reputation overrides", err)))
+		goto out;
+	/* Read and delete in one transaction: an override written meanwhile
+	 * by another process waits for the next take, never vanishes. */
+	if ((r = prepare(s, &s->w,
+	                 "SELECT identity, score, at_ms, 0, 0, 0, NULL FROM reputation_overrides"
+	                 " ORDER BY at_ms, identity",
+	                 &st, err)) ||
+	    (r = rep_rows(s, &s->w, st, &v, &nv, "taking reputation overrides", err)))
+		goto end;
+	if (nv)
+		r = exec(s, &s->w, "DELETE FROM reputation_overrides", "taking reputation overrides",
+		         err);
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "taking reputation overrides", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	if (r) {
+		msv_queue_reputations_free(v, nv);
+		return r;
+	}
+	*out = v;
+	*n = nv;
+	return MSV_OK;
+}
+
+/* ---- outbound shaping ---- */
+
+/* Only pending recipients move: an outcome recorded meanwhile (by a
+ * worker whose lease this one outlived) is not undone. */
+static msv_result sq_postpone(void *be, const int64_t *ids, size_t n, int64_t until_ms,
+                              size_t *changed, msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	size_t total = 0;
+	pthread_mutex_lock(&s->w.mu);
+	if ((r = begin_write(s, "postponing recipients", err)))
+		goto out;
+	if ((r = prepare(s, &s->w,
+	                 "UPDATE recipients SET next_attempt_ms = ?2, lease_owner = NULL,"
+	                 " lease_expiry_ms = 0 WHERE id = ?1 AND state IN (0, 1)",
+	                 &st, err)))
+		goto end;
+	for (size_t i = 0; i < n && !r; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_int64(st, 2, until_ms);
+		if (!(r = step_done(s, &s->w, st, "postponing recipients", err)))
+			total += (size_t)sqlite3_changes(s->w.db);
+	}
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "postponing recipients", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	if (!r)
+		*changed = total;
+	return r;
+}
+
+static msv_result sq_route_state_put(void *be, const msv_queue_route_state *v, size_t n,
+                                     msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->w.mu);
+	if ((r = begin_write(s, "storing route states", err)))
+		goto out;
+	if ((r = prepare(s, &s->w,
+	                 "INSERT OR REPLACE INTO route_state (route, circuit, open_until_ms, trips,"
+	                 " changed_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+	                 &st, err)))
+		goto end;
+	for (size_t i = 0; i < n && !r; i++) {
+		bind_str(st, 1, v[i].route);
+		bind_str(st, 2, v[i].circuit);
+		sqlite3_bind_int64(st, 3, v[i].open_until_ms);
+		/* SQLite integers are signed: a count past 2^63 would not survive. */
+		sqlite3_bind_int64(st, 4, v[i].trips > INT64_MAX ? INT64_MAX : (int64_t)v[i].trips);
+		sqlite3_bind_int64(st, 5, v[i].changed_ms);
+		r = step_done(s, &s->w, st, "storing a route state", err);
+	}
+end:
+	sqlite3_finalize(st);
+	if (r)
+		rollback(&s->w);
+	else
+		r = commit(s, &s->w, "storing route states", err);
+out:
+	pthread_mutex_unlock(&s->w.mu);
+	return r;
+}
+
+static msv_result sq_route_state_list(void *be, msv_queue_route_state **out, size_t *n,
+                                      msv_error *err)
+{
+	sq *s = be;
+	msv_result r;
+	sqlite3_stmt *st = NULL;
+	msv_queue_route_state *v = NULL;
+	size_t nv = 0, cap = 0;
+	int rc;
+	pthread_mutex_lock(&s->r.mu);
+	if ((r = prepare(s, &s->r,
+	                 "SELECT route, circuit, open_until_ms, trips, changed_ms FROM route_state"
+	                 " ORDER BY route",
+	                 &st, err)))
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
+			r = nomem(err);
+			goto out;
+		}
+		msv_queue_route_state *x = &v[nv++];
+		memset(x, 0, sizeof(*x));
+		x->open_until_ms = sqlite3_column_int64(st, 2);
+		int64_t trips = sqlite3_column_int64(st, 3);
+		x->trips = trips > 0 ? (uint64_t)trips : 0;
+		x->changed_ms = sqlite3_column_int64(st, 4);
+		if (col_dup(st, 0, 0, &x->route) || col_dup(st, 1, 0, &x->circuit)) {
+			r = nomem(err);
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		r = sq_fail(err, s, s->r.db, rc, "listing route states");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->r.mu);
+	if (r) {
+		msv_queue_route_states_free(v, nv);
+		return r;
+	}
+	*out = v;
+	*n = nv;
+	return MSV_OK;
+}
+
 const msv__queue_ops msv__queue_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1815,4 +2302,15 @@ const msv__queue_ops msv__queue_sqlite_ops = {
 	.suppress_check = sq_suppress_check,
 	.suppress_list = sq_suppress_list,
 	.probe_write = sq_probe_write,
+	.key_add = sq_key_add,
+	.key_rotate = sq_key_rotate,
+	.key_rm = sq_key_rm,
+	.key_list = sq_key_list,
+	.reputation_put = sq_reputation_put,
+	.reputation_list = sq_reputation_list,
+	.reputation_override = sq_reputation_override,
+	.reputation_take_overrides = sq_reputation_take_overrides,
+	.postpone = sq_postpone,
+	.route_state_put = sq_route_state_put,
+	.route_state_list = sq_route_state_list,
 };

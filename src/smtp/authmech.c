@@ -13,14 +13,14 @@ static const char *const mech_names[] = {
 	[MSV_AUTH_XOAUTH2] = "XOAUTH2",
 };
 
-const char *msv_auth_mech_name(msv_auth_mech m)
+const char *msv_smtp_auth_mech_name(msv_auth_mech m)
 {
 	if ((unsigned)m >= sizeof(mech_names) / sizeof(mech_names[0]))
 		return "?";
 	return mech_names[m];
 }
 
-int msv_auth_mech_parse(const char *s, msv_auth_mech *out)
+int msv_smtp_auth_mech_parse(const char *s, msv_auth_mech *out)
 {
 	for (unsigned i = 0; i < sizeof(mech_names) / sizeof(mech_names[0]); i++)
 		if (!strcasecmp(s, mech_names[i])) {

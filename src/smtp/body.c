@@ -110,7 +110,7 @@ msv_result msv__body_finish(msv_body_xf *x, msv_buf *out)
 	return MSV_OK;
 }
 
-void msv_body_scan(msv_body_info *info, const char *data, size_t len, size_t line_max)
+void msv_smtp_body_scan(msv_body_info *info, const char *data, size_t len, size_t line_max)
 {
 	memset(info, 0, sizeof(*info));
 	if (!line_max)

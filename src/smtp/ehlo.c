@@ -53,7 +53,7 @@ static void parse_auth(msv_smtp_caps *caps, const char *p, size_t n)
 		if (i > s && i - s < sizeof(name)) {
 			memcpy(name, p + s, i - s);
 			name[i - s] = '\0';
-			if (msv_auth_mech_parse(name, &m) == 0 && m != MSV_AUTH_AUTO)
+			if (msv_smtp_auth_mech_parse(name, &m) == 0 && m != MSV_AUTH_AUTO)
 				caps->auth_mechs |= 1u << m;
 		}
 	}

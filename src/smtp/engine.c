@@ -406,7 +406,7 @@ static void start_auth(msv_smtp *s)
 	if (m == MSV_AUTH_AUTO) {
 		if (s->o.auth != MSV_AUTH_AUTO)
 			fail(s, MSV_E_NO_AUTH_MECH, MSV_CLASS_PERMANENT,
-			     "server does not offer AUTH %s", msv_auth_mech_name(s->o.auth));
+			     "server does not offer AUTH %s", msv_smtp_auth_mech_name(s->o.auth));
 		else
 			fail(s, MSV_E_NO_AUTH_MECH, MSV_CLASS_PERMANENT,
 			     "server offers no supported AUTH mechanism");
@@ -417,20 +417,21 @@ static void start_auth(msv_smtp *s)
 	s->sasl.secret = s->secret ? s->secret : "";
 	msv_buf *b = &s->scratch;
 	msv_buf_reset(b);
-	msv_result r = msv_buf_addf(b, "AUTH %s", msv_auth_mech_name(m));
+	msv_result r = msv_buf_addf(b, "AUTH %s", msv_smtp_auth_mech_name(m));
 	size_t cmdlen = b->len;
 	if (!r)
 		r = msv_buf_addc(b, ' ');
 	if (!r)
 		r = msv__sasl_start(&s->sasl, b);
 	if (r) {
-		fail(s, r, MSV_CLASS_LOCAL, "cannot start AUTH %s: %s", msv_auth_mech_name(m), msv_strerror(r));
+		fail(s, r, MSV_CLASS_LOCAL, "cannot start AUTH %s: %s", msv_smtp_auth_mech_name(m),
+		     msv_strerror(r));
 		return;
 	}
 	if (b->len == cmdlen + 1)
 		b->len = cmdlen; /* no initial response */
 	char traced[64];
-	snprintf(traced, sizeof(traced), "AUTH %s%s", msv_auth_mech_name(m),
+	snprintf(traced, sizeof(traced), "AUTH %s%s", msv_smtp_auth_mech_name(m),
 	         b->len > cmdlen ? " [redacted]" : "");
 	set_state(s, ST_AUTH);
 	send_line(s, C_AUTH, 0, b->data, b->len, traced);
@@ -500,7 +501,7 @@ static void on_auth_reply(msv_smtp *s, const msv_smtp_reply *r)
 	msv_result rc = msv__sasl_step(&s->sasl, ch, chn, b);
 	if (rc) {
 		fail(s, MSV_E_PROTOCOL, MSV_CLASS_TEMPORARY, "unexpected AUTH %s challenge from server",
-		     msv_auth_mech_name(s->sasl.mech));
+		     msv_smtp_auth_mech_name(s->sasl.mech));
 		return;
 	}
 	send_line(s, C_AUTH, 0, b->data ? b->data : "", b->len, "[redacted]");
@@ -782,7 +783,7 @@ static void process_input(msv_smtp *s)
 {
 	while (s->in.len && s->state != ST_FAILED && s->state != ST_TLS) {
 		msv_smtp_reply r;
-		long n = msv_reply_parse(s->in.data, s->in.len, &r, &s->lines, &s->err);
+		long n = msv_smtp_reply_parse(s->in.data, s->in.len, &r, &s->lines, &s->err);
 		if (n < 0) {
 			set_state(s, ST_FAILED);
 			return;

@@ -68,8 +68,8 @@ static void append_text(msv_smtp_reply *out, const char *t, size_t n, int first)
 	msv_sanitize(out->text + have, sizeof(out->text) - have, t, n);
 }
 
-long msv_reply_parse(const char *buf, size_t len, msv_smtp_reply *out, msv_buf *lines,
-                     msv_error *err)
+long msv_smtp_reply_parse(const char *buf, size_t len, msv_smtp_reply *out, msv_buf *lines,
+                          msv_error *err)
 {
 	size_t pos = 0;
 	int code = 0, nlines = 0;

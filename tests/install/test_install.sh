@@ -1,6 +1,7 @@
 #!/bin/sh
 # cmake --install puts a usable library in place: headers, libmissive,
-# missive.pc, the CLI (missive, and the sendmail front end as sbin/sendmail)
+# missive.pc, the CLI (the light missive, the sendmail front end as
+# sbin/sendmail, the fully linked libexec/missive/missive-core they exec)
 # and the man pages; a program built with pkg-config against it compiles,
 # links and runs.
 #   test_install.sh BUILD_DIR SOURCE_DIR CC "EXTRA_FLAGS"
@@ -10,7 +11,7 @@ PREFIX=$(mktemp -d)
 trap 'rm -rf "$PREFIX"' EXIT
 cmake --install "$BUILD" --prefix "$PREFIX" >/dev/null
 for f in include/missive/core.h include/missive/smtp.h include/missive/queue.h \
-         include/missive/version.h bin/missive \
+         include/missive/version.h bin/missive libexec/missive/missive-core \
          sbin/missived sbin/sendmail share/man/man1/missive-send.1 share/man/man8/missived.8 \
          lib/systemd/system/missived.service; do
     [ -e "$PREFIX/$f" ] || { echo "missing after install: $f" >&2; exit 1; }
@@ -36,20 +37,26 @@ done
 "$PREFIX/bin/missive" --version | grep -q '^missive '
 "$PREFIX/sbin/sendmail" --help | grep -q 'usage: missive sendmail'
 "$PREFIX/bin/missive" queue --help | grep -q 'usage: missive queue'
-# One copy of the library per process: no command module, and the front end
-# links neither OpenSSL nor SQLite.
+"$PREFIX/bin/missive" sendmail --help | grep -q 'usage: missive sendmail'
+# One copy of the library per process: no command module, and the light
+# programs link neither OpenSSL nor SQLite.
 if find "$PREFIX" -name 'missive-commands*' | grep -q .; then
     echo "a command module was installed" >&2; exit 1
 fi
-if readelf -d "$PREFIX/sbin/sendmail" | grep -Eq 'NEEDED.*lib(ssl|crypto|sqlite3)\.so'; then
-    echo "sbin/sendmail links OpenSSL or SQLite" >&2; exit 1
-fi
-# With no missived, sendmail runs bin/missive to write the queue, found
-# relative to itself: the prefix here is not the configured one.
+for light in sbin/sendmail bin/missive; do
+    if readelf -d "$PREFIX/$light" | grep -Eq 'NEEDED.*lib(ssl|crypto|sqlite3)\.so'; then
+        echo "$light links OpenSSL or SQLite" >&2; exit 1
+    fi
+done
+# With no missived, sendmail and `missive sendmail` run missive-core to
+# write the queue, found relative to themselves: the prefix here is not the
+# configured one.
 printf '[queue]\npath = %s/queue.db\n[daemon]\nsocket =\n[route default]\nserver = 127.0.0.1:9\ntls = none\n' \
     "$PREFIX" >"$PREFIX/missive.conf"
 printf 'From: a@example.com\nSubject: s\n\nhi\n' |
     "$PREFIX/sbin/sendmail" --config "$PREFIX/missive.conf" -v b@example.com | grep -q '^queued as '
-"$PREFIX/bin/missive" queue stats --config "$PREFIX/missive.conf" --json | grep -q '"messages":.*1'
+printf 'From: a@example.com\nSubject: s\n\nhi\n' |
+    "$PREFIX/bin/missive" sendmail --config "$PREFIX/missive.conf" -v b@example.com | grep -q '^queued as '
+"$PREFIX/bin/missive" queue stats --config "$PREFIX/missive.conf" --json | grep -q '"messages":.*2'
 "$PREFIX/sbin/missived" --version | grep -q '^missived '
 echo "install: ok ($(pkg-config --modversion missive))"

@@ -181,9 +181,10 @@ def as_user(name="nobody"):
 _copies = {}
 
 
-# What a program of the build tree runs from its own directory: the sendmail front
-# end execs the missive beside it when missived does not take a message.
-_COMPANIONS = {"missive-sendmail": ["missive"]}
+# What a program of the build tree runs from its own directory: the light missive
+# execs the missive-core beside it for every command but sendmail, and both it and
+# the sendmail front end exec missive-core when missived does not take a message.
+_COMPANIONS = {"missive": ["missive-core"], "missive-sendmail": ["missive-core"]}
 
 
 def _companions(exe):

@@ -45,6 +45,7 @@ def _setup():
 path = {d}/queue.db
 [http]
 listen = 127.0.0.1:{http}
+trust-loopback = yes
 [daemon]
 poll-interval = 100ms
 [route default]

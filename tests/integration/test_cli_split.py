@@ -1,24 +1,32 @@
 #!/usr/bin/python3
-"""One copy of the library per process: `missive` and the sendmail front end.
+"""One copy of the library per process: light `missive`, the sendmail front end
+and the fully linked missive-core.
 
-`missive` is fully linked (every command, no module, no dlopen).  The sendmail(8)
-front end, missive-sendmail (installed as SBINDIR/sendmail), hands the message to
-missived's socket and links neither OpenSSL nor SQLite; when missived does not
-take the message it execs `missive sendmail -i ...` with the message as read,
-found beside itself (build tree), at the install layout's path from sbindir to
-bindir, or in the configured bindir.  Checked here:
-  * readelf: no NEEDED libssl, libcrypto or libsqlite3 in the front end; at run
-    time (LD_DEBUG=files) its --help and a submission through missived load none
-    of them; `missive` loads no shared object of its own (no module) for any
-    command;
-  * the front end copied alone: through a running missived it works (0, 65 for a
-    bad address from missived); with missived stopped, or no socket configured,
-    it exits 72 naming the missive it looked for, and nothing is queued;
-  * with missive beside it (the build tree), through a symlink, and in an
-    installed layout (sbin/sendmail + bin/missive under any prefix): missived
-    down, the message is queued, cut at a lone dot as read (the exec passes -i);
+missive-core is fully linked (every command, no module, no dlopen).  The two light
+programs link neither OpenSSL nor SQLite: the sendmail(8) front end,
+missive-sendmail (installed as SBINDIR/sendmail), and `missive` itself, which runs
+`missive sendmail` the same way (missived's socket) and execs missive-core with
+argv unchanged for every other command.  When missived does not take a message,
+both exec `missive-core sendmail -i ...` with the message as read; missive-core is
+found beside the program (build tree), at the install layout's path from the
+program's directory to LIBEXECDIR/missive, or in the configured one.  Checked here:
+  * readelf: no NEEDED libssl, libcrypto or libsqlite3 in either light program; at
+    run time (LD_DEBUG=files) their sendmail --help and a submission through
+    missived load none of them; missive-core loads no shared object of its own (no
+    module) for any command;
+  * `missive COMMAND` answers as missive-core does (same bytes, exit codes,
+    "missive: " messages); a lone light missive exits 72 naming the missive-core
+    it looked for;
+  * the light programs copied alone: through a running missived they work (0, 65
+    for a bad address from missived); with missived stopped, or no socket
+    configured, they exit 72 naming the missive-core they looked for, and nothing
+    is queued;
+  * with missive-core beside them (the build tree), through a symlink, and in an
+    installed layout (sbin/sendmail, bin/missive, libexec/missive/missive-core
+    under any prefix): missived down, the message is queued, cut at a lone dot as
+    read (the exec passes -i);
   * `missive sendmail`, `missive build` (same bytes every run, signing with
-    --dkim-*) and `missive dsn` work in the fully linked missive.
+    --dkim-*) and `missive dsn` work.
 
 Run: MISSIVE_BIN=build/src/cli/missive MISSIVED_BIN=build/src/daemon/missived \\
      /usr/bin/python3 tests/integration/test_cli_split.py
@@ -34,13 +42,15 @@ import sqlite3
 import subprocess
 import tempfile
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CRASH, binary  # noqa: E402
+from harness import CRASH, binary, wire_field  # noqa: E402
 
 FRONT = "missive-sendmail"
+CORE = "missive-core"
 CMD_TIMEOUT = 60
 BUILD_ARGS = ["build", "--from", "a@example.com", "--to", "b@example.com", "--subject", "s",
               "--text-body", "hi", "--message-id", "<x@y>",
@@ -80,13 +90,17 @@ def setUpModule():
     T["bin"] = binary("MISSIVE_BIN", "build/src/cli/missive")
     T["daemon"] = binary("MISSIVED_BIN", "build/src/daemon/missived")
     T["front"] = os.path.join(os.path.dirname(T["bin"]), FRONT)
-    if not os.access(T["front"], os.X_OK):
-        raise RuntimeError("no %s beside %s: is this a build tree?" % (FRONT, T["bin"]))
+    T["core"] = os.path.join(os.path.dirname(T["bin"]), CORE)
+    for exe in (T["front"], T["core"]):
+        if not os.access(exe, os.X_OK):
+            raise RuntimeError("no %s beside %s: is this a build tree?" % (exe, T["bin"]))
     T["dir"] = tempfile.mkdtemp(prefix="missive-split-")
     lone = os.path.join(T["dir"], "lone")
     os.mkdir(lone)
     shutil.copy2(T["front"], lone)
+    shutil.copy2(T["bin"], os.path.join(lone, "missive"))
     T["lone"] = os.path.join(lone, FRONT)
+    T["lone_bin"] = os.path.join(lone, "missive")
     T["key"] = os.path.join(T["dir"], "dkim.pem")
     p = run(T["bin"], ["dkim", "keygen", "--algo", "ed25519", "--selector", "sel",
                        "--domain", "example.com", "--out", T["key"], "--json"])
@@ -152,6 +166,45 @@ def bodies(cfg):
         c.close()
 
 
+class BusyMissived:
+    """A submission socket that answers every request 75 (busy), counting them."""
+
+    def __init__(self, path, why):
+        self.path, self.requests = path, 0
+        self.reply = wire_field("rc", "75") + wire_field("error", why) + wire_field("end", "")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(10)
+                data = b""
+                try:
+                    while not data.endswith(b"end 0\n\n"):
+                        b = c.recv(65536)
+                        if not b:
+                            break
+                        data += b
+                    self.requests += 1
+                    c.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(CMD_TIMEOUT)
+        os.unlink(self.path)
+
+
 def connectable(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -170,14 +223,15 @@ class Case(unittest.TestCase):
         self.assertEqual(p.returncode, code, describe(p))
         self.assertNotRegex(p.stderr.decode(errors="replace"), CRASH, describe(p))
 
-    def assertNoMissive(self, p, exe):
-        """Exit 72 and one line naming missive and where it was looked for."""
+    def assertNoMissive(self, p, exe, needs="writing the queue needs missive-core"):
+        """Exit 72 and one line naming missive-core and where it was looked for."""
         self.assertExit(p, 72)
         err = p.stderr.decode(errors="replace")
         self.assertEqual(p.stdout, b"", describe(p))
         self.assertEqual(len(err.strip().splitlines()), 1, describe(p))
-        self.assertIn("writing the queue needs missive", err)
-        self.assertIn("(looked for %s, " % os.path.join(os.path.dirname(exe), "missive"), err)
+        self.assertTrue(err.startswith("missive: "), err)
+        self.assertIn(needs, err)
+        self.assertIn("(looked for %s, " % os.path.join(os.path.dirname(exe), CORE), err)
         self.assertIn("reinstall missive", err)
         return err
 
@@ -222,30 +276,54 @@ class Case(unittest.TestCase):
 
 class LinkageTest(Case):
 
-    def test_front_end_needs_no_openssl_or_sqlite(self):
-        p = subprocess.run(["readelf", "-d", T["front"]], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=CMD_TIMEOUT)
-        self.assertExit(p, 0)
-        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", p.stdout.decode())
-        self.assertIn("libc.so.6", needed)
-        self.assertEqual([n for n in needed if HEAVY.match(n)], [], needed)
-        p, files = loaded_files(T["front"], ["--help"])
-        self.assertExit(p, 0)
-        self.assertIn(b"usage: missive sendmail", p.stdout)
-        self.assertTrue(files, "LD_DEBUG=files printed nothing")
-        self.assertEqual([f for f in files if HEAVY.search(f)], [], sorted(files))
+    def test_light_programs_need_no_openssl_or_sqlite(self):
+        for exe, args in ((T["front"], ["--help"]), (T["bin"], ["sendmail", "--help"])):
+            with self.subTest(exe=os.path.basename(exe)):
+                p = subprocess.run(["readelf", "-d", exe], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=CMD_TIMEOUT)
+                self.assertExit(p, 0)
+                needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                                    p.stdout.decode())
+                self.assertIn("libc.so.6", needed)
+                self.assertEqual([n for n in needed if HEAVY.match(n)], [], needed)
+                p, files = loaded_files(exe, args)
+                self.assertExit(p, 0)
+                self.assertIn(b"usage: missive sendmail", p.stdout)
+                self.assertTrue(files, "LD_DEBUG=files printed nothing")
+                self.assertEqual([f for f in files if HEAVY.search(f)], [], sorted(files))
 
-    def test_missive_fully_linked(self):
+    def test_core_fully_linked(self):
         # Every command in the one executable: nothing of its own is loaded later.
         here = os.path.dirname(os.path.realpath(T["bin"]))
-        for args in (["dkim", "--help"], ["queue", "--help"], ["send", "--help"],
-                     ["bench", "--help"], BUILD_ARGS):
-            with self.subTest(args=args[:2]):
-                p, files = loaded_files(T["bin"], args)
-                self.assertExit(p, 0)
-                self.assertTrue([f for f in files if HEAVY.search(f)], sorted(files))
-                self.assertEqual([f for f in files if f.startswith(here + os.sep)], [],
-                                 sorted(files))
+        for exe in (T["core"], T["bin"]):
+            for args in (["dkim", "--help"], ["queue", "--help"], ["send", "--help"],
+                         ["bench", "--help"], BUILD_ARGS):
+                with self.subTest(exe=os.path.basename(exe), args=args[:2]):
+                    p, files = loaded_files(exe, args)
+                    self.assertExit(p, 0)
+                    self.assertTrue([f for f in files if HEAVY.search(f)], sorted(files))
+                    self.assertEqual([f for f in files if f.startswith(here + os.sep)], [],
+                                     sorted(files))
+
+    def test_missive_execs_core(self):
+        # argv unchanged, so the same bytes and exit codes as missive-core's own.
+        args = BUILD_ARGS + ["--header", "X-Two: a  b"]
+        for a in (args, args + ["--", "c@example.com"], ["--version"], ["--help"], ["queue", "--help"], ["frobnicate"], []):
+            with self.subTest(args=a[:2]):
+                light, core = run(T["bin"], a), run(T["core"], a)
+                self.assertEqual((light.returncode, light.stdout, light.stderr),
+                                 (core.returncode, core.stdout, core.stderr), describe(light))
+        p = run(T["bin"], ["frobnicate"])
+        self.assertExit(p, 64)
+        self.assertEqual(p.stderr, b"missive: unknown command 'frobnicate' "
+                                   b"(see 'missive --help')\n")
+        self.assertRegex(run(T["bin"], ["--version"]).stdout.decode(), r"^missive \d")
+        # Alone, it says what is missing instead of running anything.
+        for a, what in ((["queue", "--help"], "'missive queue' needs missive-core"),
+                        (["--version"], "'missive --version' needs missive-core"),
+                        ([], "missive needs missive-core")):
+            with self.subTest(alone=a):
+                self.assertNoMissive(run(T["lone_bin"], a), T["lone_bin"], what)
 
     def test_build_dsn_work(self):
         orig = run(T["bin"], BUILD_ARGS)
@@ -278,78 +356,129 @@ class LinkageTest(Case):
 
 
 class FrontEndTest(Case):
+    """The light programs' `sendmail`: the front end and `missive sendmail`."""
 
-    def test_through_missived_without_missive(self):
+    def lights(self, lone=True):
+        """(name, the program, the arguments before sendmail's own) of each."""
+        return ((FRONT, T["lone" if lone else "front"], []),
+                ("missive", T["lone_bin" if lone else "bin"], ["sendmail"]))
+
+    def test_through_missived_without_core(self):
         d = self.workdir("lone-sendmail")
         os.chmod(d, 0o755)
         cfg = write_config(d)
         proc, log = self.start_missived(cfg)
+        msg = (b"From: a@example.com\nTo: b@example.com, c@example.com\nSubject: s\n\n"
+               b"through missived\n")
         try:
-            msg = (b"From: a@example.com\nTo: b@example.com, c@example.com\nSubject: s\n\n"
-                   b"through missived\n")
-            p, files = loaded_files(T["lone"], ["--config", cfg, "-t", "--json"], input=msg)
-            self.assertExit(p, 0)
-            self.assertEqual([f for f in files if HEAVY.search(f)], [], sorted(files))
-            obj = json.loads(p.stdout)
-            self.assertEqual(set(obj), {"id", "recipients"})
-            self.assertEqual(obj["recipients"], 2)
-            p = run(T["lone"], ["--config", cfg, "-v", "d@example.com"], input=msg)
-            self.assertExit(p, 0)
-            self.assertRegex(p.stdout.decode(), r"^queued as [0-9a-f]{16} for 1 recipient\n$")
-            # A bad message is answered by missived: 65, not 72.
-            p = run(T["lone"], ["--config", cfg, "not an address"], input=msg)
-            self.assertExit(p, 65)
+            for name, exe, pre in self.lights():
+                with self.subTest(exe=name):
+                    p, files = loaded_files(exe, pre + ["--config", cfg, "-t", "--json"],
+                                            input=msg)
+                    self.assertExit(p, 0)
+                    self.assertEqual([f for f in files if HEAVY.search(f)], [], sorted(files))
+                    obj = json.loads(p.stdout)
+                    self.assertEqual(set(obj), {"id", "recipients"})
+                    self.assertEqual(obj["recipients"], 2)
+                    p = run(exe, pre + ["--config", cfg, "-v", "d@example.com"], input=msg)
+                    self.assertExit(p, 0)
+                    self.assertRegex(p.stdout.decode(),
+                                     r"^queued as [0-9a-f]{16} for 1 recipient\n$")
+                    # A bad message is answered by missived: 65, not 72.
+                    p = run(exe, pre + ["--config", cfg, "not an address"], input=msg)
+                    self.assertExit(p, 65)
         finally:
             self.stop_missived(proc, log)
         p = run(T["bin"], ["queue", "stats", "--config", cfg, "--json"])
         self.assertExit(p, 0)
-        self.assertEqual(json.loads(p.stdout)["messages"], 2)
-        # missived stopped: writing the queue needs missive, which is not there.
-        self.assertNoMissive(run(T["lone"], ["--config", cfg, "-t"], input=msg), T["lone"])
+        self.assertEqual(json.loads(p.stdout)["messages"], 4)
+        # missived stopped: writing the queue needs missive-core, which is not there.
         nosock = write_config(self.workdir("lone-nosock"), socket="")
-        self.assertNoMissive(run(T["lone"], ["--config", nosock, "-t"], input=msg), T["lone"])
-        self.assertEqual(len(bodies(cfg)), 2)
+        for name, exe, pre in self.lights():
+            with self.subTest(exe=name, missived="stopped"):
+                self.assertNoMissive(run(exe, pre + ["--config", cfg, "-t"], input=msg), exe)
+                self.assertNoMissive(run(exe, pre + ["--config", nosock, "-t"], input=msg), exe)
+        self.assertEqual(len(bodies(cfg)), 4)
         self.assertEqual(bodies(nosock), [])
 
     def test_missived_down_build_tree(self):
-        # The build tree: missive beside the front end writes the queue.
-        cfg = write_config(self.workdir("tree"))
-        self.assertQueuedDotted(cfg, run(T["front"], ["--config", cfg, "-v", "b@example.com"],
-                                         input=DOTTED))
+        # The build tree: missive-core beside them writes the queue.
+        for name, exe, pre in self.lights(lone=False):
+            with self.subTest(exe=name):
+                cfg = write_config(self.workdir("tree"))
+                self.assertQueuedDotted(cfg, run(exe, pre + ["--config", cfg, "-v",
+                                                             "b@example.com"], input=DOTTED))
 
-    def test_missived_down_missive_sendmail(self):
-        cfg = write_config(self.workdir("missive-sendmail"))
-        self.assertQueuedDotted(cfg, run(T["bin"], ["sendmail", "--config", cfg, "-v",
-                                                    "b@example.com"], input=DOTTED))
+    def test_missived_busy_asked_once(self):
+        # missived is asked once; missive-core, exec'd to write the queue, does not
+        # ask again, and says missived's answer when it cannot write the queue either.
+        for name, exe, pre in self.lights(lone=False):
+            with self.subTest(exe=name):
+                d = self.workdir("busy")
+                cfg = write_config(d)
+                busy = BusyMissived(os.path.join(d, "submit.sock"), "busy right now")
+                try:
+                    self.assertQueuedDotted(cfg, run(exe, pre + ["--config", cfg, "-v",
+                                                                 "b@example.com"], input=DOTTED))
+                    self.assertEqual(busy.requests, 1)
+                    os.unlink(os.path.join(d, "queue.db"))
+                    os.mkdir(os.path.join(d, "queue.db"))
+                    p = run(exe, pre + ["--config", cfg, "b@example.com"], input=DOTTED)
+                    self.assertExit(p, 75)
+                    self.assertIn("missive: sendmail: busy right now (and this user cannot "
+                                  "write the queue %s)" % os.path.join(d, "queue.db"),
+                                  p.stderr.decode(), describe(p))
+                    self.assertEqual(busy.requests, 2)
+                finally:
+                    busy.close()
+
+    def test_missived_down_core_sendmail(self):
+        # -i, as the light programs pass it, keeps the lone dot.
+        cfg = write_config(self.workdir("core-sendmail"))
+        p = run(T["core"], ["sendmail", "-i", "--config", cfg, "b@example.com"], input=DOTTED)
+        self.assertExit(p, 0)
+        got = bodies(cfg)
+        self.assertEqual(len(got), 1)
+        self.assertIn(b"after the dot", got[0])
 
     def test_symlink_to_build_tree(self):
-        # /proc/self/exe is the link's target: the missive beside it is found.
-        d = self.workdir("link")
-        link = os.path.join(d, "sendmail")
-        os.symlink(T["front"], link)
-        cfg = write_config(d, socket="")
-        self.assertQueuedDotted(cfg, run(link, ["--config", cfg, "-v", "b@example.com"],
-                                         input=DOTTED))
+        # /proc/self/exe is the link's target: the missive-core beside it is found.
+        for name, exe, pre in self.lights(lone=False):
+            with self.subTest(exe=name):
+                d = self.workdir("link")
+                link = os.path.join(d, "sendmail")
+                os.symlink(exe, link)
+                cfg = write_config(d, socket="")
+                self.assertQueuedDotted(cfg, run(link, ["--config", cfg, "-v", "b@example.com"],
+                                                 input=DOTTED))
 
     def test_installed_layout(self):
-        # Where an installed front end looks: the second path of the lone copy's message.
-        err = self.assertNoMissive(run(T["lone"], ["--config", write_config(
-            self.workdir("where"), socket=""), "x@example.com"], input=DOTTED), T["lone"])
-        looked = re.search(r"\(looked for (.*)\); reinstall", err).group(1).split(", ")
-        self.assertEqual(len(looked), 3, err)
-        rel = os.path.relpath(looked[1], os.path.dirname(T["lone"]))
-        self.assertEqual(rel, os.path.join("..", "bin", "missive"))
-        self.assertTrue(os.path.isabs(looked[2]), err)
-        self.assertTrue(looked[2].endswith("/bin/missive"), err)
+        # Where installed programs look: the second path of the lone copies' message.
+        for name, exe, pre in self.lights():
+            with self.subTest(exe=name):
+                err = self.assertNoMissive(run(exe, pre + ["--config", write_config(
+                    self.workdir("where"), socket=""), "x@example.com"], input=DOTTED), exe)
+                looked = re.search(r"\(looked for (.*)\); reinstall", err).group(1).split(", ")
+                self.assertEqual(len(looked), 3, err)
+                rel = os.path.relpath(looked[1], os.path.dirname(exe))
+                self.assertEqual(rel, os.path.join("..", "libexec", "missive", CORE))
+                self.assertTrue(os.path.isabs(looked[2]), err)
+                self.assertTrue(looked[2].endswith("/libexec/missive/" + CORE), err)
         prefix = self.workdir("prefix")
-        for sub in ("bin", "sbin"):
-            os.mkdir(os.path.join(prefix, sub))
+        for sub in ("bin", "sbin", os.path.join("libexec", "missive")):
+            os.makedirs(os.path.join(prefix, sub))
         shutil.copy2(T["bin"], os.path.join(prefix, "bin", "missive"))
         shutil.copy2(T["front"], os.path.join(prefix, "sbin", "sendmail"))
-        cfg = write_config(prefix, socket="")
-        self.assertQueuedDotted(cfg, run(os.path.join(prefix, "sbin", "sendmail"),
-                                         ["--config", cfg, "-v", "b@example.com"],
-                                         input=DOTTED))
+        shutil.copy2(T["core"], os.path.join(prefix, "libexec", "missive", CORE))
+        for exe, pre in ((os.path.join(prefix, "sbin", "sendmail"), []),
+                         (os.path.join(prefix, "bin", "missive"), ["sendmail"])):
+            with self.subTest(installed=exe):
+                cfg = write_config(self.workdir("installed"), socket="")
+                self.assertQueuedDotted(cfg, run(exe, pre + ["--config", cfg, "-v",
+                                                             "b@example.com"], input=DOTTED))
+        p = run(os.path.join(prefix, "bin", "missive"), ["queue", "--help"])
+        self.assertExit(p, 0)
+        self.assertIn(b"usage: missive queue", p.stdout + p.stderr)
 
 
 if __name__ == "__main__":

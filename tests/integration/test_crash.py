@@ -118,7 +118,8 @@ class CrashTest(unittest.TestCase):
         self.cfg = os.path.join(self.dir, "missive.conf")
         # No workers or batch here: the shipped defaults are what is measured.
         with open(self.cfg, "w") as f:
-            f.write("[queue]\npath = %s/queue.db\n\n[http]\nlisten = 127.0.0.1:%d\n\n"
+            f.write("[queue]\npath = %s/queue.db\n\n[http]\nlisten = 127.0.0.1:%d\ntrust-loopback = yes\n\n"
+                    "[limits]\nip-rate = off\n\n"
                     "[daemon]\npoll-interval = 100ms\ngrace = 20s\n\n"
                     "[retry]\nbase = 200ms\ncap = 1s\n\n"
                     "[route default]\nserver = 127.0.0.1:%d\ntls = none\ntimeout = 15\n"

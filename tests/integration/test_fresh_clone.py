@@ -13,8 +13,9 @@ Two ways it once did not (issue 12, defect 13):
     copies nobody runs: --version, a command that opens OpenSSL and SQLite, and
     `missive sendmail` and the front end into a running missived through its
     submission socket (nobody cannot write the root-owned queue); with missived
-    stopped, the front end's copy runs the missive copied beside it, which answers
-    75 (try again), not 72 (no missive found).
+    stopped, the front end's copy runs the missive-core copied beside it, which
+    answers 75 (try again), not 72 (no missive-core found).  The light missive runs
+    every other command through the missive-core copied beside it too.
 
 Run as root, with the binaries in the environment:
     MISSIVE_BIN=build/src/cli/missive MISSIVED_BIN=build/src/daemon/missived \\
@@ -39,6 +40,7 @@ from harness import (CMD_TIMEOUT, CRASH, as_user, binary, free_port, make_dir,  
 SRC = os.environ.get("MSV_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
 DATA = os.path.join(SRC, "tests", "data")
 FRONT = "missive-sendmail"
+CORE = "missive-core"
 # A path out of the tree to the corpus it once read; written so that this file
 # does not match itself.
 OUTSIDE = re.compile(rb"\.\./+shared\b|\bshared[/]corpus\b|/work[/]shared\b"
@@ -92,7 +94,8 @@ class NobodyFromPrivateTree(unittest.TestCase):
         cli = os.path.join(cls.private, "build", "src", "cli")
         os.makedirs(cli)
         src = binary("MISSIVE_BIN", "build/src/cli/missive")
-        for f in (src, os.path.join(os.path.dirname(src), FRONT)):
+        for f in (src, os.path.join(os.path.dirname(src), FRONT),
+                  os.path.join(os.path.dirname(src), CORE)):
             shutil.copy2(f, cli)
         cls.exe = os.path.join(cli, os.path.basename(src))
         cls.front = os.path.join(cli, FRONT)
@@ -132,7 +135,7 @@ class NobodyFromPrivateTree(unittest.TestCase):
         cfg = os.path.join(work, "missive.conf")
         with open(cfg, "w") as f:
             # Nothing listens on the route's port: the message just waits in the queue.
-            f.write("[queue]\npath = %s\n\n[http]\nlisten = 127.0.0.1:%d\n\n"
+            f.write("[queue]\npath = %s\n\n[http]\nlisten = 127.0.0.1:%d\ntrust-loopback = yes\n\n"
                     "[daemon]\nworkers = 1\npoll-interval = 100ms\n\n"
                     "[route default]\nserver = 127.0.0.1:%d\ntls = none\n"
                     % (os.path.join(work, "queue.db"), free_port(), free_port()))
@@ -166,12 +169,13 @@ class NobodyFromPrivateTree(unittest.TestCase):
             text = f.read()
         self.assertEqual(rc, 0, text)
         self.assertNotRegex(text, CRASH, text)
-        # missived stopped: the front end runs the missive copied beside it, which
+        # missived stopped: both run the missive-core copied beside them, which
         # cannot write root's queue as nobody either: try again later.
-        p = self.as_nobody(front, ["--config", cfg, "-t"],
-                           input=b"To: r@example.test\nSubject: front end\n\nhi\n")
-        self.assertEqual(p.returncode, 75, p.err)
-        self.assertNotIn("reinstall", p.err)
+        for light, pre in ((front, []), (exe, ["sendmail"])):
+            p = self.as_nobody(light, pre + ["--config", cfg, "-t"],
+                               input=b"To: r@example.test\nSubject: front end\n\nhi\n")
+            self.assertEqual(p.returncode, 75, p.err)
+            self.assertNotIn("reinstall", p.err)
 
 
 if __name__ == "__main__":

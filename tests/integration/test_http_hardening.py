@@ -78,7 +78,7 @@ class Daemon:
         self.port = free_port()
         self.proc = None
         s = {"queue": {"path": self.queue},
-             "http": {"listen": "127.0.0.1:%d" % self.port},
+             "http": {"listen": "127.0.0.1:%d" % self.port, "trust-loopback": "yes"},
              "daemon": {"workers": "1", "poll-interval": "200ms", "grace": "5s"},
              "retry": {"base": "1h", "cap": "1h"},
              "route default": {"server": "127.0.0.1:1", "tls": "none",
@@ -621,7 +621,7 @@ class OperationsTest(Base):
         self.assertLess(took, 10)
 
     def test_token_file_readable_by_others_refused(self):
-        d = self.daemon(http={"token-file": "TOKEN"})
+        d = self.daemon(http={"token-file": "TOKEN", "trust-loopback": "no"})
         tok = os.path.join(d.dir, "http-token")
         with open(d.cfg) as f:
             cfg = f.read()

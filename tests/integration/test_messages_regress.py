@@ -150,7 +150,7 @@ class BounceTest(unittest.TestCase):
         cls.http = free_port()
         cls.conf = os.path.join(cls.dir, "missive.conf")
         with open(cls.conf, "w") as f:
-            f.write("[queue]\npath = %s/queue.db\n[http]\nlisten = 127.0.0.1:%d\n"
+            f.write("[queue]\npath = %s/queue.db\n[http]\nlisten = 127.0.0.1:%d\ntrust-loopback = yes\n"
                     "[route default]\nserver = 127.0.0.1:%d\ntls = none\n"
                     % (cls.dir, cls.http, free_port()))
         cls.log = open(os.path.join(cls.dir, "missived.log"), "w")

@@ -388,6 +388,10 @@ class BadInputTest(unittest.TestCase):
                      os.path.join(TMP, "missing.bin")], 66, "--attach")
         self.expect(["--subject", "s", "--text-body", "x", "--html",
                      os.path.join(TMP, "missing.html")], 66, "--html")
+        # Checked when added, but unreadable while written (a /proc file says size 0
+        # and reads more): still the input's fault, 66, not a failed write (74).
+        self.expect(["--subject", "s", "--text-body", "x", "--attach", "/proc/self/status"],
+                    66, "attachment /proc/self/status: its size changed")
         self.expect(["--text-body", "x"], 64, "--subject")
         self.expect(["--subject", "s"], 64, "--text")
 

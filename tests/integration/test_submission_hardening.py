@@ -98,7 +98,7 @@ class Daemon:
         self.port = free_port()
         sections = {
             "queue": {"path": self.queue},
-            "http": {"listen": "127.0.0.1:%d" % self.port},
+            "http": {"listen": "127.0.0.1:%d" % self.port, "trust-loopback": "yes"},
             "daemon": dict({"workers": "2", "poll-interval": "100ms", "grace": "5s"},
                            **(daemon_keys or {})),
             "submission": dict({"myhostname": HOST}, **(submission or {})),

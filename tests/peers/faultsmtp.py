@@ -69,6 +69,9 @@ SCENARIOS = {
                  "close_after_greeting": True},
     "rcpt451": {"rcpt": lambda n: "451 4.3.0 temporary failure, try later"},
     "rcpt550-second": {"rcpt": lambda n: "550 5.1.1 no such user" if n == 2 else None},
+    # Every recipient refused by policy (not an unknown user: nothing is
+    # suppressed), for the gateway's reputation tests.
+    "rcpt550": {"rcpt": lambda n: "550 5.7.1 recipient refused by policy"},
     "drop-in-data": {"drop_in_data": True},
     "stall-after-ehlo": {"stall_after_ehlo": True},
     "starttls454": {"starttls": "454"},

@@ -3,6 +3,7 @@
 
     sinksmtp.py --port 0 --ready-file F --record FILE [--save-dir DIR]
                 [--data-delay SECONDS] [--delay-file PATH] [--events FILE]
+                [--transactions FILE]
 
 Listens on 127.0.0.1 (one thread per session) and accepts every message: EHLO
 offers PIPELINING, 8BITMIME, SIZE and ENHANCEDSTATUSCODES (no CHUNKING, no TLS,
@@ -25,6 +26,9 @@ know what was on the wire at a given moment (times are time.time()):
     close S T     session S ended (EOF, QUIT, error)
 A message of session S is "on the wire" from its record's t until the next
 "replied S" line.
+--transactions FILE appends "begin S T" when session S's MAIL is accepted and
+"end S T" when that transaction ends (its final reply written, RSET, or the
+session gone), for tests of how many sessions carry mail at once.
 
 The bound port is written to --ready-file (atomically) once listening.
 SIGTERM ends the process.
@@ -52,6 +56,13 @@ class Sink:
         self.sessions = 0
         self.record = open(args.record, "a", buffering=1, encoding="utf-8")
         self.events = open(args.events, "a", buffering=1) if args.events else None
+        self.txns = open(args.transactions, "a", buffering=1) if args.transactions else None
+
+    def txn(self, what, session):
+        if self.txns:
+            with self.lock:
+                self.txns.write("%s %d %.6f\n" % (what, session, time.time()))
+                self.txns.flush()
 
     def event(self, what, session):
         if self.events:
@@ -118,6 +129,7 @@ class Sink:
                         reply("503 5.5.1 bad sequence or syntax")
                         continue
                     mail_from, rcpts = m.group(1), []
+                    self.txn("begin", session)
                     reply("250 2.1.0 ok")
                 elif verb == "RCPT":
                     m = re.match(r"(?i)RCPT TO:<([^>]+)>", cmd)
@@ -145,8 +157,11 @@ class Sink:
                     n = self.store(session, mail_from, rcpts, body, t_dot)
                     mail_from, rcpts = None, []
                     reply("250 2.0.0 ok: queued as SINK%d" % n)
+                    self.txn("end", session)
                     self.event("replied", session)
                 elif verb == "RSET":
+                    if mail_from is not None:
+                        self.txn("end", session)
                     mail_from, rcpts = None, []
                     reply("250 2.0.0 ok")
                 elif verb == "NOOP":
@@ -159,6 +174,8 @@ class Sink:
         except OSError:
             pass
         finally:
+            if mail_from is not None:
+                self.txn("end", session)
             self.event("close", session)
             try:
                 sock.close()
@@ -176,6 +193,7 @@ def main():
                     help="seconds to wait after the final dot before replying")
     ap.add_argument("--delay-file", help="delay only while this file exists")
     ap.add_argument("--events", help="session events (open, replied, close) with times")
+    ap.add_argument("--transactions", help="transaction begin and end per session, with times")
     args = ap.parse_args()
     sink = Sink(args)
     lsock = socket.create_server(("127.0.0.1", args.port), backlog=128)

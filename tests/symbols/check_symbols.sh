@@ -58,6 +58,14 @@ if [ -n "$bad" ]; then
     echo "$bad" | sed 's/^/  /' >&2
     fail=1
 fi
+# Public names carry their module's prefix (msv_smtp_reply_parse, not
+# msv_reply_parse): these once did not, and must not come back.
+bad=$(grep -Ex 'msv_(auth_mech_name|auth_mech_parse|reply_parse|body_scan)' "$TMP/exported" || true)
+if [ -n "$bad" ]; then
+    echo "libmissive.so exports names without their module prefix (msv_smtp_...):" >&2
+    echo "$bad" | sed 's/^/  /' >&2
+    fail=1
+fi
 [ "$(wc -l <"$TMP/exported")" -gt 50 ] || { echo "libmissive.so exports almost nothing: $SO" >&2; fail=1; }
 [ $fail -eq 0 ] && echo "symbols: ok ($(wc -l <"$TMP/exported") exported, $(grep -c '^msv__' "$TMP/global") internal)"
 exit $fail

@@ -242,7 +242,8 @@ class Daemon(Target):
     def config(self, d, port):
         cfg = os.path.join(d, "missive.conf")
         with open(cfg, "w") as f:
-            f.write("[queue]\npath = %s/queue.db\n\n[http]\nlisten = 127.0.0.1:%d\n\n"
+            f.write("[queue]\npath = %s/queue.db\n\n[http]\nlisten = 127.0.0.1:%d\n"
+                    "trust-loopback = yes\n\n"
                     "[daemon]\nworkers = 2\nbatch = 16\npoll-interval = 100ms\ngrace = 5s\n"
                     "socket = %s/submit.sock\n\n[retry]\nbase = 200ms\ncap = 1s\n\n"
                     "[route default]\nserver = 127.0.0.1:%d\ntls = none\ntimeout = 10\n"

@@ -24,6 +24,7 @@ cat > "$WORK/m.conf" <<CONF
 path = $WORK/q.db
 [http]
 listen = 127.0.0.1:$HTTP
+trust-loopback = yes
 [daemon]
 workers = 4
 batch = 8

@@ -209,6 +209,13 @@ static void test_map_values(void **state)
 	    {MSV_E_SYSTEM, MSV_CLASS_LOCAL, EX_SOFTWARE},
 	    {MSV_E_CONFIG, MSV_CLASS_CONFIG, EX_CONFIG},
 	    {MSV_E_INVALID, MSV_CLASS_USAGE, EX_USAGE},
+	    /* the gateway (issue 14): limits say "later", refusals "not you" */
+	    {MSV_E_RATE_LIMITED, MSV_CLASS_TEMPORARY, EX_TEMPFAIL},
+	    {MSV_E_CIRCUIT_OPEN, MSV_CLASS_TEMPORARY, EX_TEMPFAIL},
+	    {MSV_E_REPUTATION, MSV_CLASS_PERMANENT, EX_NOPERM},
+	    {MSV_E_UNAUTHORIZED, MSV_CLASS_PERMANENT, EX_NOPERM},
+	    {MSV_E_FORBIDDEN, MSV_CLASS_PERMANENT, EX_NOPERM},
+	    {MSV_E_NO_INPUT, MSV_CLASS_LOCAL, EX_NOINPUT},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		msv_error e;

@@ -421,7 +421,13 @@ static void result_tables_complete(void **state)
 	assert_int_equal(MSV_E_SYSTEM, 26);
 	assert_int_equal(MSV_E_TOO_MANY_RCPT, 27);
 	assert_int_equal(MSV_E_BAD_REQUEST, 33);
-	assert_int_equal(MSV__RESULT_COUNT, 34);
+	assert_int_equal(MSV_E_RATE_LIMITED, 34);
+	assert_int_equal(MSV_E_CIRCUIT_OPEN, 35);
+	assert_int_equal(MSV_E_REPUTATION, 36);
+	assert_int_equal(MSV_E_UNAUTHORIZED, 37);
+	assert_int_equal(MSV_E_FORBIDDEN, 38);
+	assert_int_equal(MSV_E_NO_INPUT, 39);
+	assert_int_equal(MSV__RESULT_COUNT, 40);
 
 	const msv_class classes[] = {MSV_CLASS_NONE, MSV_CLASS_TEMPORARY, MSV_CLASS_PERMANENT,
 	                             MSV_CLASS_LOCAL, MSV_CLASS_CONFIG, MSV_CLASS_USAGE};

@@ -1022,6 +1022,33 @@ static void find_message_id(void **state)
 	                 MSV_E_INVALID);
 }
 
+/* Drops every table schema 2 did not have (what later versions added). */
+static void drop_tables_after_v2(sqlite3 *db)
+{
+	static const char *const v2[] = {"messages", "recipients", "attempts", "suppression",
+	                                 "sqlite_sequence"};
+	char names[16][64];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type = 'table'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && n < 16) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		int old = 0;
+		for (size_t i = 0; i < sizeof(v2) / sizeof(v2[0]); i++)
+			old |= !strcmp(t, v2[i]);
+		if (!old)
+			snprintf(names[n++], sizeof(names[0]), "%s", t);
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		char sql[160];
+		snprintf(sql, sizeof(sql), "DROP TABLE \"%.63s\"", names[i]);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	}
+}
+
 /* A schema-1 file (no Message-ID index) is migrated on open and keeps its
  * messages. */
 static void migrate_schema_1(void **state)
@@ -1034,9 +1061,13 @@ static void migrate_schema_1(void **state)
 	f->q = NULL;
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP INDEX messages_mid; PRAGMA user_version = 1", NULL,
-	                              NULL, NULL),
+	/* Back to schema 1: later versions' tables and columns go too. */
+	assert_int_equal(sqlite3_exec(db,
+	                              "DROP INDEX messages_mid; ALTER TABLE messages DROP COLUMN"
+	                              " submitter; PRAGMA user_version = 1",
+	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
+	drop_tables_after_v2(db);
 	sqlite3_close(db);
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
 	o.path = f->path;
@@ -1054,7 +1085,7 @@ static void migrate_schema_1(void **state)
 	                                    -1, &st, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 0), 3); /* through 2 to the current one */
 	assert_int_equal(sqlite3_column_int(st, 1), 1);
 	sqlite3_finalize(st);
 	sqlite3_close(db);

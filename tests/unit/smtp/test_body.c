@@ -1,5 +1,5 @@
 /* The body transformer through the engine (DATA and BDAT) and
- * msv_body_scan.  Every SMTP smuggling case of the test corpus, and
+ * msv_smtp_body_scan.  Every SMTP smuggling case of the test corpus, and
  * every short string over {'.', CR, LF, 'a'}, fed whole and one byte
  * at a time: the data on the wire holds exactly one CRLF.CRLF, at its
  * end, every line ends in CRLF, and un-stuffing gives back the input
@@ -541,13 +541,13 @@ static void long_line_never_terminated(void **state)
 	}
 }
 
-/* ---- msv_body_scan ---- */
+/* ---- msv_smtp_body_scan ---- */
 
 static msv_body_info scan(const char *p, size_t n, size_t line_max)
 {
 	msv_body_info info;
 	memset(&info, 0x5a, sizeof(info));
-	msv_body_scan(&info, p, n, line_max);
+	msv_smtp_body_scan(&info, p, n, line_max);
 	return info;
 }
 

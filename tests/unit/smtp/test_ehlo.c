@@ -478,20 +478,20 @@ static void mech_names(void **state)
 		{MSV_AUTH_XOAUTH2, "XOAUTH2"},
 	};
 	for (size_t i = 0; i < 4; i++) {
-		assert_string_equal(msv_auth_mech_name(names[i].m), names[i].name);
+		assert_string_equal(msv_smtp_auth_mech_name(names[i].m), names[i].name);
 		msv_auth_mech m = MSV_AUTH_AUTO;
-		assert_int_equal(msv_auth_mech_parse(names[i].name, &m), 0);
+		assert_int_equal(msv_smtp_auth_mech_parse(names[i].name, &m), 0);
 		assert_int_equal(m, names[i].m);
 	}
 	msv_auth_mech m = MSV_AUTH_AUTO;
-	assert_int_equal(msv_auth_mech_parse("cram-md5", &m), 0);
+	assert_int_equal(msv_smtp_auth_mech_parse("cram-md5", &m), 0);
 	assert_int_equal(m, MSV_AUTH_CRAM_MD5);
-	assert_int_equal(msv_auth_mech_parse("Plain", &m), 0);
+	assert_int_equal(msv_smtp_auth_mech_parse("Plain", &m), 0);
 	assert_int_equal(m, MSV_AUTH_PLAIN);
-	assert_int_not_equal(msv_auth_mech_parse("GSSAPI", &m), 0);
-	assert_int_not_equal(msv_auth_mech_parse("", &m), 0);
-	assert_int_not_equal(msv_auth_mech_parse("PLAINX", &m), 0);
-	assert_non_null(msv_auth_mech_name(MSV_AUTH_AUTO));
+	assert_int_not_equal(msv_smtp_auth_mech_parse("GSSAPI", &m), 0);
+	assert_int_not_equal(msv_smtp_auth_mech_parse("", &m), 0);
+	assert_int_not_equal(msv_smtp_auth_mech_parse("PLAINX", &m), 0);
+	assert_non_null(msv_smtp_auth_mech_name(MSV_AUTH_AUTO));
 }
 
 int main(void)

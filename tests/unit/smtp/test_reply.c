@@ -1,4 +1,4 @@
-/* msv_reply_parse: the reply accumulator.  Corpus samples whole and cut
+/* msv_smtp_reply_parse: the reply accumulator.  Corpus samples whole and cut
  * at every byte, every enhanced status code of the registry, and a
  * negative test for every limit and malformed-input branch. */
 #include <setjmp.h>
@@ -63,7 +63,7 @@ static long parse_exact(const char *buf, size_t len, msv_smtp_reply *out, msv_bu
 	if (lines)
 		msv_buf_reset(lines);
 	msv_error_clear(err);
-	long rc = msv_reply_parse(copy, len, out, lines, err);
+	long rc = msv_smtp_reply_parse(copy, len, out, lines, err);
 	msv_free(copy);
 	return rc;
 }
@@ -657,7 +657,7 @@ static void empty_and_null(void **state)
 	msv_buf small;
 	msv_buf_init(&small, 8);
 	msv_error_clear(&err);
-	long rc = msv_reply_parse("250-aaaaaaaaaaaa\r\n250 b\r\n", 25, &r, &small, &err);
+	long rc = msv_smtp_reply_parse("250-aaaaaaaaaaaa\r\n250 b\r\n", 25, &r, &small, &err);
 	assert_true(rc == 25 || rc < 0);
 	msv_buf_free(&small);
 }
