@@ -364,6 +364,13 @@ typedef struct msv_queue_reputation {
 	char *why;               /* what changed it last: "42 delivered", "operator", ... */
 } msv_queue_reputation;
 
+/* msv_queue_record(), with the rows of msv_queue_reputation_put() in the
+ * same transaction: scores are group-committed with outcomes, no fsync
+ * of their own. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_record_with(msv_queue *q, const msv_queue_outcome *o,
+                                                    size_t n, const msv_queue_reputation *rep,
+                                                    size_t nrep, int64_t now_ms,
+                                                    msv_error *err);
 /* Inserts or replaces the rows by identity, in one transaction. */
 MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_put(msv_queue *q,
                                                        const msv_queue_reputation *r, size_t n,

@@ -1,12 +1,11 @@
 /* API keys: secrets, hashes, constant-time lookup, sender domains
  * (api_keys.h). */
-#include <errno.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "api_keys.h"
 
@@ -36,18 +35,9 @@ msv_result app_key_new(char secret[APP_KEY_SECRET_LEN + 1], unsigned char hash[A
                        msv_error *err)
 {
 	unsigned char raw[32]; /* 256 bits: guessing is hopeless, online or offline */
-	size_t got = 0;
-	while (got < sizeof(raw)) {
-		ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
-			                     "cannot make an API key: getrandom failed: %s",
-			                     strerror(errno));
-		}
-		got += (size_t)r;
-	}
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+		                     "cannot make an API key: no random bytes from OpenSSL");
 	static const char hex[] = "0123456789abcdef";
 	memcpy(secret, APP_KEY_PREFIX, 4);
 	for (size_t i = 0; i < sizeof(raw); i++) {

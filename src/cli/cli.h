@@ -26,6 +26,10 @@ int cli_read_file(const char *path, size_t max, char **out, size_t *len, const c
 /* app_config_load() of the --config flag, $MISSIVE_CONFIG or the default
  * file; 0 or an EX_* code after printing why. */
 int cli_config_load(app_config *cfg, const char *flag);
+/* The flags of a command that takes only --config, --json and --help:
+ * -1 to go on (optind at the first argument), else the exit code. */
+int cli_config_json_flags(int argc, char **argv, void (*usage)(FILE *f), const char **cfgflag,
+                          int *json);
 /* app_queue_open(); 0 or an EX_* code after printing why (queue_open.c:
  * it links SQLite, which the sendmail front end never reaches). */
 int cli_queue_open(const app_config *cfg, int read_only, msv_queue **q);

@@ -33,30 +33,17 @@ static void usage(FILE *f)
 
 int cmd_bounce(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cfgflag = NULL;
-	int json = 0, c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfgflag = optarg; break;
-		case 'j': json = 1; break;
-		case 'h': usage(stdout); return EX_OK;
-		default: usage(stderr); return EX_USAGE;
-		}
-	}
+	int json = 0, rc = cli_config_json_flags(argc, argv, usage, &cfgflag, &json);
+	if (rc >= 0)
+		return rc;
 	if (argc - optind > 1) {
 		usage(stderr);
 		return EX_USAGE;
 	}
 	const char *path = optind < argc ? argv[optind] : "-";
 	app_config cfg;
-	int rc = cli_config_load(&cfg, cfgflag);
+	rc = cli_config_load(&cfg, cfgflag);
 	char *msg = NULL;
 	size_t len = 0;
 	if (!rc)

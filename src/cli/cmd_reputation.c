@@ -194,23 +194,10 @@ static int set_args(const char *id_arg, const char *score_arg, char *identity, s
 
 int cmd_reputation(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cfgflag = NULL;
-	int json = 0, c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfgflag = optarg; break;
-		case 'j': json = 1; break;
-		case 'h': usage(stdout); return EX_OK;
-		default: usage(stderr); return EX_USAGE;
-		}
-	}
+	int json = 0, rc = cli_config_json_flags(argc, argv, usage, &cfgflag, &json);
+	if (rc >= 0)
+		return rc;
 	int nargs = argc - optind;
 	const char *op = nargs ? argv[optind] : "";
 	int ls = !strcmp(op, "ls"), set = !strcmp(op, "set");
@@ -222,7 +209,6 @@ int cmd_reputation(int argc, char **argv)
 		return cli_usage("reputation", "'reputation set' has no --json output");
 	char identity[400];
 	double score = 0;
-	int rc;
 	if (set && (rc = set_args(argv[optind + 1], argv[optind + 2], identity, sizeof(identity),
 	                          &score)))
 		return rc;

@@ -1,5 +1,6 @@
 /* Helpers shared by the subcommands: exit codes, errors, reading files. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,4 +96,26 @@ int cli_config_load(app_config *cfg, const char *flag)
 		return 0;
 	cli_err("%s", err.message);
 	return app_exit_code(&err);
+}
+
+int cli_config_json_flags(int argc, char **argv, void (*usage)(FILE *f), const char **cfgflag,
+                          int *json)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': *cfgflag = optarg; break;
+		case 'j': *json = 1; break;
+		case 'h': usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	return -1;
 }

@@ -19,4 +19,12 @@ static inline int msv__version_ok(unsigned version, unsigned current)
 	return version > 0 && version <= current;
 }
 
+#include <stddef.h>
+
+/* n random bytes from the kernel's generator (getrandom(2), interrupted
+ * calls retried): 0, or -1 with errno set.  Queue IDs, MIME boundaries
+ * and Message-IDs need uniqueness, not secrecy; this spares each process
+ * OpenSSL's DRBG setup. */
+int msv__random_bytes(void *buf, size_t n);
+
 #endif

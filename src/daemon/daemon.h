@@ -48,7 +48,9 @@ typedef struct daemon_ctx {
 
 /* worker.c */
 void *worker_main(void *arg);
-/* A condition variable whose timed waits run on CLOCK_MONOTONIC, so that
+/* Wakes the workers: a message was queued. */
+void daemon_wake(daemon_ctx *d);
+/* timing.c: a condition variable whose timed waits run on CLOCK_MONOTONIC, so that
  * a step of the wall clock (NTP, an operator) neither stretches nor cuts
  * a timeout.  Every condition variable given to daemon_abstime() deadlines
  * must be made here. */
@@ -56,22 +58,21 @@ void daemon_cond_init(pthread_cond_t *cv);
 /* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a
  * condition variable from daemon_cond_init(). */
 void daemon_abstime(struct timespec *ts, int64_t ms);
-/* Wakes the workers: a message was queued. */
-void daemon_wake(daemon_ctx *d);
 
 /* http.c: starts the API on cfg->http_listen; NULL handle on failure
  * after logging why. */
 typedef struct http_server http_server;
-/* The [http] settings: 0, or EX_CONFIG after printing why. */
-int http_check(const app_config *c, int have_token);
+/* The [http] settings: MSV_OK, or MSV_E_CONFIG naming the file and key. */
+msv_result http_check(const app_config *c, int have_token, msv_error *err);
 http_server *http_start(daemon_ctx *d);
 void http_stop(http_server *h);
 
 /* submitsock.c: the submission socket ([daemon] socket) for `missive
- * sendmail`.  0 with *out NULL when disabled; an EX_* code after logging
- * why. */
+ * sendmail`.  MSV_OK (*out NULL when disabled), or err naming the socket:
+ * MSV_E_CANT_CREATE (cannot bind), class PERMANENT (another missived
+ * listens there, or the path is no socket), MSV_E_NOMEM. */
 typedef struct submitsock submitsock;
-int submitsock_start(daemon_ctx *d, submitsock **out);
+msv_result submitsock_start(daemon_ctx *d, submitsock **out, msv_error *err);
 /* Stops accepting, lets submissions in progress finish, removes the socket.
  * started: the accepting thread runs (0 only on a failed start). */
 void submitsock_stop(submitsock *s, int started);

@@ -55,6 +55,7 @@ struct gateway {
 	gw_entry *table[GW_HASH_SIZE];
 	size_t nentries;
 	size_t ndirty;        /* entries with dirty set */
+	int64_t taken_ms;     /* when scores were last taken to be written (monotonic) */
 	uint64_t limited[4];  /* refusals by scope: key, ip, uid, sender_domain */
 	uint64_t circuit, reputation, auth_failures, admissions;
 	uint64_t policy_ns;   /* time spent deciding (auth + admission), for bench/gateway.sh */
@@ -65,6 +66,9 @@ struct gateway {
 	pthread_cond_t cv;
 	int stopping, started;
 };
+
+/* Scores not taken by a commit for this long are written alone. */
+#define GW_IDLE_FLUSH_MS 2000
 
 static const char *const scopes[4] = {"key", "ip", "uid", "sender_domain"};
 
@@ -542,6 +546,38 @@ static size_t dirty_rows(gateway *g, msv_queue_reputation *rows, size_t max, int
 
 static void overrides_take(gateway *g);
 
+size_t gateway_scores_take(gateway *g, msv_queue_reputation **rows)
+{
+	*rows = NULL;
+	int64_t now = msv_wall_ms();
+	pthread_mutex_lock(&g->mu);
+	size_t max = g->ndirty, n = 0;
+	msv_queue_reputation *v = max ? msv_calloc(max, sizeof(*v)) : NULL;
+	if (v)
+		n = dirty_rows(g, v, max, now);
+	g->taken_ms = msv_now_ms();
+	pthread_mutex_unlock(&g->mu);
+	if (!n) {
+		msv_free(v);
+		return 0;
+	}
+	*rows = v;
+	return n;
+}
+
+void gateway_scores_untake(gateway *g, const msv_queue_reputation *rows, size_t n)
+{
+	pthread_mutex_lock(&g->mu);
+	for (size_t i = 0; i < n; i++) {
+		gw_entry *e = find(g, rows[i].identity);
+		if (e && !e->dirty) {
+			e->dirty = 1;
+			g->ndirty++;
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
 void gateway_flush(gateway *g)
 {
 	pthread_mutex_lock(&g->mu);
@@ -552,29 +588,12 @@ void gateway_flush(gateway *g)
 	/* An override written since the last look is applied first, so the
 	 * rows written next cannot replace the operator's score with ours. */
 	overrides_take(g);
-	int64_t now = msv_wall_ms();
-	pthread_mutex_lock(&g->mu);
-	size_t max = g->ndirty;
-	msv_queue_reputation *rows = max ? msv_calloc(max, sizeof(*rows)) : NULL;
-	size_t n = rows ? dirty_rows(g, rows, max, now) : 0;
-	pthread_mutex_unlock(&g->mu);
-	if (!n) {
-		msv_free(rows);
-		return;
-	}
+	msv_queue_reputation *rows;
+	size_t n = gateway_scores_take(g, &rows);
 	msv_error err;
-	if (msv_queue_reputation_put(g->d->q, rows, n, &err)) {
-		/* Kept in memory and marked again: the next commit writes them. */
+	if (n && msv_queue_reputation_put(g->d->q, rows, n, &err)) {
 		dlog("gateway: cannot write %zu reputation scores: %s", n, err.message);
-		pthread_mutex_lock(&g->mu);
-		for (size_t i = 0; i < n; i++) {
-			gw_entry *e = find(g, rows[i].identity);
-			if (e && !e->dirty) {
-				e->dirty = 1;
-				g->ndirty++;
-			}
-		}
-		pthread_mutex_unlock(&g->mu);
+		gateway_scores_untake(g, rows, n);
 	}
 	msv_queue_reputations_free(rows, n);
 }
@@ -650,6 +669,13 @@ static void *refresh_main(void *arg)
 		pthread_mutex_unlock(&g->mu);
 		keys_refresh(g);
 		overrides_take(g);
+		/* Scores ride with the recorder's next commit; when none has
+		 * come for a while, they are written on their own. */
+		pthread_mutex_lock(&g->mu);
+		int idle = g->ndirty && msv_now_ms() - g->taken_ms >= GW_IDLE_FLUSH_MS;
+		pthread_mutex_unlock(&g->mu);
+		if (idle)
+			gateway_flush(g);
 		pthread_mutex_lock(&g->mu);
 	}
 	pthread_mutex_unlock(&g->mu);

@@ -74,7 +74,14 @@ msv_result gateway_admit_cb(void *payload, const char *sender, const char *from,
 /* One recipient's committed outcome for its message's submitter (NULL:
  * untracked): sent, bounced, deferred or dead move the score. */
 void gateway_outcome(gateway *g, const char *submitter, msv_rcpt_state state);
-/* Writes the scores changed since the last call (one transaction). */
+/* The scores changed since they were last taken, as rows for
+ * msv_queue_record_with() (the recorder writes them with its next
+ * commit); *rows to msv_queue_reputations_free().  Their count. */
+size_t gateway_scores_take(gateway *g, msv_queue_reputation **rows);
+/* The commit that carried rows failed: they are written next time. */
+void gateway_scores_untake(gateway *g, const msv_queue_reputation *rows, size_t n);
+/* Writes the scores changed since they were last taken, in a
+ * transaction of their own (at shutdown, or after a quiet spell). */
 void gateway_flush(gateway *g);
 
 /* The gateway's series for /metrics, appended to o: 0, or -1 out of memory. */

@@ -17,7 +17,6 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sysexits.h>
 
 #include "daemon.h"
 #include "gateway.h"
@@ -1010,21 +1009,19 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, int *loopbac
 	return 0;
 }
 
-int http_check(const app_config *c, int have_token)
+msv_result http_check(const app_config *c, int have_token, msv_error *err)
 {
 	struct sockaddr_storage ss;
 	int loopback = 0;
-	if (parse_listen(c->http_listen, &ss, &loopback)) {
-		daemon_err("%s: [http] listen = %s: expected ADDRESS:PORT (127.0.0.1:8025, [::1]:8025)",
-		           c->path, c->http_listen);
-		return EX_CONFIG;
-	}
-	if (!loopback && !have_token) {
-		daemon_err("%s: [http] listen = %s is not a loopback address: set token-file so that "
-		           "clients must authenticate", c->path, c->http_listen);
-		return EX_CONFIG;
-	}
-	return 0;
+	if (parse_listen(c->http_listen, &ss, &loopback))
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "%s: [http] listen = %s: expected ADDRESS:PORT (127.0.0.1:8025, "
+		                     "[::1]:8025)", c->path, c->http_listen);
+	if (!loopback && !have_token)
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "%s: [http] listen = %s is not a loopback address: set token-file "
+		                     "so that clients must authenticate", c->path, c->http_listen);
+	return MSV_OK;
 }
 
 /* max-connections, less what the descriptor limit cannot give (the queue,

@@ -235,8 +235,11 @@ static int prepare(daemon_ctx *d, char **token, int check)
 {
 	const app_config *cfg = d->cfg;
 	int rc = load_token(d, token);
-	if (!rc && *cfg->http_listen)
-		rc = http_check(cfg, *token != NULL);
+	msv_error err;
+	if (!rc && *cfg->http_listen && http_check(cfg, *token != NULL, &err)) {
+		daemon_err("%s", err.message);
+		rc = app_exit_code(&err);
+	}
 	char why[600];
 	if (!rc && !check && reopen_log(cfg->log_file, why, sizeof(why))) {
 		daemon_err("%s", why);
@@ -249,7 +252,6 @@ static int prepare(daemon_ctx *d, char **token, int check)
 		rc = EX_OSERR;
 	}
 	for (size_t i = 0; !rc && i < cfg->nroutes; i++) {
-		msv_error err;
 		if (msv_pool_new(&d->pools[i], &cfg->routes[i]->pool, &err)) {
 			daemon_err("route %s: %s", cfg->routes[i]->name, err.message);
 			if (err.code != MSV_E_NOMEM) /* the route's settings, from the file */
@@ -303,7 +305,6 @@ static int start(daemon_ctx *d, services *sv)
 	}
 	shaping_publish_all(d);
 
-	int rc;
 	/* Keys and scores before the first request can arrive. */
 	if (gateway_start(d, &d->gw))
 		return EX_UNAVAILABLE;
@@ -312,11 +313,13 @@ static int start(daemon_ctx *d, services *sv)
 		d->gw = NULL;
 		return EX_UNAVAILABLE;
 	}
-	if ((rc = submitsock_start(d, &sv->sock))) {
+	msv_error err;
+	if (submitsock_start(d, &sv->sock, &err)) {
+		dlog("%s", err.message);
 		http_stop(sv->http);
 		gateway_stop(d->gw);
 		d->gw = NULL;
-		return rc;
+		return app_exit_code(&err);
 	}
 	sv->th = msv_calloc(cfg->workers, sizeof(*sv->th));
 	/* Outcomes are written by their own thread (recorder.c), started

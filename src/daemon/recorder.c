@@ -193,7 +193,14 @@ static void *recorder_main(void *arg)
 
 		msv_error err;
 		int64_t now = msv_wall_ms();
-		int ok = msv_queue_record(d->q, r->batch, n, now, &err) == MSV_OK;
+		/* The scores earlier outcomes moved go in the same transaction:
+		 * group-committed, no fsync of their own. */
+		msv_queue_reputation *scores = NULL;
+		size_t nscores = d->gw ? gateway_scores_take(d->gw, &scores) : 0;
+		int ok = msv_queue_record_with(d->q, r->batch, n, scores, nscores, now, &err) == MSV_OK;
+		if (!ok && nscores)
+			gateway_scores_untake(d->gw, scores, nscores);
+		msv_queue_reputations_free(scores, nscores);
 		health_write_result(d, ok ? NULL : &err);
 
 		pthread_mutex_lock(&r->mu);
@@ -233,10 +240,6 @@ static void *recorder_main(void *arg)
 			judge(d, it->submitter, &it->o);
 		}
 		items_free(done);
-		/* The scores these outcomes moved, written once per commit,
-		 * while the lock this thread just released is most likely free. */
-		if (d->gw)
-			gateway_flush(d->gw);
 		pthread_mutex_lock(&r->mu);
 	}
 	r->stopped = 1;

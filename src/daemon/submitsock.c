@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -322,44 +321,41 @@ static void *accept_main(void *arg)
 
 /* Removes a socket left by a missived that died; refuses to take over a
  * live one or to remove anything that is not a socket. */
-static int clear_stale(const char *path, const struct sockaddr_un *sa)
+static msv_result clear_stale(const char *path, const struct sockaddr_un *sa, msv_error *err)
 {
 	struct stat st;
 	if (lstat(path, &st))
-		return 0;
-	if (!S_ISSOCK(st.st_mode)) {
-		dlog("[daemon] socket %s exists and is not a socket", path);
-		return -1;
-	}
+		return MSV_OK;
+	if (!S_ISSOCK(st.st_mode))
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_PERMANENT,
+		                     "[daemon] socket %s exists and is not a socket", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int live = fd >= 0 && !connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	if (fd >= 0)
 		close(fd);
-	if (live) {
-		dlog("[daemon] socket %s: another missived is listening there", path);
-		return -1;
-	}
+	if (live)
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_PERMANENT,
+		                     "[daemon] socket %s: another missived is listening there", path);
 	unlink(path);
-	return 0;
+	return MSV_OK;
 }
 
-int submitsock_start(daemon_ctx *d, submitsock **out)
+msv_result submitsock_start(daemon_ctx *d, submitsock **out, msv_error *err)
 {
 	*out = NULL;
 	const char *path = d->cfg->socket_path;
 	if (!*path)
-		return 0;
+		return MSV_OK;
 	struct sockaddr_un sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked by the config */
-	if (clear_stale(path, &sa))
-		return EX_UNAVAILABLE;
+	if (clear_stale(path, &sa, err))
+		return err->code;
 	submitsock *s = msv_calloc(1, sizeof(*s));
-	if (!s) {
-		dlog("cannot start the submission socket: out of memory");
-		return EX_OSERR;
-	}
+	if (!s)
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
+		                     "cannot start the submission socket: out of memory");
 	s->d = d;
 	s->stop[0] = s->stop[1] = -1;
 	for (size_t i = 0; i < CONN_MAX; i++) {
@@ -376,20 +372,23 @@ int submitsock_start(daemon_ctx *d, submitsock **out)
 	int bad = s->fd < 0 || bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(um);
 	if (bad || listen(s->fd, 128) || pipe(s->stop)) {
-		dlog("[daemon] socket %s: %s", path, strerror(errno));
+		msv_error_set(err, MSV_E_CANT_CREATE, MSV_CLASS_LOCAL, "[daemon] socket %s: %s", path,
+		              strerror(errno));
 		if (s->fd >= 0)
 			close(s->fd);
 		msv_free(s);
-		return EX_CANTCREAT;
+		return err->code;
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	daemon_cond_init(&s->idle);
 	if (pthread_create(&s->accepter, NULL, accept_main, s)) {
 		submitsock_stop(s, 0);
-		return EX_OSERR;
+		/* No thread to be had: the system is out of resources (71). */
+		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
+		                     "cannot start the submission socket's thread");
 	}
 	*out = s;
-	return 0;
+	return MSV_OK;
 }
 
 void submitsock_stop(submitsock *s, int started)

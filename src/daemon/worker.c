@@ -360,26 +360,6 @@ static void deliver(daemon_ctx *d, msv_queue_job *jobs, size_t n, uint64_t *prev
 
 /* Sleeps up to ms, or until a stop; with wakeable, also until a
  * submission bumps wake_seq past seq.  Returns 1 when woken by one. */
-void daemon_cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
-void daemon_abstime(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static int nap(daemon_ctx *d, int64_t ms, uint64_t seq, int wakeable)
 {
 	struct timespec ts;

@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1493,29 +1492,12 @@ static void boundary(char *out, size_t outsz, const unsigned char *rnd, int leve
 static msv_result render_content(msv_mime_msg *m, int level, int top);
 
 
-/* Boundaries and Message-IDs need uniqueness, not secrecy: the kernel's
- * generator is enough, and it spares each process OpenSSL's DRBG setup
- * (about 4 ms, a third of building a message with a 10 MB attachment). */
-static int random_bytes(unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t got = getrandom(p, n, 0);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return -1;
-		p += got;
-		n -= (size_t)got;
-	}
-	return 0;
-}
-
 static msv_result render_entity_list(msv_mime_msg *m, int level, const char *sub,
                                      int first_is_content, const size_t *leaves, size_t n,
                                      int top)
 {
 	unsigned char rnd[12];
-	if (random_bytes(rnd, sizeof(rnd)))
+	if (msv__random_bytes(rnd, sizeof(rnd)))
 		return fail(m, MSV_E_SYSTEM, "no random bytes for a MIME boundary (getrandom)");
 	char b[64];
 	boundary(b, sizeof(b), rnd, level);
@@ -1630,7 +1612,7 @@ static msv_result make_msgid(msv_mime_msg *m)
 		r = msv__addr_domain_ascii(&d, from, &m->err);
 	}
 	unsigned char rnd[16];
-	if (!r && random_bytes(rnd, sizeof(rnd)))
+	if (!r && msv__random_bytes(rnd, sizeof(rnd)))
 		r = fail(m, MSV_E_SYSTEM, "no random bytes for the Message-ID (getrandom)");
 	if (!r) {
 		static const char hexd[] = "0123456789abcdef";

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "core/core_int.h"
 #include "queue/queue_int.h"
@@ -61,18 +60,9 @@ msv_result msv__queue_random_qid(void *payload, char out[MSV_QID_LEN + 1], msv_e
 {
 	(void)payload;
 	unsigned char raw[MSV_QID_LEN / 2];
-	size_t got = 0;
-	while (got < sizeof(raw)) {
-		ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
-			                     "cannot make a queue ID: getrandom failed: %s",
-			                     strerror(errno));
-		}
-		got += (size_t)r;
-	}
+	if (msv__random_bytes(raw, sizeof(raw)))
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+		                     "cannot make a queue ID: getrandom failed: %s", strerror(errno));
 	static const char hex[] = "0123456789abcdef";
 	for (size_t i = 0; i < sizeof(raw); i++) {
 		out[2 * i] = hex[raw[i] >> 4];
@@ -428,9 +418,20 @@ void msv_queue_jobs_free(msv_queue_job *jobs, size_t n)
 msv_result msv_queue_record(msv_queue *q, const msv_queue_outcome *o, size_t n, int64_t now_ms,
                             msv_error *err)
 {
+	return msv_queue_record_with(q, o, n, NULL, 0, now_ms, err);
+}
+
+static msv_result check_reputations(const msv_queue_reputation *v, size_t n, msv_error *err);
+
+msv_result msv_queue_record_with(msv_queue *q, const msv_queue_outcome *o, size_t n,
+                                 const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
+                                 msv_error *err)
+{
 	msv_result r;
-	if (!q || (n && !o))
+	if (!q || (n && !o) || (nrep && !rep))
 		return usage(err, "msv_queue_record needs a queue and outcomes");
+	if ((r = check_reputations(rep, nrep, err)))
+		return r;
 	if ((r = writable(q, err)))
 		return r;
 	for (size_t i = 0; i < n; i++) {
@@ -450,9 +451,9 @@ msv_result msv_queue_record(msv_queue *q, const msv_queue_outcome *o, size_t n, 
 			return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
 			                     "queue: outcome %zu has no recipient id", i);
 	}
-	if (n == 0)
+	if (n == 0 && nrep == 0)
 		return MSV_OK;
-	return q->ops->record(q->be, o, n, now_ms, err);
+	return q->ops->record(q->be, o, n, rep, nrep, now_ms, err);
 }
 
 msv_result msv_queue_release(msv_queue *q, const char *owner, size_t *released, msv_error *err)
@@ -907,15 +908,21 @@ msv_result msv_queue_reputation_put(msv_queue *q, const msv_queue_reputation *v,
 	msv_result r;
 	if (!q || (n && !v))
 		return usage(err, "msv_queue_reputation_put needs a queue and rows");
-	if ((r = writable(q, err)))
+	if ((r = writable(q, err)) || (r = check_reputations(v, n, err)))
 		return r;
+	if (n == 0)
+		return MSV_OK;
+	return q->ops->reputation_put(q->be, v, n, err);
+}
+
+static msv_result check_reputations(const msv_queue_reputation *v, size_t n, msv_error *err)
+{
+	msv_result r;
 	for (size_t i = 0; i < n; i++)
 		if ((r = check_identity(v[i].identity, err)) || (r = check_score(v[i].score, err)) ||
 		    (r = check_line(err, "the reason", v[i].why, 1)))
 			return r;
-	if (n == 0)
-		return MSV_OK;
-	return q->ops->reputation_put(q->be, v, n, err);
+	return MSV_OK;
 }
 
 msv_result msv_queue_reputation_list(msv_queue *q, msv_queue_reputation **out, size_t *n,

@@ -66,7 +66,8 @@ typedef struct msv__queue_ops {
 	                     msv_error *err);
 	msv_result (*claim)(void *be, const char *owner, int64_t now_ms, int64_t expiry_ms,
 	                    size_t max_rcpt, msv_queue_job **jobs, size_t *njobs, msv_error *err);
-	msv_result (*record)(void *be, const msv_queue_outcome *o, size_t n, int64_t now_ms,
+	msv_result (*record)(void *be, const msv_queue_outcome *o, size_t n,
+	                     const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
 	                     msv_error *err);
 	msv_result (*release)(void *be, const char *owner, size_t *released, msv_error *err);
 	msv_result (*renew)(void *be, const char *owner, int64_t until_ms, size_t *renewed,

@@ -430,6 +430,59 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
+/* One row of a listing into row (zeroed, size bytes): MSV_OK, or the
+ * error (out of memory, a malformed value). */
+typedef msv_result row_fn(sq *s, sqlite3_stmt *st, void *row, msv_error *err);
+/* Frees the n rows read so far. */
+typedef void rows_free_fn(void *rows, size_t n);
+
+/* Steps st to its end, one element of size bytes per row, filled by
+ * fill.  On failure what was read is freed and nothing is returned. */
+static msv_result read_rows(sq *s, sq_conn *c, sqlite3_stmt *st, size_t size, row_fn *fill,
+                            rows_free_fn *free_rows, void **out, size_t *n, const char *what,
+                            msv_error *err)
+{
+	char *v = NULL;
+	size_t nv = 0, cap = 0;
+	msv_result r = MSV_OK;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (grow((void **)&v, &cap, nv + 1, size)) {
+			r = nomem(err);
+			break;
+		}
+		void *row = v + nv * size;
+		memset(row, 0, size);
+		nv++;
+		if ((r = fill(s, st, row, err)))
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = sq_fail(err, s, c->db, rc, what);
+	if (r) {
+		free_rows(v, nv);
+		return r;
+	}
+	*out = v;
+	*n = nv;
+	return MSV_OK;
+}
+
+/* read_rows() of sql on the read connection. */
+static msv_result list_rows(sq *s, const char *sql, size_t size, row_fn *fill,
+                            rows_free_fn *free_rows, void **out, size_t *n, const char *what,
+                            msv_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	pthread_mutex_lock(&s->r.mu);
+	msv_result r = prepare(s, &s->r, sql, &st, err);
+	if (!r)
+		r = read_rows(s, &s->r, st, size, fill, free_rows, out, n, what, err);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->r.mu);
+	return r;
+}
+
 /* ---- open, create, migrate ---- */
 
 /* Size of path + suffix in bytes, or -1 when it cannot be read. */
@@ -1054,7 +1107,10 @@ out:
 
 /* ---- outcomes and leases ---- */
 
-static msv_result sq_record(void *be, const msv_queue_outcome *o, size_t n, int64_t now_ms,
+static msv_result rep_put_rows(sq *s, const msv_queue_reputation *v, size_t n, msv_error *err);
+
+static msv_result sq_record(void *be, const msv_queue_outcome *o, size_t n,
+                            const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
                             msv_error *err)
 {
 	sq *s = be;
@@ -1092,6 +1148,8 @@ static msv_result sq_record(void *be, const msv_queue_outcome *o, size_t n, int6
 	}
 	sqlite3_clear_bindings(s->record);
 	sqlite3_clear_bindings(s->ins_attempt);
+	if (!r && nrep)
+		r = rep_put_rows(s, rep, nrep, err);
 	if (r)
 		rollback(&s->w);
 	else
@@ -1775,47 +1833,33 @@ out:
 	return r;
 }
 
+static msv_result suppression_row(sq *s, sqlite3_stmt *st, void *row, msv_error *err)
+{
+	(void)s;
+	msv_suppression *x = row;
+	x->created_ms = sqlite3_column_int64(st, 3);
+	if (col_dup(st, 0, 0, &x->address) || col_dup(st, 1, 0, &x->reason) ||
+	    col_dup(st, 2, 0, &x->source))
+		return nomem(err);
+	return MSV_OK;
+}
+
+static void suppressions_free(void *v, size_t n)
+{
+	msv_queue_suppressions_free(v, n);
+}
+
 static msv_result sq_suppress_list(void *be, msv_suppression **out, size_t *n, msv_error *err)
 {
-	sq *s = be;
-	msv_result r;
-	sqlite3_stmt *st = NULL;
-	msv_suppression *v = NULL;
-	size_t nv = 0, cap = 0;
-	int rc;
-	pthread_mutex_lock(&s->r.mu);
-	if ((r = prepare(s, &s->r,
-	                 "SELECT address, reason, source, created_ms FROM suppression"
-	                 " ORDER BY address",
-	                 &st, err)))
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
-			r = nomem(err);
-			goto out;
-		}
-		msv_suppression *x = &v[nv];
-		memset(x, 0, sizeof(*x));
-		nv++;
-		x->created_ms = sqlite3_column_int64(st, 3);
-		if (col_dup(st, 0, 0, &x->address) || col_dup(st, 1, 0, &x->reason) ||
-		    col_dup(st, 2, 0, &x->source)) {
-			r = nomem(err);
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		r = sq_fail(err, s, s->r.db, rc, "listing the suppression list");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->r.mu);
-	if (r) {
-		msv_queue_suppressions_free(v, nv);
-		return r;
-	}
-	*out = v;
-	*n = nv;
-	return MSV_OK;
+	void *v;
+	msv_result r = list_rows(be,
+	                         "SELECT address, reason, source, created_ms FROM suppression"
+	                         " ORDER BY address",
+	                         sizeof(**out), suppression_row, suppressions_free, &v, n,
+	                         "listing the suppression list", err);
+	if (!r)
+		*out = v;
+	return r;
 }
 
 /* Rewrites user_version with its own value: SQLite still dirties page 1,
@@ -1913,57 +1957,39 @@ static msv_result sq_key_rm(void *be, const char *name, int *removed, msv_error 
 	return r;
 }
 
+static msv_result key_row(sq *s, sqlite3_stmt *st, void *row, msv_error *err)
+{
+	msv_queue_key *k = row;
+	const void *h = sqlite3_column_blob(st, 1);
+	if (!h || sqlite3_column_bytes(st, 1) != 32)
+		return msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
+		                     "queue %s: a key has a malformed hash", s->path);
+	memcpy(k->hash, h, 32);
+	k->rate = sqlite3_column_double(st, 3);
+	int64_t burst = sqlite3_column_int64(st, 4);
+	k->burst = burst > 0 && burst <= UINT32_MAX ? (unsigned)burst : 0;
+	k->created_ms = sqlite3_column_int64(st, 5);
+	k->rotated_ms = sqlite3_column_int64(st, 6);
+	if (col_dup(st, 0, 0, &k->name) || col_dup(st, 2, 0, &k->sender_domains))
+		return nomem(err);
+	return MSV_OK;
+}
+
+static void keys_free(void *v, size_t n)
+{
+	msv_queue_keys_free(v, n);
+}
+
 static msv_result sq_key_list(void *be, msv_queue_key **out, size_t *n, msv_error *err)
 {
-	sq *s = be;
-	msv_result r;
-	sqlite3_stmt *st = NULL;
-	msv_queue_key *v = NULL;
-	size_t nv = 0, cap = 0;
-	int rc;
-	pthread_mutex_lock(&s->r.mu);
-	if ((r = prepare(s, &s->r,
-	                 "SELECT name, hash, sender_domains, rate, burst, created_ms, rotated_ms"
-	                 " FROM api_keys ORDER BY name",
-	                 &st, err)))
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
-			r = nomem(err);
-			goto out;
-		}
-		msv_queue_key *k = &v[nv];
-		memset(k, 0, sizeof(*k));
-		nv++;
-		const void *h = sqlite3_column_blob(st, 1);
-		if (!h || sqlite3_column_bytes(st, 1) != 32) {
-			r = msv_error_set(err, MSV_E_SYSTEM, MSV_CLASS_LOCAL,
-			                  "queue %s: a key has a malformed hash", s->path);
-			goto out;
-		}
-		memcpy(k->hash, h, 32);
-		k->rate = sqlite3_column_double(st, 3);
-		int64_t burst = sqlite3_column_int64(st, 4);
-		k->burst = burst > 0 && burst <= UINT32_MAX ? (unsigned)burst : 0;
-		k->created_ms = sqlite3_column_int64(st, 5);
-		k->rotated_ms = sqlite3_column_int64(st, 6);
-		if (col_dup(st, 0, 0, &k->name) || col_dup(st, 2, 0, &k->sender_domains)) {
-			r = nomem(err);
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		r = sq_fail(err, s, s->r.db, rc, "listing keys");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->r.mu);
-	if (r) {
-		msv_queue_keys_free(v, nv);
-		return r;
-	}
-	*out = v;
-	*n = nv;
-	return MSV_OK;
+	void *v;
+	msv_result r = list_rows(be,
+	                         "SELECT name, hash, sender_domains, rate, burst, created_ms,"
+	                         " rotated_ms FROM api_keys ORDER BY name",
+	                         sizeof(**out), key_row, keys_free, &v, n, "listing keys", err);
+	if (!r)
+		*out = v;
+	return r;
 }
 
 /* ---- reputation ---- */
@@ -1988,21 +2014,26 @@ static msv_result rep_put_one(sq *s, sqlite3_stmt *st, const msv_queue_reputatio
 	return step_done(s, &s->w, st, "storing a reputation", err);
 }
 
+/* Inserts or replaces the rows in the open write transaction. */
+static msv_result rep_put_rows(sq *s, const msv_queue_reputation *v, size_t n, msv_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	msv_result r = prepare(s, &s->w, SQL_REP_PUT, &st, err);
+	for (size_t i = 0; i < n && !r; i++)
+		r = rep_put_one(s, st, &v[i], err);
+	sqlite3_finalize(st);
+	return r;
+}
+
 static msv_result sq_reputation_put(void *be, const msv_queue_reputation *v, size_t n,
                                     msv_error *err)
 {
 	sq *s = be;
 	msv_result r;
-	sqlite3_stmt *st = NULL;
 	pthread_mutex_lock(&s->w.mu);
 	if ((r = begin_write(s, "storing reputations", err)))
 		goto out;
-	if ((r = prepare(s, &s->w, SQL_REP_PUT, &st, err)))
-		goto end;
-	for (size_t i = 0; i < n && !r; i++)
-		r = rep_put_one(s, st, &v[i], err);
-end:
-	sqlite3_finalize(st);
+	r = rep_put_rows(s, v, n, err);
 	if (r)
 		rollback(&s->w);
 	else
@@ -2014,58 +2045,38 @@ out:
 
 /* Reads (identity, score, stamp_ms, rejections, open_until_ms, changed_ms,
  * why) rows of st into a new array. */
-static msv_result rep_rows(sq *s, sq_conn *c, sqlite3_stmt *st, msv_queue_reputation **out,
-                           size_t *n, const char *what, msv_error *err)
+static msv_result rep_row(sq *s, sqlite3_stmt *st, void *row, msv_error *err)
 {
-	msv_queue_reputation *v = NULL;
-	size_t nv = 0, cap = 0;
-	msv_result r = MSV_OK;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
-			r = nomem(err);
-			break;
-		}
-		msv_queue_reputation *x = &v[nv];
-		memset(x, 0, sizeof(*x));
-		nv++;
-		x->score = sqlite3_column_double(st, 1);
-		x->stamp_ms = sqlite3_column_int64(st, 2);
-		int64_t rej = sqlite3_column_int64(st, 3);
-		x->rejections = rej > 0 && rej <= UINT32_MAX ? (unsigned)rej : 0;
-		x->open_until_ms = sqlite3_column_int64(st, 4);
-		x->changed_ms = sqlite3_column_int64(st, 5);
-		if (col_dup(st, 0, 0, &x->identity) ||
-		    (sqlite3_column_type(st, 6) != SQLITE_NULL && col_dup(st, 6, 0, &x->why))) {
-			r = nomem(err);
-			break;
-		}
-	}
-	if (!r && rc != SQLITE_DONE)
-		r = sq_fail(err, s, c->db, rc, what);
-	if (r) {
-		msv_queue_reputations_free(v, nv);
-		return r;
-	}
-	*out = v;
-	*n = nv;
+	(void)s;
+	msv_queue_reputation *x = row;
+	x->score = sqlite3_column_double(st, 1);
+	x->stamp_ms = sqlite3_column_int64(st, 2);
+	int64_t rej = sqlite3_column_int64(st, 3);
+	x->rejections = rej > 0 && rej <= UINT32_MAX ? (unsigned)rej : 0;
+	x->open_until_ms = sqlite3_column_int64(st, 4);
+	x->changed_ms = sqlite3_column_int64(st, 5);
+	if (col_dup(st, 0, 0, &x->identity) ||
+	    (sqlite3_column_type(st, 6) != SQLITE_NULL && col_dup(st, 6, 0, &x->why)))
+		return nomem(err);
 	return MSV_OK;
+}
+
+static void reps_free(void *v, size_t n)
+{
+	msv_queue_reputations_free(v, n);
 }
 
 static msv_result sq_reputation_list(void *be, msv_queue_reputation **out, size_t *n,
                                      msv_error *err)
 {
-	sq *s = be;
-	msv_result r;
-	sqlite3_stmt *st = NULL;
-	pthread_mutex_lock(&s->r.mu);
-	if (!(r = prepare(s, &s->r,
-	                  "SELECT identity, score, stamp_ms, rejections, open_until_ms, changed_ms,"
-	                  " why FROM reputation ORDER BY identity",
-	                  &st, err)))
-		r = rep_rows(s, &s->r, st, out, n, "listing reputations", err);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->r.mu);
+	void *v;
+	msv_result r = list_rows(be,
+	                         "SELECT identity, score, stamp_ms, rejections, open_until_ms,"
+	                         " changed_ms, why FROM reputation ORDER BY identity",
+	                         sizeof(**out), rep_row, reps_free, &v, n, "listing reputations",
+	                         err);
+	if (!r)
+		*out = v;
 	return r;
 }
 
@@ -2114,7 +2125,7 @@ static msv_result sq_reputation_take_overrides(void *be, msv_queue_reputation **
 	sq *s = be;
 	msv_result r;
 	sqlite3_stmt *st = NULL;
-	msv_queue_reputation *v = NULL;
+	void *rows = NULL;
 	size_t nv = 0;
 	pthread_mutex_lock(&s->w.mu);
 	/* missived asks twice a second and there is almost never anything:
@@ -2139,7 +2150,8 @@ static msv_result sq_reputation_take_overrides(void *be, msv_queue_reputation **
 	                 "SELECT identity, score, at_ms, 0, 0, 0, NULL FROM reputation_overrides"
 	                 " ORDER BY at_ms, identity",
 	                 &st, err)) ||
-	    (r = rep_rows(s, &s->w, st, &v, &nv, "taking reputation overrides", err)))
+	    (r = read_rows(s, &s->w, st, sizeof(**out), rep_row, reps_free, &rows, &nv,
+	                   "taking reputation overrides", err)))
 		goto end;
 	if (nv)
 		r = exec(s, &s->w, "DELETE FROM reputation_overrides", "taking reputation overrides",
@@ -2153,10 +2165,10 @@ end:
 out:
 	pthread_mutex_unlock(&s->w.mu);
 	if (r) {
-		msv_queue_reputations_free(v, nv);
+		msv_queue_reputations_free(rows, nv);
 		return r;
 	}
-	*out = v;
+	*out = rows;
 	*n = nv;
 	return MSV_OK;
 }
@@ -2233,49 +2245,36 @@ out:
 	return r;
 }
 
+static msv_result route_state_row(sq *s, sqlite3_stmt *st, void *row, msv_error *err)
+{
+	(void)s;
+	msv_queue_route_state *x = row;
+	x->open_until_ms = sqlite3_column_int64(st, 2);
+	int64_t trips = sqlite3_column_int64(st, 3);
+	x->trips = trips > 0 ? (uint64_t)trips : 0;
+	x->changed_ms = sqlite3_column_int64(st, 4);
+	if (col_dup(st, 0, 0, &x->route) || col_dup(st, 1, 0, &x->circuit))
+		return nomem(err);
+	return MSV_OK;
+}
+
+static void route_states_free(void *v, size_t n)
+{
+	msv_queue_route_states_free(v, n);
+}
+
 static msv_result sq_route_state_list(void *be, msv_queue_route_state **out, size_t *n,
                                       msv_error *err)
 {
-	sq *s = be;
-	msv_result r;
-	sqlite3_stmt *st = NULL;
-	msv_queue_route_state *v = NULL;
-	size_t nv = 0, cap = 0;
-	int rc;
-	pthread_mutex_lock(&s->r.mu);
-	if ((r = prepare(s, &s->r,
-	                 "SELECT route, circuit, open_until_ms, trips, changed_ms FROM route_state"
-	                 " ORDER BY route",
-	                 &st, err)))
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (grow((void **)&v, &cap, nv + 1, sizeof(*v))) {
-			r = nomem(err);
-			goto out;
-		}
-		msv_queue_route_state *x = &v[nv++];
-		memset(x, 0, sizeof(*x));
-		x->open_until_ms = sqlite3_column_int64(st, 2);
-		int64_t trips = sqlite3_column_int64(st, 3);
-		x->trips = trips > 0 ? (uint64_t)trips : 0;
-		x->changed_ms = sqlite3_column_int64(st, 4);
-		if (col_dup(st, 0, 0, &x->route) || col_dup(st, 1, 0, &x->circuit)) {
-			r = nomem(err);
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		r = sq_fail(err, s, s->r.db, rc, "listing route states");
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->r.mu);
-	if (r) {
-		msv_queue_route_states_free(v, nv);
-		return r;
-	}
-	*out = v;
-	*n = nv;
-	return MSV_OK;
+	void *v;
+	msv_result r = list_rows(be,
+	                         "SELECT route, circuit, open_until_ms, trips, changed_ms"
+	                         " FROM route_state ORDER BY route",
+	                         sizeof(**out), route_state_row, route_states_free, &v, n,
+	                         "listing route states", err);
+	if (!r)
+		*out = v;
+	return r;
 }
 
 const msv__queue_ops msv__queue_sqlite_ops = {

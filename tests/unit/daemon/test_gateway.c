@@ -18,6 +18,7 @@
 #define GW_MAX_ENTRIES 8
 #define GW_IDLE_MS 0
 #include "daemon/gateway.c"
+#include "daemon/timing.c"
 #include "submit.h"
 
 /* What gateway.c needs of missived. */
@@ -30,26 +31,6 @@ void vdlog(const char *fmt, va_list ap)
 {
 	(void)fmt;
 	(void)ap;
-}
-
-void daemon_cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
-void daemon_abstime(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
 }
 
 typedef struct fixture {

@@ -371,9 +371,50 @@ static void test_allocation_failures(void **state)
 	assert_true(nomem > total / 2);
 }
 
+/* Found by the torture run (docs/internals/torture.md): when the walker's
+ * skip list (addresses of the original sender, never taken for a failed
+ * recipient) could not grow, its buffer was gone but its entries were
+ * still counted, and the next address was compared against offsets from
+ * NULL.  Every allocation failing in turn on bounces that fill the list
+ * gives a clean MSV_E_NOMEM or a report, never undefined behaviour
+ * (UBSan halts the test on it). */
+static void test_skip_list_allocation_failures(void **state)
+{
+	(void)state;
+	static const char *const files[] = {"lhost-amazonses-09.eml", "lhost-postfix-01.eml"};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/bounces/eml/%s", MSV_CORPUS_DIR, files[i]);
+		FILE *f = fopen(path, "rb");
+		assert_non_null(f);
+		static char buf[1 << 20];
+		size_t len = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		alloc_count = 0;
+		fail_at = -1;
+		msv_dsn_report *r = NULL;
+		msv_error err;
+		assert_int_equal(msv_dsn_parse(&r, buf, len, NULL, &err), MSV_OK);
+		msv_dsn_report_free(r);
+		long total = alloc_count;
+		for (long k = 1; k <= total; k++) {
+			alloc_count = 0;
+			fail_at = k;
+			r = NULL;
+			msv_result res = msv_dsn_parse(&r, buf, len, NULL, &err);
+			if (res == MSV_OK)
+				msv_dsn_report_free(r);
+			else if (res != MSV_E_NOMEM)
+				fail_msg("%s, allocation %ld failing: %s", files[i], k, err.message);
+		}
+		fail_at = -1;
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_skip_list_allocation_failures),
 		cmocka_unit_test(test_truncated),          cmocka_unit_test(test_missing_boundary),
 		cmocka_unit_test(test_ten_megabyte_line),  cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_too_many_parts),     cmocka_unit_test(test_too_many_recipients),

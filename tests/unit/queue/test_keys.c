@@ -18,62 +18,8 @@
 
 #include "missive/queue.h"
 
-#define T0 1700000000000LL
-
-typedef struct fixture {
-	char dir[200];
-	char path[256];
-	msv_queue *q;
-	msv_error err;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/msv-keys-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/queue.db", f->dir);
-	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
-	o.path = f->path;
-	if (msv_queue_open(&f->q, &o, &f->err) != MSV_OK) {
-		fprintf(stderr, "open: %s\n", f->err.message);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	msv_queue_close(f->q);
-	DIR *d = opendir(f->dir);
-	if (d) {
-		struct dirent *e;
-		char p[512];
-		while ((e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
-
-#define OK(call)                                                                            \
-	do {                                                                                    \
-		msv_result r_ = (call);                                                             \
-		if (r_ != MSV_OK)                                                                   \
-			fail_msg("%s: %s (%s)", #call, msv_result_name(r_), f->err.message);            \
-	} while (0)
+#define QUEUE_FIXTURE_PREFIX "msv-keys"
+#include "queue/queue_fixture.h"
 
 static msv_queue_key key(const char *name, unsigned char fill)
 {
@@ -387,6 +333,50 @@ static void submitter_round_trip(void **state)
 	assert_int_equal(msv_queue_submit(f->q, &m, 1, T0, ids, &f->err), MSV_E_INVALID);
 }
 
+/* Scores ride in the outcomes' transaction: both land, or neither. */
+static void record_with_scores(void **state)
+{
+	fixture *f = *state;
+	char id[MSV_QID_LEN + 1];
+	submit_one(f, "key:web", id);
+	msv_queue_job *jobs = NULL;
+	size_t n = 0;
+	OK(msv_queue_claim(f->q, "w1", T0, 60000, 100, &jobs, &n, &f->err));
+	assert_int_equal(n, 1);
+	msv_queue_outcome o;
+	memset(&o, 0, sizeof(o));
+	o.rcpt_id = jobs[0].rcpt[0].id;
+	o.state = MSV_RCPT_SENT;
+	o.attempted = 1;
+	o.at_ms = T0;
+	o.reply_code = 250;
+	o.enhanced = "2.0.0";
+	o.text = "ok";
+	msv_queue_jobs_free(jobs, n);
+	msv_queue_reputation bad = {.identity = "key:web", .score = 101, .why = "x"}; /* no such score */
+	assert_int_equal(msv_queue_record_with(f->q, &o, 1, &bad, 1, T0, &f->err), MSV_E_INVALID);
+	msv_queue_stats st;
+	OK(msv_queue_stats_get(f->q, T0, &st, &f->err));
+	assert_int_equal(st.rcpt[MSV_RCPT_SENT], 0); /* the outcome did not land either */
+	msv_queue_reputation good = {.identity = "key:web", .score = 42.5, .stamp_ms = T0,
+	                             .changed_ms = T0, .why = "1 delivered"};
+	OK(msv_queue_record_with(f->q, &o, 1, &good, 1, T0, &f->err));
+	OK(msv_queue_stats_get(f->q, T0, &st, &f->err));
+	assert_int_equal(st.rcpt[MSV_RCPT_SENT], 1);
+	msv_queue_reputation *r = NULL;
+	OK(msv_queue_reputation_list(f->q, &r, &n, &f->err));
+	assert_int_equal(n, 1);
+	assert_string_equal(r[0].identity, "key:web");
+	assert_true(r[0].score == 42.5);
+	msv_queue_reputations_free(r, n);
+	/* Scores alone, no outcome: written all the same. */
+	good.score = 40;
+	OK(msv_queue_record_with(f->q, NULL, 0, &good, 1, T0, &f->err));
+	OK(msv_queue_reputation_list(f->q, &r, &n, &f->err));
+	assert_true(n == 1 && r[0].score == 40);
+	msv_queue_reputations_free(r, n);
+}
+
 static int64_t user_version(const char *path)
 {
 	sqlite3 *db;
@@ -506,6 +496,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(keys_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(record_with_scores, setup, teardown),
 		cmocka_unit_test_setup_teardown(keys_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(reputation_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(reputation_overrides, setup, teardown),

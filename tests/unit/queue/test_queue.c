@@ -22,62 +22,8 @@
 #include "missive/queue.h"
 #include "queue/queue_int.h"
 
-#define T0 1700000000000LL /* a fixed "now": tests own the clock */
-
-typedef struct fixture {
-	char dir[200];
-	char path[256];
-	msv_queue *q;
-	msv_error err;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		return -1;
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/msv-queue-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/queue.db", f->dir);
-	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
-	o.path = f->path;
-	if (msv_queue_open(&f->q, &o, &f->err) != MSV_OK) {
-		fprintf(stderr, "open: %s\n", f->err.message);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-	msv_queue_close(f->q);
-	DIR *d = opendir(f->dir);
-	if (d) {
-		struct dirent *e;
-		char p[512];
-		while ((e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
-
-#define OK(call)                                                                            \
-	do {                                                                                    \
-		msv_result r_ = (call);                                                             \
-		if (r_ != MSV_OK)                                                                   \
-			fail_msg("%s: %s (%s)", #call, msv_result_name(r_), f->err.message);            \
-	} while (0)
+#define QUEUE_FIXTURE_PREFIX "msv-queue"
+#include "queue/queue_fixture.h"
 
 /* A message to rcpts with a body; everything else default. */
 static msv_queue_message msg(const char *const *rcpt, size_t n, const char *body, size_t len)
