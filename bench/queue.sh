@@ -29,7 +29,7 @@ if [ -n "${QUEUE_DIR:-}" ]; then
 fi
 # shellcheck disable=SC2046
 cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Isrc bench/queue_bench.c \
-    "$BUILD/libmissive.a" $(pkg-config --libs sqlite3 openssl libidn2) -lpthread \
+    "$BUILD/libmissive.a" $(pkg-config --libs sqlite3 libpq openssl libidn2 libcurl libcjson) -lpthread -lm \
     -o "$WORK/queue_bench"
 
 FS=$(df -T "$DIR" 2>/dev/null | awk 'NR == 2 {print $2}')

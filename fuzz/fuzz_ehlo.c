@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	 MSV_CAP_AUTH | MSV_CAP_BINARYMIME)
 #define KNOWN_MECHS                                                                     \
 	((1u << MSV_AUTH_PLAIN) | (1u << MSV_AUTH_LOGIN) | (1u << MSV_AUTH_CRAM_MD5) |      \
-	 (1u << MSV_AUTH_XOAUTH2))
+	 (1u << MSV_AUTH_XOAUTH2) | (1u << MSV_AUTH_OAUTHBEARER))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -120,3 +120,15 @@ echo "== the first message as delivered (DKIM-Signature first):"
 head -n 30 "$first" | sed 's/^/   /'
 echo "== missived's log (queue IDs and reply codes, never addresses):"
 sed 's/^/   /' "$DEMO/missived.log"
+echo "== the audit trail ($DEMO/audit.jsonl: addresses as pseudonyms, each line chained):"
+/usr/bin/python3 - "$DEMO/audit.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    who = e["actor"]["kind"] + (":" + e["actor"]["id"] if "id" in e["actor"] else "")
+    p = e["masked_payload"]
+    what = p.get("recipient") or p.get("recipients") or ""
+    print("   %4d %s %-18s %-12s %s %s" % (e["seq"], e["ts"], e["type"], who, e["qid"] or "-", what))
+PY
+echo "-- missive audit verify"
+"$MISSIVE" audit verify | sed 's/^/   /'

@@ -9,8 +9,8 @@
 # up; the tests run private instances (tests/peers/postfix.sh).
 set -eu
 
-BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev libidn2-dev libcjson-dev libcmocka-dev libsqlite3-dev libinih-dev libmicrohttpd-dev python3 openssl"
-PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd python3-dkim opendkim-tools openssl curl"
+BUILD="cmake make pkg-config gcc clang libclang-rt-14-dev libssl-dev librdkafka-dev libcurl4-openssl-dev libidn2-dev libcjson-dev libcmocka-dev libsqlite3-dev libpq-dev libinih-dev libmicrohttpd-dev libhiredis-dev python3 openssl"
+PEERS="postfix sasl2-bin libsasl2-modules python3-aiosmtpd python3-dkim opendkim-tools openssl curl kcat rsyslog redis-server postgresql-15"
 case "${1:-all}" in
     build) PKGS=$BUILD ;;
     peers) PKGS=$PEERS ;;

@@ -24,16 +24,19 @@ CC=gcc cmake -S . -B "$BUILD-gcc" -DCMAKE_BUILD_TYPE=Release -DMSV_WERROR=ON >/d
 cmake --build "$BUILD-gcc" -j"$JOBS" >/dev/null
 
 # ThreadSanitizer build of the concurrency tests (the pool's threads, the
-# driver's cancellation from another thread, the queue's group commit).
+# driver's cancellation from another thread, the queue's group commit, the
+# audit trail's appenders and reader, the OAuth2 token cache).
 CC=clang cmake -S . -B "$BUILD-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMSV_TSAN=ON \
     -DMSV_WERROR=ON >/dev/null
 cmake --build "$BUILD-tsan" -j"$JOBS" --target unit_pool_test_pool unit_pool_test_pool_clock unit_smtp_test_client \
-    unit_queue_test_queue missive_cli missived >/dev/null
+    unit_queue_test_queue unit_audit_test_chain unit_audit_test_reader unit_oauth2_test_oauth2 \
+    missive_cli missived >/dev/null
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1
-(cd "$BUILD-tsan" && ctest --output-on-failure -R 'pool/test_pool|smtp/test_client|queue/test_queue')
+(cd "$BUILD-tsan" && ctest --output-on-failure \
+    -R 'pool/test_pool|smtp/test_client|queue/test_queue|audit/test_chain|audit/test_reader|oauth2/test_oauth2')
 tests/tsan/pool_tls.sh "$BUILD-tsan/src/cli/missive"
 tests/tsan/daemon.sh "$BUILD-tsan"
 cd "$BUILD"

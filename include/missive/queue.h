@@ -4,7 +4,8 @@
  * SYNOPSIS
  *   The queue is the source of truth for asynchronous delivery: a message
  *   is accepted only once msv_queue_submit() has committed it (SQLite in WAL
- *   mode with synchronous=FULL).  Each message is stored once; each of its
+ *   mode with synchronous=FULL; or PostgreSQL, msv_queue_options.url, for
+ *   several nodes on one queue).  Each message is stored once; each of its
  *   recipients has its own state, schedule, lease and history of attempts.
  *
  * STATES (per recipient)
@@ -76,14 +77,34 @@ typedef struct msv_queue_options {
 	 * sendmail): damaged pages fail the open with MSV_E_IO naming the
 	 * file, instead of failing every later operation. */
 	int verify;
+	/* Version 2: a PostgreSQL queue, "postgresql://USER@HOST:PORT/DB"
+	 * (any libpq connection URI).  Give path or url, not both.  The
+	 * database must hold the current schema (msv_queue_migrate()) or no
+	 * tables at all (they are created). */
+	const char *url;
 } msv_queue_options;
 
-#define MSV_QUEUE_OPTIONS_VERSION 1
+#define MSV_QUEUE_OPTIONS_VERSION 2
 #define MSV_QUEUE_OPTIONS_INIT {.version = MSV_QUEUE_OPTIONS_VERSION}
 
 MSV_EXTERN MSV_WUR msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts,
                                              msv_error *err);
 MSV_EXTERN void msv_queue_close(msv_queue *q);
+
+/* The schema version this libmissive writes (both backends). */
+#define MSV_QUEUE_SCHEMA_VERSION 4
+
+/* Creates the tables, or brings an older schema up to the current one, in
+ * one transaction; *from receives the version found (0: none), *to the
+ * version left (either may be NULL).  A newer schema is MSV_E_CONFIG.
+ * SQLite files are also migrated by any read-write open; PostgreSQL
+ * databases only here (several nodes share one: an upgrade is an
+ * operator's step, `missive queue migrate`). */
+MSV_EXTERN MSV_WUR msv_result msv_queue_migrate(const msv_queue_options *opts, int *from,
+                                                int *to, msv_error *err);
+
+/* "sqlite" or "postgresql". */
+MSV_EXTERN const char *msv_queue_backend(const msv_queue *q);
 
 /* ---- submission ---- */
 
@@ -117,6 +138,9 @@ typedef struct msv_queue_rcpt {
 	int64_t id;          /* recipient row id, for msv_queue_record() */
 	char *address;
 	unsigned attempts;   /* attempts made before this one */
+	/* The lease's epoch: the recipient's claim counter, one more at each
+	 * claim.  Copy it into msv_queue_outcome.epoch (fencing). */
+	uint64_t epoch;
 } msv_queue_rcpt;
 
 /* One message with the recipients claimed for it. */
@@ -154,9 +178,18 @@ typedef struct msv_queue_outcome {
 	int reply_code;           /* 0 when no reply (connection, TLS, timeout) */
 	const char *enhanced;     /* "5.1.1" or "" */
 	const char *text;         /* reply text or local error sentence */
+	/* FENCING: the epoch of the claim this outcome belongs to
+	 * (msv_queue_rcpt.epoch), or 0 for none.  With an epoch, the
+	 * outcome is applied only while the recipient's lease epoch is still
+	 * that one: once its lease expired and another worker (or node)
+	 * claimed it again, the late outcome is refused, so a paused worker
+	 * that wakes up cannot overwrite the newer owner's result. */
+	uint64_t epoch;
 } msv_queue_outcome;
 
-/* Records n outcomes in one transaction and ends their leases. */
+/* Records n outcomes in one transaction and ends their leases.  An
+ * outcome refused by fencing (see epoch above) is skipped silently, as is
+ * one whose recipient was purged; msv_queue_record_fenced() counts them. */
 MSV_EXTERN MSV_WUR msv_result msv_queue_record(msv_queue *q, const msv_queue_outcome *o,
                                                size_t n, int64_t now_ms, msv_error *err);
 
@@ -226,6 +259,7 @@ typedef struct msv_queue_rcpt_info {
 	char *last_enhanced, *last_text; /* "" when no attempt yet */
 	char *lease_owner;               /* NULL when not leased */
 	int64_t lease_expiry_ms;
+	uint64_t lease_epoch;            /* claims so far (the last lease's epoch) */
 } msv_queue_rcpt_info;
 
 typedef struct msv_queue_info {
@@ -371,6 +405,13 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_record_with(msv_queue *q, const msv_queu
                                                     size_t n, const msv_queue_reputation *rep,
                                                     size_t nrep, int64_t now_ms,
                                                     msv_error *err);
+/* msv_queue_record_with() that also reports in *refused (may be NULL) how
+ * many outcomes fencing refused: their recipient was claimed again since
+ * the claim whose epoch they carry.  The others still commit. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_record_fenced(msv_queue *q, const msv_queue_outcome *o,
+                                                      size_t n, const msv_queue_reputation *rep,
+                                                      size_t nrep, int64_t now_ms,
+                                                      size_t *refused, msv_error *err);
 /* Inserts or replaces the rows by identity, in one transaction. */
 MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_put(msv_queue *q,
                                                        const msv_queue_reputation *r, size_t n,
@@ -389,6 +430,61 @@ MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_override(msv_queue *q, const 
 MSV_EXTERN MSV_WUR msv_result msv_queue_reputation_take_overrides(msv_queue *q,
                                                                   msv_queue_reputation **out,
                                                                   size_t *n, msv_error *err);
+
+/* ---- notifications ----
+ *
+ * A PostgreSQL queue NOTIFYs at every submission: a worker idle on one
+ * node wakes at once when another node takes mail in.  SQLite has no
+ * cross-process signal: msv_queue_can_notify() is 0 there and
+ * msv_queue_wait_notify() just sleeps. */
+
+MSV_EXTERN int msv_queue_can_notify(msv_queue *q);
+/* Waits up to timeout_ms for a submission on any handle of this queue
+ * since the call began; *woken (may be NULL) is 1 when one came. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_wait_notify(msv_queue *q, int timeout_ms, int *woken,
+                                                    msv_error *err);
+
+/* ---- moving a queue (export / import) ---- */
+
+/* Everything about one message: what show gives (every recipient, every
+ * attempt) plus the body and the envelope fields show leaves out. */
+typedef struct msv_queue_dump {
+	msv_queue_info info;
+	char *dsn_notify, *dsn_ret;
+	int body_8bit, smtputf8;
+	char *submitter;
+	char *body;
+	size_t len;
+} msv_queue_dump;
+
+/* Every queue ID, oldest first (the export's order). */
+MSV_EXTERN MSV_WUR msv_result msv_queue_qids(msv_queue *q, char ***qids, size_t *n,
+                                             msv_error *err);
+MSV_EXTERN MSV_WUR msv_result msv_queue_dump_message(msv_queue *q, const char *qid,
+                                                     msv_queue_dump *out, msv_error *err);
+MSV_EXTERN void msv_queue_dump_free(msv_queue_dump *d);
+
+/* What an import writes, all in one transaction. */
+typedef struct msv_queue_import_set {
+	const msv_queue_dump *msgs;
+	size_t nmsgs;
+	const msv_suppression *sup;
+	size_t nsup;
+	const msv_queue_key *keys;
+	size_t nkeys;
+	const msv_queue_reputation *reps;
+	size_t nreps;
+	const msv_queue_route_state *routes;
+	size_t nroutes;
+} msv_queue_import_set;
+
+/* Writes the set in one transaction, keeping queue IDs, states, attempt
+ * counts, schedules, leases and history (recipient and attempt row ids
+ * are new).  A queue that already holds messages, suppressions or keys is
+ * refused (MSV_E_INVALID) unless force, which merges: rows with the same
+ * key (queue ID, address, name, identity, route) are replaced. */
+MSV_EXTERN MSV_WUR msv_result msv_queue_import(msv_queue *q, const msv_queue_import_set *set,
+                                               int force, msv_error *err);
 
 /* ---- health ---- */
 

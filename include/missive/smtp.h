@@ -5,7 +5,8 @@
  * RFCs: 5321 (SMTP), 1869/5321 (EHLO), 2920 (PIPELINING), 3030 (CHUNKING,
  * BDAT), 1870 (SIZE), 6152 (8BITMIME), 6531 (SMTPUTF8), 3461 (DSN),
  * 2034/3463 (enhanced status codes), 3207 (STARTTLS), 8314 (implicit TLS),
- * 4954 (AUTH), 4616 (PLAIN), 2195 (CRAM-MD5), Google's XOAUTH2.
+ * 4954 (AUTH), 4616 (PLAIN), 2195 (CRAM-MD5), Google's XOAUTH2, 7628
+ * (OAUTHBEARER).
  *
  * TWO WAYS TO USE IT
  *   msv_client_* is what most callers want: it resolves, connects, does
@@ -52,6 +53,7 @@ typedef enum msv_auth_mech {
 	MSV_AUTH_LOGIN,
 	MSV_AUTH_CRAM_MD5,
 	MSV_AUTH_XOAUTH2,
+	MSV_AUTH_OAUTHBEARER, /* RFC 7628 */
 } msv_auth_mech;
 
 /* Returns "PLAIN", "LOGIN", ... and parses them (case-insensitive). */
@@ -167,8 +169,8 @@ typedef struct msv_smtp_options {
 	msv_tls_mode tls;
 	const char *user;      /* NULL: no AUTH */
 	const char *secret;    /* password, or the bearer token for XOAUTH2 */
-	/* AUTO picks, among the mechanisms offered: XOAUTH2 when the secret
-	 * is a token (auth_token set); else over TLS PLAIN, LOGIN, CRAM-MD5;
+	/* AUTO picks, among the mechanisms offered: OAUTHBEARER, else
+	 * XOAUTH2, when the secret is a token (auth_token set); else over TLS PLAIN, LOGIN, CRAM-MD5;
 	 * without TLS (only when allowed) CRAM-MD5 first, as it does not
 	 * reveal the password. */
 	msv_auth_mech auth;
@@ -203,6 +205,9 @@ typedef struct msv_smtp msv_smtp;
 
 /* Copies what it needs from opts (strings included). */
 MSV_EXTERN MSV_WUR msv_result msv_smtp_new(msv_smtp **out, const msv_smtp_options *opts);
+/* The server's name and port as the client connected to them, for
+ * OAUTHBEARER's host= and port= (RFC 7628 3.1); before AUTH. */
+MSV_EXTERN MSV_WUR msv_result msv_smtp_set_server(msv_smtp *s, const char *host, unsigned port);
 /* Wipes the secret and frees everything. */
 MSV_EXTERN void msv_smtp_free(msv_smtp *s);
 
@@ -254,6 +259,9 @@ MSV_EXTERN MSV_WUR msv_result msv_smtp_noop(msv_smtp *s);
 MSV_EXTERN MSV_WUR msv_result msv_smtp_quit(msv_smtp *s);
 
 MSV_EXTERN const msv_error *msv_smtp_error(const msv_smtp *s);
+/* 1 when AUTH failed after the server's error challenge to a bearer
+ * token (XOAUTH2, OAUTHBEARER): a new token may succeed. */
+MSV_EXTERN int msv_smtp_token_refused(const msv_smtp *s);
 MSV_EXTERN const msv_smtp_caps *msv_smtp_caps_get(const msv_smtp *s);
 /* 1 while the body is being sent or its final reply awaited: the driver
  * uses its data timeout then, its command timeout otherwise. */
@@ -280,6 +288,12 @@ MSV_EXTERN void msv_smtp_body_scan(msv_body_info *info, const char *data, size_t
 
 /* ---- the blocking driver ---- */
 
+/* Appends a bearer token to out (wiped by the caller).  force: the last
+ * one was refused, get a new one.  missive/oauth2.h's msv_oauth2_token_fn
+ * is one.  Called by the driver (msv_client, and so the pool, whose
+ * connections of a route then share one source); it may block. */
+typedef msv_result (*msv_token_fn)(void *payload, int force, msv_buf *out, msv_error *err);
+
 typedef struct msv_client_options {
 	unsigned version;        /* MSV_CLIENT_OPTIONS_VERSION */
 	const char *host;        /* name or address; IPv6 literals without brackets */
@@ -295,9 +309,16 @@ typedef struct msv_client_options {
 	int command_timeout_ms;  /* per wait for a reply or a write; 0: 300 s (RFC 5321 4.5.3.2) */
 	int data_timeout_ms;     /* per wait while sending data and for its final reply; 0: 600 s */
 	int64_t deadline_ms;     /* whole session from msv_client_connect(); 0: none */
+	/* version 2 */
+	/* A bearer-token source: asked for the token before each AUTH
+	 * (smtp.auth_token implied, smtp.secret ignored); when the server
+	 * refuses the token with its error challenge, asked again with
+	 * force = 1 and the connection retried once.  NULL: none. */
+	msv_token_fn token;
+	void *token_payload;
 } msv_client_options;
 
-#define MSV_CLIENT_OPTIONS_VERSION 1
+#define MSV_CLIENT_OPTIONS_VERSION 2
 #define MSV_CLIENT_OPTIONS_INIT                                                  \
 	{                                                                            \
 		.version = MSV_CLIENT_OPTIONS_VERSION, .smtp = MSV_SMTP_OPTIONS_INIT,    \

@@ -323,7 +323,20 @@ static int queue_key(parse_ctx *p, const char *section, const char *name, const 
 	app_config *c = p->c;
 	int64_t ms;
 	if (!strcmp(name, "path")) {
+		if (c->queue_url)
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			                "give path (SQLite) or url (PostgreSQL), not both; got", value);
 		c->queue_path = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "url")) {
+		if (strncmp(value, "postgresql://", 13) && strncmp(value, "postgres://", 11))
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			                "expected a postgresql://USER@HOST:PORT/DB URI, got", value);
+		if (c->queue_path)
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			                "give path (SQLite) or url (PostgreSQL), not both; got", value);
+		c->queue_url = c->queue_path = cfg_keep(p, value);
 		return 1;
 	}
 	if (!strcmp(name, "lease")) {
@@ -407,6 +420,14 @@ static int daemon_key(parse_ctx *p, const char *section, const char *name, const
 	}
 	if (!strcmp(name, "log-file")) {
 		c->log_file = cfg_keep(p, value);
+		return 1;
+	}
+	if (!strcmp(name, "node")) { /* in lease owners, logs, metrics: no ':' or spaces */
+		static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+		if (!*value || strlen(value) > 64 || value[strspn(value, ok)])
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			                "expected 1 to 64 of A-Z a-z 0-9 . _ -, got", value);
+		c->node = cfg_keep(p, value);
 		return 1;
 	}
 	if (!strcmp(name, "socket")) {
@@ -514,6 +535,7 @@ static const struct {
 	{"daemon", daemon_key},         {"submission", submission_key},
 	{"retry", retry_key},           {"suppression", suppression_key},
 	{"limits", cfg_limits_key},     {"reputation", cfg_reputation_key},
+	{"audit", cfg_audit_key},
 };
 
 /* "route NAME" or "destination DOMAIN": what follows the word, or NULL. */
@@ -542,7 +564,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if ((arg = section_arg(section, "destination")))
 		return cfg_destination_key(p, section, arg, name, value);
-	if (seen_before(p, section, name))
+	if (!cfg_audit_repeatable(section, name) && seen_before(p, section, name))
 		return cfg_fail(p, MSV_E_CONFIG, section, name, "given twice (remove one)", NULL);
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 		if (!strcmp(section, sections[i].name))
@@ -610,6 +632,7 @@ msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 	c->socket_timeout_ms = 120000;
 	c->max_recipients = 1000;
 	cfg_gateway_defaults(c);
+	cfg_audit_defaults(c);
 	if (!(c->path = msv_strdup(path))) {
 		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL,
 		                     "cannot load the configuration file %s: out of memory", path);
@@ -643,6 +666,7 @@ msv_result app_config_load(app_config *c, const char *path, msv_error *err)
 		c->myhostname = default_hostname(&p);
 	if (!c->trusted_users)
 		c->trusted_users = cfg_keep(&p, "root");
+	cfg_audit_finish(&p);
 	if (c->retry.cap_ms < c->retry.base_ms)
 		return load_failed(err, MSV_E_CONFIG, path, 0, "[retry] cap is smaller than base");
 	if (p.rc) /* cfg_keep() failed: a key or a default would be missing. */
@@ -667,6 +691,7 @@ void app_config_free(app_config *c)
 		route_free(c->routes[i]);
 	msv_free(c->routes);
 	cfg_destinations_free(c);
+	cfg_audit_free(c);
 	for (size_t i = 0; i < c->nstrings; i++)
 		if (c->strings[i])
 			msv_free_secret(c->strings[i]);
@@ -759,6 +784,9 @@ static void example_daemon(FILE *f)
 	      "poll-interval = 1s\n"
 	      "# Log here instead of stderr; reopened on SIGHUP.\n"
 	      "# log-file = /var/log/missive.log\n"
+	      "# This missived's name among several on one queue (docs/scale-out.md):\n"
+	      "# in its leases, log lines, /metrics and audit events.  Default: HOST-PID.\n"
+	      "# node = mail1\n"
 	      "# Where 'missive sendmail' hands messages to missived (one group commit\n"
 	      "# for many, no queue access needed); empty to disable.  Default: submit.sock\n"
 	      "# in the queue's directory.  Without missived, sendmail writes the queue.\n"
@@ -835,6 +863,12 @@ static void example_route(FILE *f)
 	      "# password-file = /etc/missive/smtp-password\n"
 	      "# password-env = SMTP_PASSWORD\n"
 	      "# oauth-token-file = /etc/missive/token\n"
+	      "# Or an OAuth2 token source missive renews itself (docs/oauth2.md):\n"
+	      "# oauth2-provider = google\n"
+	      "# oauth2-client-id = ID.apps.googleusercontent.com\n"
+	      "# oauth2-client-secret-file = /etc/missive/oauth2-secret\n"
+	      "# oauth2-refresh-token-file = /var/lib/missive/oauth2-refresh\n"
+	      "# oauth2-service-account-file = /etc/missive/sa.json   (with oauth2-subject)\n"
 	      "# auth = plain\n"
 	      "# allow-plaintext-auth = no\n"
 	      "# Messages are DKIM-signed at submission (repeat the three keys to dual-sign).\n"
@@ -874,4 +908,5 @@ void app_config_example(FILE *f)
 	example_submission(f);
 	example_route(f);
 	cfg_gateway_example(f);
+	cfg_audit_example(f);
 }

@@ -47,6 +47,9 @@ typedef struct app_config {
 	char *path;
 	/* [queue] */
 	const char *queue_path;
+	/* [queue] url: a PostgreSQL queue (docs/scale-out.md); queue_path
+	 * then holds the same URI, for messages and default_socket(). */
+	const char *queue_url;
 	int64_t lease_ms;
 	/* [http] */
 	const char *http_listen; /* "" disables the API */
@@ -63,6 +66,7 @@ typedef struct app_config {
 	int64_t grace_ms, poll_ms;
 	const char *log_file;    /* NULL: stderr */
 	const char *socket_path; /* submission socket; "": none */
+	const char *node;        /* node: this missived's name among several; NULL: HOST-PID */
 	unsigned socket_mode;
 	unsigned socket_max_per_uid; /* socket-max-per-uid: connections of one uid at once */
 	size_t socket_max_inflight;  /* socket-max-inflight: request octets held at once */
@@ -81,11 +85,32 @@ typedef struct app_config {
 	/* [limits]: token buckets per submitter (config_gateway.c) */
 	app_limit limit_key, limit_ip, limit_uid, limit_sender_domain;
 	int limit_exempt_trusted;    /* exempt-trusted: root and trusted-users unlimited */
+	const char *limit_redis_host; /* redis = redis://HOST:PORT[/DB]: shared buckets; NULL: none */
+	unsigned limit_redis_port, limit_redis_db;
+	unsigned limit_redis_nodes;  /* redis-fallback-nodes: Redis down, each bucket at rate/N */
+	int64_t limit_redis_timeout_ms; /* redis-timeout: connect and each command */
 	/* [reputation] */
 	msv_reputation_policy reputation;
 	/* [destination DOMAIN] */
 	app_destination **dests;
 	size_t ndests;
+	/* [audit] (config_audit.c, docs/audit.md) */
+	const char *audit_path;          /* path: the trail; NULL: off ("off") */
+	int audit_path_set;              /* path given (off included) */
+	const char *audit_key_file;      /* key-file: HMAC key; NULL: SHA-256 chain */
+	const char *audit_pseudonym_keys; /* pseudonym-keys: default PATH.keys */
+	const char **audit_masks;        /* mask = NAME REGEX KEEP-PREFIX KEEP-SUFFIX, each */
+	size_t naudit_masks;
+	uint64_t audit_rotate_size;      /* rotate-size: bytes; 0: none (default 100M) */
+	int audit_rotate_daily;          /* rotate-daily (default yes) */
+	int64_t audit_retention_ms;      /* retention (default 180d); 0: keep all */
+	int64_t audit_fsync_ms;          /* fsync-interval (default 1s); 0: every event */
+	const char *audit_kafka_brokers; /* kafka-brokers: NULL: no Kafka export */
+	const char *audit_kafka_topic;   /* kafka-topic (default missive-audit) */
+	const char **audit_kafka_props;  /* kafka.NAME = VALUE, as "NAME=VALUE", passed to librdkafka */
+	size_t naudit_kafka_props;
+	const char *audit_syslog;        /* syslog = tcp://HOST:PORT or tls://HOST:PORT; NULL: none */
+	const char *audit_syslog_ca_file; /* syslog-ca-file: for tls:// (default: the system's) */
 	char **strings;          /* every value kept, freed together */
 	size_t nstrings;
 } app_config;

@@ -15,6 +15,8 @@ void cfg_gateway_defaults(app_config *c)
 	c->limit_ip = (app_limit){100.0, 1000};        /* 6000/m: many keys share 127.0.0.1 */
 	c->limit_sender_domain = (app_limit){0, 0};    /* off */
 	c->limit_exempt_trusted = 1;
+	c->limit_redis_nodes = 3;
+	c->limit_redis_timeout_ms = 50;
 	msv_reputation_policy rp = MSV_REPUTATION_POLICY_INIT;
 	c->reputation = rp;
 }
@@ -60,10 +62,70 @@ static app_limit *limit_for(app_config *c, const char *name, const char **what)
 	return NULL;
 }
 
+/* redis://HOST:PORT[/DB] (HOST a name or an IPv4 address; no password:
+ * Redis on a private network, docs/scale-out.md). */
+static int redis_value(parse_ctx *p, const char *section, const char *name, const char *value)
+{
+	app_config *c = p->c;
+	char host[256];
+	unsigned port = 0, db = 0;
+	const char *h = !strncmp(value, "redis://", 8) ? value + 8 : NULL;
+	size_t hl = h ? strcspn(h, ":/") : 0;
+	const char *rest = h ? h + hl : NULL;
+	char *end = NULL;
+	if (h && hl && hl < sizeof(host) && *rest == ':') {
+		unsigned long v = strtoul(rest + 1, &end, 10);
+		port = end != rest + 1 && v > 0 && v < 65536 ? (unsigned)v : 0;
+	}
+	if (port && *end == '/') {
+		unsigned long v = strtoul(end + 1, &end, 10);
+		db = v < 16 ? (unsigned)v : 100;
+	}
+	if (!port || *end || db >= 16)
+		return cfg_fail(p, MSV_E_CONFIG, section, name,
+		                "expected redis://HOST:PORT or redis://HOST:PORT/DB (DB 0 to 15), got",
+		                value);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	c->limit_redis_host = cfg_keep(p, host);
+	c->limit_redis_port = port;
+	c->limit_redis_db = db;
+	return 1;
+}
+
+/* The Redis keys of [limits]: 1 taken, 0 failed, -1 not one of them. */
+static int redis_key(parse_ctx *p, const char *section, const char *name, const char *value)
+{
+	app_config *c = p->c;
+	if (!strcmp(name, "redis") && !strcmp(value, "off")) {
+		c->limit_redis_host = NULL;
+		return 1;
+	}
+	if (!strcmp(name, "redis"))
+		return redis_value(p, section, name, value);
+	if (!strcmp(name, "redis-fallback-nodes")) {
+		if (cfg_parse_uint(value, 1000, &c->limit_redis_nodes) || !c->limit_redis_nodes)
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			                "expected a number from 1 to 1000, got", value);
+		return 1;
+	}
+	if (!strcmp(name, "redis-timeout")) {
+		if (app_parse_duration(value, &c->limit_redis_timeout_ms) ||
+		    c->limit_redis_timeout_ms < 1 || c->limit_redis_timeout_ms > 10000)
+			return cfg_fail(p, MSV_E_CONFIG, section, name,
+			                "expected a duration from 1ms to 10s, got", value);
+		return 1;
+	}
+	return -1;
+}
+
 int cfg_limits_key(parse_ctx *p, const char *section, const char *name, const char *value)
 {
 	app_config *c = p->c;
 	const char *what = "";
+	int taken = redis_key(p, section, name, value);
+	if (taken >= 0)
+		return taken;
 	app_limit *l = limit_for(c, name, &what);
 	if (l && !strcmp(what, "rate"))
 		return rate_value(p, section, name, value, l);
@@ -256,6 +318,12 @@ void cfg_gateway_example(FILE *f)
 	      "# sender-domain-burst = 100\n"
 	      "# root and [submission] trusted-users are not limited.\n"
 	      "exempt-trusted = yes\n"
+	      "# Buckets and scores shared by every missived on one queue, in Redis\n"
+	      "# (docs/scale-out.md).  While Redis cannot be reached, each node keeps\n"
+	      "# local buckets at 1/redis-fallback-nodes of each rate.\n"
+	      "# redis = redis://127.0.0.1:6379\n"
+	      "# redis-fallback-nodes = 3\n"
+	      "# redis-timeout = 50ms\n"
 	      "\n"
 	      "[reputation]\n"
 	      "# A score 0..100 per key, local user and client IP, moved per recipient\n"

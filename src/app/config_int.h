@@ -40,5 +40,12 @@ void cfg_gateway_defaults(app_config *c);
 void cfg_route_defaults(app_route *r);
 void cfg_destinations_free(app_config *c);
 void cfg_gateway_example(FILE *f);
+/* config_audit.c */
+cfg_section_fn cfg_audit_key;
+int cfg_audit_repeatable(const char *section, const char *name);
+void cfg_audit_defaults(app_config *c);
+void cfg_audit_finish(parse_ctx *p);
+void cfg_audit_free(app_config *c);
+void cfg_audit_example(FILE *f);
 
 #endif

@@ -10,7 +10,11 @@ const app_conn_key app_conn_keys[] = {
 	{"server", 1}, {"tls", 1}, {"ca-file", 1}, {"insecure", 0}, {"client-cert", 1},
 	{"client-key", 1}, {"helo", 1}, {"timeout", 1}, {"deadline", 1}, {"user", 1},
 	{"password-file", 1}, {"password-env", 1}, {"oauth-token-file", 1}, {"auth", 1},
-	{"allow-plaintext-auth", 0}, {"trace", 0}, {NULL, 0},
+	{"allow-plaintext-auth", 0}, {"trace", 0},
+	{"oauth2-token-url", 1}, {"oauth2-client-id", 1}, {"oauth2-client-secret-file", 1},
+	{"oauth2-refresh-token-file", 1}, {"oauth2-scope", 1}, {"oauth2-service-account-file", 1},
+	{"oauth2-subject", 1}, {"oauth2-provider", 1}, {"oauth2-device-url", 1},
+	{NULL, 0},
 };
 
 void app_conn_init(app_conn *cc)
@@ -111,7 +115,7 @@ static int set_parsed(app_conn *cc, const char *name, const char *key, const cha
 	}
 	if (!strcmp(name, "auth")) {
 		if (msv_smtp_auth_mech_parse(v, &cc->co.smtp.auth) || cc->co.smtp.auth == MSV_AUTH_AUTO)
-			return bad(err, key, v, "plain, login, cram-md5 or xoauth2");
+			return bad(err, key, v, "plain, login, cram-md5, xoauth2 or oauthbearer");
 		return 1;
 	}
 	return 0;
@@ -145,6 +149,9 @@ int app_conn_set(app_conn *cc, const char *key, const char *v, msv_error *err)
 		*on = 1;
 		return 1;
 	}
+	int taken = app_conn_oauth2_set(cc, flag, v, err);
+	if (taken)
+		return taken;
 	return set_parsed(cc, key, flag, v, err);
 }
 
@@ -177,13 +184,14 @@ static int load_secret(app_conn *cc, msv_error *err)
 /* The combination of keys: a sentence naming them, or NULL. */
 static const char *combination_error(const app_conn *cc)
 {
-	int sources = !!cc->password_file + !!cc->password_env + !!cc->token_file;
+	int sources = !!cc->password_file + !!cc->password_env + !!cc->token_file +
+	              app_conn_oauth2_given(cc);
 	if (!cc->co.host)
 		return "server is required";
 	if (sources > 1)
-		return "give only one of password-file, password-env, oauth-token-file";
+		return "give only one of password-file, password-env, oauth-token-file, oauth2-*";
 	if (cc->co.smtp.user && !sources)
-		return "user needs password-file, password-env or oauth-token-file";
+		return "user needs password-file, password-env, oauth-token-file or oauth2-*";
 	if (!cc->co.smtp.user && sources)
 		return "a password or token needs user";
 	if (cc->co.smtp.tls == MSV_TLS_NONE && (cc->co.ca_file || cc->co.insecure || cc->co.client_cert))
@@ -213,4 +221,9 @@ void app_conn_free(app_conn *cc)
 	msv_free_secret(cc->secret);
 	cc->secret = NULL;
 	cc->co.smtp.secret = NULL;
+	if (cc->oauth2_src)
+		cc->oauth2_free(cc->oauth2_src);
+	cc->oauth2_src = NULL;
+	cc->co.token = NULL;
+	cc->co.token_payload = NULL;
 }

@@ -57,5 +57,7 @@ msv_result app_route_load_dkim(app_route *r, const char *cfgpath, msv_error *err
 
 msv_result app_route_load_conn(app_route *r, const char *cfgpath, msv_error *err)
 {
-	return app_conn_finish(&r->conn, err) ? route_error(r, cfgpath, err) : MSV_OK;
+	if (app_conn_finish(&r->conn, err) || app_conn_oauth2_start(&r->conn, err))
+		return route_error(r, cfgpath, err);
+	return MSV_OK;
 }

@@ -69,7 +69,7 @@ static int read_all(int fd, const char *path, const char *what, msv_buf *b, msv_
 	return rc;
 }
 
-static int read_secret(const char *path, const char *what, char **out, msv_error *err)
+static int read_secret(const char *path, const char *what, int whole, char **out, msv_error *err)
 {
 	*out = NULL;
 	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
@@ -93,7 +93,7 @@ static int read_secret(const char *path, const char *what, char **out, msv_error
 		return rc;
 	}
 	b.data[b.len] = '\0';
-	size_t end = strcspn(b.data, "\r\n");
+	size_t end = whole ? b.len : strcspn(b.data, "\r\n");
 	msv_wipe(b.data + end, b.len - end);
 	if (!end) {
 		msv_free_secret(b.data);
@@ -105,5 +105,10 @@ static int read_secret(const char *path, const char *what, char **out, msv_error
 
 msv_result app_read_secret_file(const char *path, const char *what, char **out, msv_error *err)
 {
-	return read_secret(path, what, out, err) ? err->code : MSV_OK;
+	return read_secret(path, what, 0, out, err) ? err->code : MSV_OK;
+}
+
+msv_result app_read_secret_file_all(const char *path, const char *what, char **out, msv_error *err)
+{
+	return read_secret(path, what, 1, out, err) ? err->code : MSV_OK;
 }

@@ -13,4 +13,8 @@
 msv_result app_read_secret_file(const char *path, const char *what, char **out,
                                 msv_error *err);
 
+/* The same checks, the whole file (a JSON key file, at most 16 KiB). */
+msv_result app_read_secret_file_all(const char *path, const char *what, char **out,
+                                    msv_error *err);
+
 #endif

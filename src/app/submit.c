@@ -9,6 +9,7 @@
 
 #include "missive/mime.h"
 #include "missive/smtp.h"
+#include "audit.h"
 #include "submit.h"
 
 #define LINE_MAX_OCTETS 998
@@ -712,6 +713,61 @@ static msv_result retry_later(const app_submitted *res, msv_error *err)
 	return err->code;
 }
 
+/* message.accepted: once the message is durable.  A failure to record
+ * it does not take back a message already queued: the caller logs it. */
+static msv_result audit_accepted(const app_submit_opts *o, const app_prepared *p,
+                                 const char *id, size_t size, msv_error *err)
+{
+	msv_buf rcpts;
+	msv_buf_init(&rcpts, SIZE_MAX / 2);
+	for (size_t i = 0; i < p->nrcpt; i++)
+		if (msv_buf_add(&rcpts, ",", i ? 1 : 0) || msv_buf_addstr(&rcpts, p->rcpt[i])) {
+			msv_buf_free(&rcpts);
+			return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "audit: out of memory");
+		}
+	msv_audit_field f[] = {
+		MSV_AUDIT_S("how", o->how ? o->how : "queue"),
+		MSV_AUDIT_S("sender", p->sender),
+		MSV_AUDIT_S("recipients", rcpts.data ? rcpts.data : ""),
+		MSV_AUDIT_I("nrcpt", (long long)p->nrcpt),
+		MSV_AUDIT_I("size", (long long)size),
+		MSV_AUDIT_S("message_id", p->message_id ? p->message_id : ""),
+		MSV_AUDIT_S("route", p->route ? p->route->name : ""),
+	};
+	msv_audit_event ev = {
+		.type = "message.accepted",
+		.actor_ip = o->actor_ip,
+		.qid = id,
+		.fields = f,
+		.nfields = sizeof(f) / sizeof(f[0]),
+	};
+	app_audit_actor(&ev, p->submitter[0] ? p->submitter : NULL);
+	msv_result rc = app_audit_emit(o->audit, &ev, err);
+	msv_buf_free(&rcpts);
+	return rc;
+}
+
+/* recipient.suppressed: a message refused for a suppressed recipient
+ * (err names it: the masker makes it a pseudonym). */
+static void audit_suppressed(const app_submit_opts *o, const app_prepared *p,
+                             const msv_error *why)
+{
+	msv_audit_field f[] = {
+		MSV_AUDIT_S("how", o->how ? o->how : "queue"),
+		MSV_AUDIT_S("sender", p->sender),
+		MSV_AUDIT_S("why", why->message),
+	};
+	msv_audit_event ev = {
+		.type = "recipient.suppressed",
+		.actor_ip = o->actor_ip,
+		.fields = f,
+		.nfields = sizeof(f) / sizeof(f[0]),
+	};
+	app_audit_actor(&ev, p->submitter[0] ? p->submitter : NULL);
+	msv_error err;
+	(void)app_audit_emit(o->audit, &ev, &err);
+}
+
 msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
                       const app_submit_opts *o, app_submitted *res, msv_error *err)
 {
@@ -724,6 +780,8 @@ msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
 	}
 	if (!o->allow_suppressed && (rc = app_check_suppressed(q, &p, err))) {
 		res->failed = rc == MSV_E_SUPPRESSED ? APP_SUBMIT_SUPPRESSED : APP_SUBMIT_QUEUE;
+		if (rc == MSV_E_SUPPRESSED)
+			audit_suppressed(o, &p, err);
 	} else {
 		app_prepared *one = &p;
 		char id[1][MSV_QID_LEN + 1];
@@ -732,6 +790,9 @@ msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
 		} else {
 			memcpy(res->id, id[0], sizeof(res->id));
 			res->nrcpt = p.nrcpt;
+			msv_error aerr;
+			if (audit_accepted(o, &p, res->id, p.body.len, &aerr))
+				res->audit_failed = 1;
 			res->message_id = p.message_id;
 			p.message_id = NULL;
 		}
@@ -743,7 +804,8 @@ msv_result app_submit(app_config *c, msv_queue *q, const char *raw, size_t len,
 msv_result app_queue_open(const app_config *c, int read_only, msv_queue **q, msv_error *err)
 {
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
-	o.path = c->queue_path;
+	o.path = c->queue_url ? NULL : c->queue_path;
+	o.url = c->queue_url;
 	o.read_only = read_only;
 	if (!msv_queue_open(q, &o, err))
 		return MSV_OK;

@@ -33,6 +33,11 @@ typedef struct app_submit_opts {
 	 * (res->failed APP_SUBMIT_ADMIT).  NULL: no admission check. */
 	msv_result (*admit)(void *payload, const char *sender, const char *from, msv_error *err);
 	void *admit_payload;
+	/* The audit trail (NULL: none): app_submit() records message.accepted
+	 * with how ("http", "socket", "queue") and the client's address. */
+	struct app_audit *audit;
+	const char *how;
+	const char *actor_ip;
 } app_submit_opts;
 
 
@@ -78,6 +83,7 @@ typedef struct app_submitted {
 	char id[MSV_QID_LEN + 1]; /* the queue ID */
 	char *message_id;         /* as stored ("<...>"); msv_free() it */
 	size_t nrcpt;
+	int audit_failed;         /* queued, but message.accepted could not be recorded */
 	enum {
 		APP_SUBMIT_PREPARE = 1,
 		APP_SUBMIT_SUPPRESSED,

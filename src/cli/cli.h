@@ -8,6 +8,7 @@
 #include <sysexits.h>
 
 #include "config.h"
+#include "missive/audit.h"
 #include "missive/core.h"
 #include "missive/mime.h"
 #include "missive/queue.h"
@@ -33,6 +34,10 @@ int cli_config_json_flags(int argc, char **argv, void (*usage)(FILE *f), const c
 /* app_queue_open(); 0 or an EX_* code after printing why (queue_open.c:
  * it links SQLite, which the sendmail front end never reaches). */
 int cli_queue_open(const app_config *cfg, int read_only, msv_queue **q);
+/* Records an operator's change in the audit trail (app_audit_operator);
+ * the change is made already, so a failure is a warning on stderr. */
+void cli_audit(const app_config *cfg, const char *type, const char *qid,
+               const msv_audit_field *fields, size_t n);
 
 int cmd_send(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -89,9 +94,17 @@ int cmd_dkim(int argc, char **argv);
 int cmd_dsn(int argc, char **argv);
 int cmd_sendmail(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
+/* queue migrate, export, import (cmd_queue_move.c); cmd_queue() hands
+ * them over when cli_queue_move_is(). */
+int cli_queue_move_is(int argc, char **argv);
+int cmd_queue_move(int argc, char **argv);
 int cmd_bounce(int argc, char **argv);
 int cmd_suppression(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_reputation(int argc, char **argv);
+int cmd_oauth2(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+/* `missive audit forget ADDRESS` (cmd_audit_forget.c), for cmd_audit. */
+int cli_audit_forget(const char *cfgflag, const char *addr, int json);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "bounce.h"
 #include "cli.h"
 #include "jsonout.h"
@@ -29,6 +30,38 @@ static void usage(FILE *f)
 	      "Exit codes: 0 applied (also for auto-replies and unmatched bounces), 65 not a\n"
 	      "message, 66 unreadable file, 73 queue not writable, 78 configuration error.\n",
 	      f);
+}
+
+static void print_result(cJSON *res, int json)
+{
+	if (json) {
+		cli_json_print(res);
+		return;
+	}
+	const cJSON *r, *qid = cJSON_GetObjectItem(res, "queue_id");
+	printf("%s, queue ID %s\n", cJSON_GetObjectItem(res, "kind")->valuestring,
+	       cJSON_IsString(qid) ? qid->valuestring : "not found");
+	cJSON_ArrayForEach(r, cJSON_GetObjectItem(res, "recipients"))
+		printf("  %s %s %s %s%s%s\n", cJSON_GetObjectItem(r, "address")->valuestring,
+		       cJSON_GetObjectItem(r, "action")->valuestring,
+		       cJSON_GetObjectItem(r, "status")->valuestring,
+		       cJSON_GetObjectItem(r, "reason")->valuestring,
+		       cJSON_IsTrue(cJSON_GetObjectItem(r, "matched")) ? ", marked bounced" : "",
+		       cJSON_IsTrue(cJSON_GetObjectItem(r, "suppressed")) ? ", suppressed" : "");
+}
+
+/* bounce.received (and suppression.changed) by the operator who fed it. */
+static void audit_bounce(const app_config *cfg, const cJSON *res)
+{
+	app_audit *a = NULL;
+	msv_error err;
+	char who[256];
+	if (app_audit_open(cfg, NULL, &a, &err) ||
+	    app_audit_bounce(a, res, MSV_AUDIT_OPERATOR, app_audit_operator_id(who, sizeof(who)),
+	                     NULL, &err))
+		cli_err("warning: the bounce is applied, but the audit trail did not take it: %s",
+		        err.message);
+	app_audit_close(a);
 }
 
 int cmd_bounce(int argc, char **argv)
@@ -58,20 +91,11 @@ int cmd_bounce(int argc, char **argv)
 		if (app_apply_bounce(&cfg, q, msg, len, &res, &step, &err)) {
 			cli_err("bounce: %s", err.message);
 			rc = cli_exit_code(&err);
-		} else if (json) {
-			cli_json_print(res);
-			res = NULL;
 		} else {
-			const cJSON *r, *qid = cJSON_GetObjectItem(res, "queue_id");
-			printf("%s, queue ID %s\n", cJSON_GetObjectItem(res, "kind")->valuestring,
-			       cJSON_IsString(qid) ? qid->valuestring : "not found");
-			cJSON_ArrayForEach(r, cJSON_GetObjectItem(res, "recipients"))
-				printf("  %s %s %s %s%s%s\n", cJSON_GetObjectItem(r, "address")->valuestring,
-				       cJSON_GetObjectItem(r, "action")->valuestring,
-				       cJSON_GetObjectItem(r, "status")->valuestring,
-				       cJSON_GetObjectItem(r, "reason")->valuestring,
-				       cJSON_IsTrue(cJSON_GetObjectItem(r, "matched")) ? ", marked bounced" : "",
-				       cJSON_IsTrue(cJSON_GetObjectItem(r, "suppressed")) ? ", suppressed" : "");
+			audit_bounce(&cfg, res);
+			print_result(res, json);
+			if (json)
+				res = NULL;
 		}
 		cJSON_Delete(res);
 		msv_queue_close(q);

@@ -251,6 +251,22 @@ static int do_rm(msv_queue *q, const char *name)
 	return EX_OK;
 }
 
+/* key.created, key.rotated, key.revoked: the name and settings, never
+ * the secret or its hash. */
+static void audit_key(const app_config *cfg, const char *type, const msv_queue_key *k)
+{
+	char rate[32] = "default";
+	if (k->rate > 0)
+		msv_rate_format(k->rate, rate, sizeof(rate));
+	msv_audit_field f[] = {
+		MSV_AUDIT_S("name", k->name),
+		MSV_AUDIT_S("sender_domains", k->sender_domains ? k->sender_domains : ""),
+		MSV_AUDIT_S("rate", rate),
+		MSV_AUDIT_I("burst", (long long)k->burst),
+	};
+	cli_audit(cfg, type, NULL, f, strcmp(type, "key.created") ? 1 : 4);
+}
+
 /* Options into a; 0, or an EX_* code (help printed: -1 for EX_OK). */
 static int parse_opts(int argc, char **argv, key_args *a)
 {
@@ -324,6 +340,8 @@ int cmd_key(int argc, char **argv)
 			rc = do_rotate(q, name, a.json);
 		else
 			rc = do_rm(q, name);
+		if (!rc && !ls)
+			audit_key(&cfg, add ? "key.created" : rotate ? "key.rotated" : "key.revoked", &k);
 	}
 	msv_free(k.sender_domains);
 	msv_queue_close(q);

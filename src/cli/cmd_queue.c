@@ -171,8 +171,49 @@ static void print_routes(const msv_queue_route_state *rs, size_t n)
 	}
 }
 
+/* Recipients under a live lease, by the node holding them (the last
+ * field of "missived:HOST:PID:NODE"; an owner of an older missived as it
+ * is): work by node on a queue several missived share. */
+typedef struct node_count {
+	char node[128];
+	unsigned long long n;
+} node_count;
+
+static size_t leases_by_node(msv_queue *q, int64_t now, node_count *out, size_t max)
+{
+	msv_queue_info *in = NULL;
+	size_t nin = 0, n = 0;
+	msv_error err;
+	unsigned pending = (1u << MSV_RCPT_QUEUED) | (1u << MSV_RCPT_DEFERRED);
+	if (msv_queue_list(q, pending, 0, &in, &nin, &err))
+		return 0;
+	for (size_t i = 0; i < nin; i++)
+		for (size_t j = 0; j < in[i].nrcpt; j++) {
+			const msv_queue_rcpt_info *r = &in[i].rcpt[j];
+			if (!r->lease_owner || r->lease_expiry_ms <= now)
+				continue;
+			const char *node = r->lease_owner;
+			int colons = 0;
+			for (const char *p = node; *p; p++)
+				if (*p == ':' && ++colons == 3)
+					node = p + 1;
+			size_t k = 0;
+			while (k < n && strcmp(out[k].node, node))
+				k++;
+			if (k == n && n == max)
+				continue;
+			if (k == n)
+				snprintf(out[n++].node, sizeof(out[0].node), "%s", node);
+			out[k].n++;
+		}
+	msv_queue_infos_free(in, nin);
+	return n;
+}
+
 static int do_stats(msv_queue *q, int json)
 {
+	node_count nodes[64];
+	size_t nn = leases_by_node(q, msv_wall_ms(), nodes, 64);
 	msv_queue_stats st;
 	msv_error err;
 	int64_t now = msv_wall_ms();
@@ -188,6 +229,13 @@ static int do_stats(msv_queue *q, int json)
 			cJSON_AddNumberToObject(r, msv_queue_rcpt_state_name((msv_rcpt_state)s), (double)st.rcpt[s]);
 		cJSON_AddNumberToObject(j, "messages", (double)st.messages);
 		cJSON_AddNumberToObject(j, "leased", (double)st.leased);
+		cJSON *bn = cJSON_AddArrayToObject(j, "leased_by_node");
+		for (size_t i = 0; i < nn; i++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "node", nodes[i].node);
+			cJSON_AddNumberToObject(o, "leased", (double)nodes[i].n);
+			cJSON_AddItemToArray(bn, o);
+		}
 		if (st.oldest_pending_ms < 0)
 			cJSON_AddNullToObject(j, "oldest_pending_age_s");
 		else
@@ -201,6 +249,10 @@ static int do_stats(msv_queue *q, int json)
 	for (int s = 0; s < MSV_RCPT__COUNT; s++)
 		printf(" %s %llu", msv_queue_rcpt_state_name((msv_rcpt_state)s), (unsigned long long)st.rcpt[s]);
 	printf("; leased %llu", (unsigned long long)st.leased);
+	for (size_t i = 0; i < nn; i++)
+		printf("%s%s %llu", i ? ", " : " (", nodes[i].node, nodes[i].n);
+	if (nn)
+		putchar(')');
 	if (st.oldest_pending_ms >= 0)
 		printf("; oldest pending %.0f s", age);
 	putchar('\n');
@@ -217,6 +269,7 @@ typedef struct queue_cmd {
 	long limit;
 	unsigned mask;       /* recipient states that ls and purge select */
 	int64_t age;         /* purge --older-than */
+	const app_config *cfg; /* for the audit trail */
 } queue_cmd;
 
 /* The flags into qc; -1 to go on, else the exit code (--help, a bad flag). */
@@ -313,20 +366,26 @@ static int queue_run(msv_queue *q, const queue_cmd *qc)
 		return do_show(q, qc->id, qc->json);
 	if (!strcmp(op, "stats"))
 		return do_stats(q, qc->json);
-	if (!strcmp(op, "retry"))
-		return msv_queue_retry(q, qc->id, now, &n, &err) ? fail(&err)
-		                                                 : print_changed("retried", n, qc->json);
-	if (!strcmp(op, "requeue"))
-		return msv_queue_requeue(q, qc->id, now, &n, &err)
-		           ? fail(&err)
-		           : print_changed("requeued", n, qc->json);
-	return msv_queue_purge(q, qc->mask, now - qc->age, &n, &err)
-	           ? fail(&err)
-	           : print_changed("purged", n, qc->json);
+	msv_result rc = !strcmp(op, "retry")     ? msv_queue_retry(q, qc->id, now, &n, &err)
+	                : !strcmp(op, "requeue") ? msv_queue_requeue(q, qc->id, now, &n, &err)
+	                                         : msv_queue_purge(q, qc->mask, now - qc->age, &n, &err);
+	if (rc)
+		return fail(&err);
+	msv_audit_field f[] = {
+		MSV_AUDIT_S("operation", op),
+		MSV_AUDIT_I("changed", (long long)n),
+		MSV_AUDIT_I("older_than_s", !strcmp(op, "purge") ? qc->age / 1000 : 0),
+	};
+	cli_audit(qc->cfg, "queue.operator", qc->id && *qc->id ? qc->id : NULL, f, 3);
+	return print_changed(!strcmp(op, "retry") ? "retried" : !strcmp(op, "requeue") ? "requeued"
+	                                                                              : "purged",
+	                     n, qc->json);
 }
 
 int cmd_queue(int argc, char **argv)
 {
+	if (cli_queue_move_is(argc, argv))
+		return cmd_queue_move(argc, argv);
 	queue_cmd qc;
 	memset(&qc, 0, sizeof(qc));
 	int rc = queue_flags(argc, argv, &qc);
@@ -340,6 +399,7 @@ int cmd_queue(int argc, char **argv)
 	rc = cli_config_load(&cfg, qc.cfgflag);
 	if (!rc)
 		rc = cli_queue_open(&cfg, ro, &q);
+	qc.cfg = &cfg;
 	if (!rc) {
 		rc = queue_run(q, &qc);
 		msv_queue_close(q);

@@ -219,6 +219,12 @@ int cmd_reputation(int argc, char **argv)
 		rc = cli_queue_open(&cfg, ls, &q);
 	if (!rc)
 		rc = ls ? do_ls(q, &cfg.reputation, json) : do_set(q, identity, score);
+	if (!rc && set) {
+		char s[32];
+		snprintf(s, sizeof(s), "%g", score);
+		msv_audit_field f[] = {MSV_AUDIT_S("identity", identity), MSV_AUDIT_S("score", s)};
+		cli_audit(&cfg, "reputation.changed", NULL, f, 2);
+	}
 	msv_queue_close(q);
 	app_config_free(&cfg);
 	return rc;

@@ -112,6 +112,15 @@ int cmd_suppression(int argc, char **argv)
 			rc = 1;
 		}
 	}
+	if (!rc && !ls) {
+		msv_audit_field f[] = {
+			MSV_AUDIT_S("action", add ? "add" : "remove"),
+			MSV_AUDIT_S("address", addr),
+			MSV_AUDIT_S("reason", add && reason ? reason : ""),
+			MSV_AUDIT_S("source", "manual"),
+		};
+		cli_audit(&cfg, "suppression.changed", NULL, f, 4);
+	}
 	msv_queue_close(q);
 	app_config_free(&cfg);
 	return rc;

@@ -33,7 +33,7 @@ int cli_conn_opt(cli_conn *cc, int c, const char *arg, const char *cmd)
 int cli_conn_finish(cli_conn *cc, const char *cmd)
 {
 	msv_error err;
-	if (app_conn_finish(cc, &err)) {
+	if (app_conn_finish(cc, &err) || app_conn_oauth2_start(cc, &err)) {
 		if (err.cls == MSV_CLASS_USAGE)
 			return cli_usage(cmd, "%s", err.message);
 		cli_err("%s", err.message);

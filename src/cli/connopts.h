@@ -14,6 +14,9 @@ enum {
 	CLI_C_CLIENT_KEY, CLI_C_HELO, CLI_C_TIMEOUT, CLI_C_DEADLINE, CLI_C_USER,
 	CLI_C_PASSWORD_FILE, CLI_C_PASSWORD_ENV, CLI_C_OAUTH_TOKEN_FILE, CLI_C_AUTH,
 	CLI_C_ALLOW_PLAINTEXT_AUTH, CLI_C_TRACE,
+	CLI_C_OAUTH2_TOKEN_URL, CLI_C_OAUTH2_CLIENT_ID, CLI_C_OAUTH2_CLIENT_SECRET_FILE,
+	CLI_C_OAUTH2_REFRESH_TOKEN_FILE, CLI_C_OAUTH2_SCOPE, CLI_C_OAUTH2_SERVICE_ACCOUNT_FILE,
+	CLI_C_OAUTH2_SUBJECT, CLI_C_OAUTH2_PROVIDER, CLI_C_OAUTH2_DEVICE_URL,
 };
 
 #define CLI_CONN_LONGOPTS                                                          \
@@ -32,7 +35,20 @@ enum {
 	{"oauth-token-file", required_argument, NULL, CLI_C_OAUTH_TOKEN_FILE},         \
 	{"auth", required_argument, NULL, CLI_C_AUTH},                                 \
 	{"allow-plaintext-auth", no_argument, NULL, CLI_C_ALLOW_PLAINTEXT_AUTH},       \
-	{"trace", no_argument, NULL, CLI_C_TRACE}
+	{"trace", no_argument, NULL, CLI_C_TRACE},                                     \
+	CLI_OAUTH2_LONGOPTS
+
+/* The oauth2-* flags alone, for `missive oauth2` (cmd_oauth2.c). */
+#define CLI_OAUTH2_LONGOPTS                                                        \
+	{"oauth2-token-url", required_argument, NULL, CLI_C_OAUTH2_TOKEN_URL},         \
+	{"oauth2-client-id", required_argument, NULL, CLI_C_OAUTH2_CLIENT_ID},         \
+	{"oauth2-client-secret-file", required_argument, NULL, CLI_C_OAUTH2_CLIENT_SECRET_FILE}, \
+	{"oauth2-refresh-token-file", required_argument, NULL, CLI_C_OAUTH2_REFRESH_TOKEN_FILE}, \
+	{"oauth2-scope", required_argument, NULL, CLI_C_OAUTH2_SCOPE},                 \
+	{"oauth2-service-account-file", required_argument, NULL, CLI_C_OAUTH2_SERVICE_ACCOUNT_FILE}, \
+	{"oauth2-subject", required_argument, NULL, CLI_C_OAUTH2_SUBJECT},             \
+	{"oauth2-provider", required_argument, NULL, CLI_C_OAUTH2_PROVIDER},           \
+	{"oauth2-device-url", required_argument, NULL, CLI_C_OAUTH2_DEVICE_URL}
 
 typedef app_conn cli_conn;
 

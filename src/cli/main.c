@@ -1,5 +1,6 @@
 /* missive-core: the command line front end of libmissive, every command
  * fully linked; the light missive (light_main.c) execs it (docs/internals/cli.md). */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +21,9 @@ static void usage(FILE *f)
 	      "  suppression  the suppression list (ls, add, rm)\n"
 	      "  key       API keys for missived's HTTP API (add, ls, rm, rotate)\n"
 	      "  reputation  submitters' reputation scores (ls, set)\n"
+	      "  audit     the audit trail: verify its hash chain, status, forget an address\n"
 	      "  bench     benchmarks: 'bench smtp' sends generated mail through the pool\n"
+	      "  oauth2    OAuth2 token sources: check one (token), authorize a mailbox (authorize)\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help     this text; 'missive COMMAND --help' for a command\n"
@@ -44,6 +47,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
+	/* libmissive keeps no globals: libcurl's one-time setup is the
+	 * program's (missive/oauth2.h), before any thread. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		cli_err("cannot initialize libcurl");
+		return EX_SOFTWARE;
+	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		usage(stdout);
@@ -60,7 +69,8 @@ int main(int argc, char **argv)
 	    {"send", cmd_send},   {"build", cmd_build},   {"dkim", cmd_dkim},
 	    {"sendmail", cmd_sendmail}, {"queue", cmd_queue}, {"dsn", cmd_dsn},
 	    {"bounce", cmd_bounce}, {"suppression", cmd_suppression}, {"bench", cmd_bench},
-	    {"key", cmd_key}, {"reputation", cmd_reputation},
+	    {"key", cmd_key}, {"reputation", cmd_reputation}, {"oauth2", cmd_oauth2},
+	    {"audit", cmd_audit},
 	};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(cmd, commands[i].name))

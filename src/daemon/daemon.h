@@ -26,7 +26,8 @@ typedef struct daemon_ctx {
 	app_config *cfg;
 	msv_queue *q;
 	msv_pool **pools;       /* one per route, as cfg->routes */
-	char owner[300];        /* lease owner: "missived:HOST:PID" */
+	char owner[400];        /* lease owner: "missived:HOST:PID:NODE" */
+	char node_name[80];     /* [daemon] node, else HOST-PID; d->node points here */
 	const char *http_token; /* NULL: no token required */
 	metrics m;
 	/* Workers sleep on wake until work may be due or a submission arrives. */
@@ -39,12 +40,18 @@ typedef struct daemon_ctx {
 	struct recorder *rec;   /* writes delivery outcomes (recorder.h) */
 	struct shaping *shape;  /* outbound shaping and circuit breakers (shaping.h) */
 	struct gateway *gw;     /* keys, limits, reputation (gateway.h) */
+	struct audit_export *ax; /* the trail's Kafka/syslog exporters (audit_export.h) */
+	struct app_audit *audit; /* the audit trail; NULL: [audit] path = off */
+	struct audit_trail *trail; /* its events and housekeeping (audit_trail.h) */
+	const char *node;       /* written in audit events; NULL: none */
 	/* Queue write health for /healthz (metrics.c). */
 	pthread_mutex_t health_mu;
 	int64_t health_probe_ms;   /* when the last write probe ran */
 	int health_bad;            /* the last queue write failed */
 	char health_why[MSV_TEXT_MAX]; /* and why (no addresses: queue errors name none) */
 } daemon_ctx;
+
+typedef struct audit_trail audit_trail;
 
 /* worker.c */
 void *worker_main(void *arg);

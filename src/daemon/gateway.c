@@ -19,10 +19,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit_trail.h"
+
 #include "api_keys.h"
 #include "daemon.h"
 #include "gateway.h"
 #include "missive/policy.h"
+#include "redis_limits.h"
 
 /* Identities and sender domains held at once.  An entry is about 2.2 KB
  * (the reputation's breaker ring), so the table stays under 25 MB even
@@ -60,6 +63,7 @@ struct gateway {
 	uint64_t circuit, reputation, auth_failures, admissions;
 	uint64_t policy_ns;   /* time spent deciding (auth + admission), for bench/gateway.sh */
 	int key_error;        /* the last key listing failed (logged once) */
+	redis_limits *rl;     /* [limits] redis: shared buckets and scores; NULL: local only */
 	pthread_mutex_t ov_mu; /* one taker of overrides at a time */
 	/* the refresh thread */
 	pthread_t th;
@@ -270,11 +274,13 @@ void gateway_uid_ident(gateway *g, long uid, const char *user, gw_ident *out)
 	out->exempt = g->d->cfg->limit_exempt_trusted && app_user_trusted(g->d->cfg, uid, user);
 }
 
-void gateway_auth_failed(gateway *g)
+void gateway_auth_failed(gateway *g, const gw_ident *id, int had_credentials)
 {
 	pthread_mutex_lock(&g->mu);
 	g->auth_failures++;
 	pthread_mutex_unlock(&g->mu);
+	daemon_audit_refused(g->d, "auth.failed", NULL, id->ip,
+	                     had_credentials ? "unknown_key" : "no_credentials", "http", 0, NULL);
 }
 
 /* ---- admission ---- */
@@ -400,10 +406,31 @@ static int64_t try_bucket(gw_entry *e, limit l, msv_bucket *copy, int64_t now)
 	return msv_bucket_take(copy, l.rate, l.burst, 1, now);
 }
 
+/* A node's share of a limit while the shared buckets cannot be reached:
+ * the rate and the burst over [limits] redis-fallback-nodes (share 1:
+ * the limit itself), so that the nodes together keep about the rate. */
+static limit share_of(limit l, double share)
+{
+	if (share >= 1 || l.rate <= 0)
+		return l;
+	limit s = {l.rate * share, fmax(1, ceil(l.burst * share))};
+	return s;
+}
+
+/* The sender domain's bucket name, lowercased, into dom. */
+static void domain_id(const char *sender, char *dom, size_t n)
+{
+	snprintf(dom, n, "domain:%s", domain_of(sender));
+	for (char *q = dom; *q; q++)
+		*q = *q >= 'A' && *q <= 'Z' ? (char)(*q + 32) : *q;
+}
+
 /* The checks in order, each on a copy; the copies replace the real state
- * only when all pass (lock held). */
+ * only when all pass (lock held).  share scales every limit (the local
+ * fallback of shared limits). */
 static msv_result admit_locked(gateway *g, const gw_ident *id, const msv_queue_key *k,
-                               const char *sender, gw_refusal *why, msv_error *err, int64_t now)
+                               const char *sender, gw_refusal *why, msv_error *err, int64_t now,
+                               double share)
 {
 	const app_config *c = g->d->cfg;
 	const msv_reputation_policy *p = &c->reputation;
@@ -412,7 +439,7 @@ static msv_result admit_locked(gateway *g, const gw_ident *id, const msv_queue_k
 	int own_scope = id->kind == GW_KEY ? 0 : id->kind == GW_IP ? 1 : 2;
 	if (!self)
 		return refuse_full(g, own_scope, why, err);
-	limit own = own_limit(g, id, k);
+	limit own = share_of(own_limit(g, id, k), share);
 	bucket_ready(self, own, now);
 	msv_reputation rep = self->rep;
 	msv_bucket b = self->bucket, ipb = {0, 0}, sdb = {0, 0};
@@ -424,7 +451,7 @@ static msv_result admit_locked(gateway *g, const gw_ident *id, const msv_queue_k
 	}
 	/* Every HTTP request obeys its client address's bucket; an address
 	 * that is itself the identity (trust-loopback) was just checked. */
-	limit ipl = limit_of(c->limit_ip.rate, c->limit_ip.burst);
+	limit ipl = share_of(limit_of(c->limit_ip.rate, c->limit_ip.burst), share);
 	if (id->kind == GW_KEY && *id->ip && ipl.rate > 0) {
 		char ipid[80];
 		snprintf(ipid, sizeof(ipid), "ip:%s", id->ip);
@@ -433,11 +460,10 @@ static msv_result admit_locked(gateway *g, const gw_ident *id, const msv_queue_k
 		if ((wait = try_bucket(ip, ipl, &ipb, now)))
 			return refuse(g, ip, 1, MSV_ADMIT_RATE, wait, ipl.rate, why, err);
 	}
-	limit sdl = limit_of(c->limit_sender_domain.rate, c->limit_sender_domain.burst);
+	limit sdl = share_of(limit_of(c->limit_sender_domain.rate, c->limit_sender_domain.burst),
+	                     share);
 	if (sdl.rate > 0) {
-		snprintf(dom, sizeof(dom), "domain:%s", domain_of(sender));
-		for (char *q = dom; *q; q++)
-			*q = *q >= 'A' && *q <= 'Z' ? (char)(*q + 32) : *q;
+		domain_id(sender, dom, sizeof(dom));
 		if (!(sd = get(g, dom, now)))
 			return refuse_full(g, 3, why, err);
 		if ((wait = try_bucket(sd, sdl, &sdb, now)))
@@ -450,6 +476,87 @@ static msv_result admit_locked(gateway *g, const gw_ident *id, const msv_queue_k
 	if (sd)
 		sd->bucket = sdb;
 	return MSV_OK;
+}
+
+/* The buckets of one admission as the shared limits take them. */
+typedef struct shared_set {
+	rl_bucket b[3];
+	char ids[3][300];
+	int scope[3];
+	size_t n;
+} shared_set;
+
+static void shared_add(shared_set *s, const char *id, limit l, int scope)
+{
+	if (l.rate <= 0)
+		return;
+	snprintf(s->ids[s->n], sizeof(s->ids[s->n]), "%s", id);
+	s->b[s->n] = (rl_bucket){s->ids[s->n], l.rate, l.burst};
+	s->scope[s->n++] = scope;
+}
+
+/* Admission through the shared buckets in Redis ([limits] redis): the
+ * circuit and the tier are judged here on a copy, the buckets in one
+ * script that takes from all or none.  Lock held, dropped for the round
+ * trip (k is not used after it).  RL_DOWN: no Redis (or none set), the
+ * caller decides with the local buckets; else *rc is the decision. */
+static int admit_shared(gateway *g, const gw_ident *id, const msv_queue_key *k,
+                        const char *sender, gw_refusal *why, msv_error *err, int64_t now,
+                        msv_result *rc)
+{
+	const app_config *c = g->d->cfg;
+	const msv_reputation_policy *p = &c->reputation;
+	int own_scope = id->kind == GW_KEY ? 0 : id->kind == GW_IP ? 1 : 2;
+	gw_entry *self;
+	if (!redis_limits_up(g->rl))
+		return RL_DOWN;
+	if (!(self = get(g, id->id, now))) {
+		*rc = refuse_full(g, own_scope, why, err);
+		return RL_OK;
+	}
+	limit own = own_limit(g, id, k);
+	msv_reputation rep = self->rep;
+	int64_t wait = 0;
+	const msv_tier *t = msv_reputation_tier(p, msv_reputation_score(&self->rep, p, now));
+	msv_admit a = msv_reputation_admit(&rep, p, NULL, 0, 0, 1, now, &wait);
+	if (a != MSV_ADMIT_OK) {
+		*rc = refuse(g, self, own_scope, a, wait, own.rate * (t ? t->factor : 1), why, err);
+		return RL_OK;
+	}
+	shared_set s = {.n = 0};
+	own.rate *= t ? t->factor : 1;
+	shared_add(&s, id->id, own, own_scope);
+	char name[300];
+	snprintf(name, sizeof(name), "ip:%s", id->ip);
+	if (id->kind == GW_KEY && *id->ip)
+		shared_add(&s, name, limit_of(c->limit_ip.rate, c->limit_ip.burst), 1);
+	domain_id(sender, name, sizeof(name));
+	shared_add(&s, name, limit_of(c->limit_sender_domain.rate, c->limit_sender_domain.burst), 3);
+	pthread_mutex_unlock(&g->mu);
+	size_t which = 0;
+	double score = -1;
+	int r = redis_limits_take(g->rl, s.b, s.n, id->id, &which, &wait, &score);
+	pthread_mutex_lock(&g->mu);
+	if (r == RL_DOWN)
+		return RL_DOWN;
+	/* The entry may have been dropped while the lock was let go. */
+	gw_entry *e = get(g, r == RL_LIMITED ? s.ids[which] : id->id, now);
+	self = find(g, id->id);
+	if (self && score >= 0) { /* the score all nodes share, for the next tier */
+		self->rep.score = score;
+		self->rep.stamp_ms = now;
+	}
+	if (!e)
+		*rc = refuse_full(g, r == RL_LIMITED ? s.scope[which] : own_scope, why, err);
+	else if (r == RL_LIMITED)
+		*rc = refuse(g, e, s.scope[which], MSV_ADMIT_RATE, wait, s.b[which].rate, why, err);
+	else
+		*rc = MSV_OK;
+	if (!*rc && self) /* a half-open circuit's probe is out */
+		self->rep.circuit = rep.circuit;
+	if (self)
+		self->used_ms = now;
+	return RL_OK;
 }
 
 msv_result gateway_admit(gateway *g, const gw_ident *id, const char *sender, const char *from,
@@ -466,11 +573,20 @@ msv_result gateway_admit(gateway *g, const gw_ident *id, const char *sender, con
 		                   "the API key was removed or rotated");
 	if (!rc && k)
 		rc = check_domains(k, sender, from, err);
-	if (!rc && !id->exempt)
-		rc = admit_locked(g, id, k, sender, why, err, now);
+	if (!rc && !id->exempt && admit_shared(g, id, k, sender, why, err, now, &rc) == RL_DOWN) {
+		/* The lock may have been let go meanwhile: the key again. */
+		k = id->kind == GW_KEY ? key_named(g, id->id + 4) : NULL;
+		redis_limits_fell_back(g->rl);
+		rc = admit_locked(g, id, k, sender, why, err, now,
+		                  g->rl ? 1.0 / g->d->cfg->limit_redis_nodes : 1);
+	}
 	g->admissions++;
 	g->policy_ns += mono_ns() - t0;
 	pthread_mutex_unlock(&g->mu);
+	if (rc)
+		daemon_audit_refused(g->d, rc == MSV_E_UNAUTHORIZED ? "auth.failed" : "limit.refused",
+		                     id->id, id->ip, msv_result_name(rc), why->scope,
+		                     why->retry_after, err->message);
 	return rc;
 }
 
@@ -512,6 +628,19 @@ void gateway_outcome(gateway *g, const char *submitter, msv_rcpt_state state)
 		  : v == MSV_VERDICT_REJECTED ? &e->rejected : &e->temporary) += 1;
 	}
 	pthread_mutex_unlock(&g->mu);
+	/* The shared score moves too; every node's next admission of this
+	 * submitter takes it from there. */
+	double delta = v == MSV_VERDICT_DELIVERED ? p->delivered
+	               : v == MSV_VERDICT_REJECTED ? p->rejected : p->temporary;
+	double score;
+	if (g->rl && redis_limits_outcome(g->rl, submitter, delta, &score) == RL_OK) {
+		pthread_mutex_lock(&g->mu);
+		if ((e = find(g, submitter))) {
+			e->rep.score = score;
+			e->rep.stamp_ms = now;
+		}
+		pthread_mutex_unlock(&g->mu);
+	}
 }
 
 /* The dirty entries as rows (lock held); their marks are cleared. */
@@ -648,9 +777,13 @@ static void overrides_take(gateway *g)
 	}
 	pthread_mutex_unlock(&g->mu);
 	pthread_mutex_unlock(&g->ov_mu);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		dlog("gateway: reputation of %s set to %.1f by an operator", r[i].identity,
 		     r[i].score);
+		/* One node takes the override: it tells the others through Redis. */
+		if (g->rl && redis_limits_set_score(g->rl, r[i].identity, r[i].score) != RL_OK)
+			dlog("gateway: the override of %s is not shared: Redis is down", r[i].identity);
+	}
 	msv_queue_reputations_free(r, n);
 }
 
@@ -695,6 +828,11 @@ int gateway_start(struct daemon_ctx *d, gateway **out)
 	pthread_mutex_init(&g->ov_mu, NULL);
 	daemon_cond_init(&g->cv);
 	msv_error err;
+	if (redis_limits_start(d->cfg, &g->rl)) {
+		dlog("gateway: cannot set up the shared limits: out of memory");
+		gateway_stop(g);
+		return -1;
+	}
 	if (keys_load(g, &g->keys, &g->nqkeys, &err)) {
 		dlog("gateway: cannot read the API keys: %s", err.message);
 		gateway_stop(g);
@@ -729,6 +867,7 @@ void gateway_stop(gateway *g)
 		pthread_join(g->th, NULL);
 		gateway_flush(g);
 	}
+	redis_limits_stop(g->rl);
 	for (size_t i = 0; i < GW_HASH_SIZE; i++)
 		for (gw_entry *e = g->table[i], *next; e; e = next) {
 			next = e->next;
@@ -792,5 +931,6 @@ int gateway_metrics(gateway *g, msv_buf *o)
 				rc |= msv_buf_addf(o, "missive_reputation_score{identity=\"%s\"} %.2f\n",
 				                   e->id, msv_reputation_score(&e->rep, p, now));
 	pthread_mutex_unlock(&g->mu);
+	rc |= redis_limits_metrics(g->rl, o);
 	return rc ? -1 : 0;
 }

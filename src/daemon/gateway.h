@@ -51,8 +51,8 @@ int gateway_http_ident(gateway *g, const char *authz, const char *ip, int loopba
                        gw_ident *out);
 /* A local user on the submission socket; user may be NULL. */
 void gateway_uid_ident(gateway *g, long uid, const char *user, gw_ident *out);
-/* Counts a request answered 401, for /metrics. */
-void gateway_auth_failed(gateway *g);
+/* Counts a request answered 401, for /metrics, and records auth.failed. */
+void gateway_auth_failed(gateway *g, const gw_ident *id, int had_credentials);
 
 /* Whether id may submit one message now, from sender (the envelope
  * sender, "" for the null sender) with From address from ("": none).

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "audit_trail.h"
 #include "daemon.h"
 #include "gateway.h"
 #include "http_errors.h"
@@ -443,8 +444,9 @@ static enum MHD_Result send_accepted(struct MHD_Connection *c, daemon_ctx *d, ap
 	health_write_result(d, NULL);
 	metrics_submitted(&d->m, 1);
 	daemon_wake(d);
-	dlog("%s: queued through the HTTP API, %zu recipient%s", res->id, res->nrcpt,
-	     res->nrcpt == 1 ? "" : "s");
+	dlog("%s: queued through the HTTP API, %zu recipient%s%s", res->id, res->nrcpt,
+	     res->nrcpt == 1 ? "" : "s",
+	     res->audit_failed ? "; its message.accepted event could not be written" : "");
 	cJSON *reply = cJSON_CreateObject();
 	if (!cJSON_AddStringToObject(reply, "id", res->id) ||
 	    (res->message_id && !cJSON_AddStringToObject(reply, "message_id", res->message_id)) ||
@@ -504,6 +506,9 @@ static enum MHD_Result post_message(struct MHD_Connection *c, daemon_ctx *d, req
 	o.submitter = rq->id.id;
 	o.admit = gateway_admit_cb;
 	o.admit_payload = &adm;
+	o.audit = d->audit;
+	o.how = "http";
+	o.actor_ip = rq->id.ip;
 	o.rcpt = rcpt.v;
 	o.nrcpt = rcpt.n;
 	o.extract = raw && !rcpt.n; /* like sendmail -t */
@@ -603,8 +608,10 @@ static enum MHD_Result post_bounce(struct MHD_Connection *c, daemon_ctx *d, requ
 	app_bounce_step step;
 	int rc = app_apply_bounce(d->cfg, d->q, msg, len, &res, &step, &err);
 	cJSON_Delete(j);
-	if (!rc)
+	if (!rc) {
+		daemon_audit_bounce(d, res, rq->id.id, rq->id.ip);
 		return send_json(c, d, 200, res);
+	}
 	if (step == APP_BOUNCE_PARSE)
 		return send_app_error(c, d, STEP_BOUNCE_PARSE, &err);
 	health_write_result(d, &err);
@@ -920,7 +927,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		              "missing or wrong 'Authorization: Bearer TOKEN' header (an API key: "
 		              "missive key add)");
 		gw_refusal none = {NULL, 0, 0};
-		gateway_auth_failed(d->gw);
+		gateway_auth_failed(d->gw, &rq->id,
+		                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization") != NULL);
 		return send_refusal(c, d, &e, &none);
 	}
 	if (!strcmp(url, "/metrics")) {

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit_export.h"
+#include "audit_trail.h"
 #include "daemon.h"
 #include "shaping.h"
 #include "gateway.h"
@@ -64,6 +66,11 @@ int metrics_render(daemon_ctx *d, msv_buf *o)
 	msv_queue_stats qs;
 	msv_error err;
 	int rc = 0;
+	/* Which node answers, so that one scrape config serves them all. */
+	if (d->node)
+		rc |= msv_buf_addf(o, "# HELP missive_node_info This missived's node name ([daemon] "
+		                      "node).\n# TYPE missive_node_info gauge\n"
+		                      "missive_node_info{node=\"%s\"} 1\n", d->node);
 	if (msv_queue_stats_get(d->q, msv_wall_ms(), &qs, &err) == MSV_OK) {
 		rc |= msv_buf_addstr(o, "# HELP missive_queue_recipients Recipients in the queue by state.\n"
 		                        "# TYPE missive_queue_recipients gauge\n");
@@ -135,6 +142,12 @@ int metrics_render(daemon_ctx *d, msv_buf *o)
 	rc |= shaping_metrics(d, o);
 	if (d->gw)
 		rc |= gateway_metrics(d->gw, o);
+	if (d->ax)
+		rc |= audit_export_metrics(d->ax, o);
+	if (d->audit)
+		rc |= counter(o, "missive_audit_write_failures_total",
+		              "Audit events that could not be written to the trail.",
+		              daemon_audit_failures(d));
 	return rc;
 }
 

@@ -1,6 +1,7 @@
 /* missived: the delivery daemon.  Foreground, logs to stderr (or a log
  * file reopened on SIGHUP); SIGTERM/SIGINT drain: stop claiming, let
  * in-flight sends finish within the grace period, release leases, exit 0. */
+#include <curl/curl.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
+#include "audit_export.h"
+#include "audit_trail.h"
 #include "daemon.h"
 #include "exit_code.h"
 #include "gateway.h"
@@ -26,6 +30,13 @@
 #include "submit.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The audit trail's masker, applied to every log line as well: SMTP
+ * traces and server replies quote addresses.  Set before the threads
+ * start, cleared after they stop. */
+static const msv_masker *log_masker;
+/* [daemon] node when set: "missived[NODE]:" on every line, so that the
+ * logs of several nodes can be merged.  Set before the threads start. */
+static const char *log_node;
 
 void dlog(const char *fmt, ...)
 {
@@ -54,12 +65,25 @@ void vdlog(const char *fmt, va_list ap)
 	gmtime_r(&now.tv_sec, &tm);
 	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+	char line[8192];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	msv_buf masked;
+	msv_buf_init(&masked, 4 * sizeof(line));
+	const msv_masker *m = __atomic_load_n(&log_masker, __ATOMIC_ACQUIRE);
+	/* Masking cannot fail but for memory: then the line is left out
+	 * rather than written unmasked. */
+	const char *out = line;
+	if (m)
+		out = msv_mask(m, line, strlen(line), &masked) ? "(a log line left out: out of memory)"
+		                                                : masked.data;
 	pthread_mutex_lock(&log_mu);
-	fprintf(stderr, "%s missived: ", ts);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	if (log_node)
+		fprintf(stderr, "%s missived[%s]: %s\n", ts, log_node, out);
+	else
+		fprintf(stderr, "%s missived: %s\n", ts, out);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_mu);
+	msv_buf_free(&masked);
 }
 
 /* Points stderr at the log file: 0, or -1 with why set and stderr as it
@@ -109,7 +133,8 @@ static void raise_nofile(void)
 static int open_queue(daemon_ctx *d)
 {
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
-	o.path = d->cfg->queue_path;
+	o.path = d->cfg->queue_url ? NULL : d->cfg->queue_path;
+	o.url = d->cfg->queue_url; /* PostgreSQL: a newer schema is 78 (config) */
 	o.verify = 1;
 	msv_error err;
 	if (!msv_queue_open(&d->q, &o, &err))
@@ -136,15 +161,49 @@ static void usage(FILE *f)
 	      "  -h, --help        this text\n"
 	      "  -V, --version     print the version\n"
 	      "\n"
-	      "Signals: SIGTERM or SIGINT drain and exit 0; SIGHUP reopens the log file.\n"
+	      "Signals: SIGTERM or SIGINT drain and exit 0; SIGHUP reopens the log file and\n"
+	      "starts a new audit trail file.\n"
 	      "Exit codes: 0 stopped cleanly, 64 usage, 69 cannot listen (address in use),\n"
 	      "73 queue or log not writable, 74 queue file damaged, 78 configuration error.\n"
 	      "See missived(8).\n",
 	      f);
 }
 
+/* The node's name: [daemon] node, else HOST-PID (unique among the nodes
+ * on one queue as long as host names are).  Before the audit trail opens:
+ * its events carry it. */
+static void name_node(daemon_ctx *d)
+{
+	char host[256] = "localhost";
+	gethostname(host, sizeof(host) - 1);
+	if (d->cfg->node)
+		snprintf(d->node_name, sizeof(d->node_name), "%s", d->cfg->node);
+	else
+		snprintf(d->node_name, sizeof(d->node_name), "%.60s-%ld", host, (long)getpid());
+	d->node = d->node_name;
+	log_node = d->cfg->node;
+}
+
+/* The queue as logs and --check show it: a PostgreSQL URI without its
+ * user part (USER:PASSWORD@): a password has no place in a log, and
+ * USER@HOST reads as an e-mail address to the log's PII checks. */
+static const char *queue_shown(const app_config *c, char *buf, size_t n)
+{
+	const char *u = c->queue_url, *host = u ? strstr(u, "://") : NULL;
+	if (!host)
+		return c->queue_path;
+	host += 3;
+	const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+	if (at && (!slash || at < slash))
+		snprintf(buf, n, "%.*s%s", (int)(host - u), u, at + 1);
+	else
+		snprintf(buf, n, "%s", u);
+	return buf;
+}
+
 /* Leases of a missived on this host that no longer runs come back now
- * instead of at their expiry. */
+ * instead of at their expiry ("missived:HOST:PID" or, since nodes have
+ * names, "missived:HOST:PID:NODE"). */
 static void release_orphans(daemon_ctx *d, const char *host)
 {
 	char **owners = NULL;
@@ -161,7 +220,7 @@ static void release_orphans(daemon_ctx *d, const char *host)
 			continue;
 		char *end;
 		long pid = strtol(o + 10 + hl, &end, 10);
-		if (*end || pid <= 0 || (pid != getpid() && !(kill((pid_t)pid, 0) && errno == ESRCH)))
+		if ((*end && *end != ':') || pid <= 0 || (pid != getpid() && !(kill((pid_t)pid, 0) && errno == ESRCH)))
 			continue;
 		size_t released = 0;
 		if (!msv_queue_release(d->q, o, &released, &err))
@@ -245,8 +304,14 @@ static int prepare(daemon_ctx *d, char **token, int check)
 		daemon_err("%s", why);
 		rc = EX_CANTCREAT;
 	}
+	if (!rc && audit_export_check(cfg, &err)) { /* kafka.* refused by librdkafka: 78 */
+		daemon_err("%s", err.message);
+		rc = app_exit_code(&err);
+	}
 	if (!rc)
 		rc = open_queue(d);
+	if (!rc && !check && !(rc = daemon_audit_open(d)) && d->audit)
+		__atomic_store_n(&log_masker, d->audit->masker, __ATOMIC_RELEASE);
 	if (!rc && !(d->pools = msv_calloc(cfg->nroutes, sizeof(*d->pools)))) {
 		daemon_err("cannot set up the routes' connection pools: out of memory");
 		rc = EX_OSERR;
@@ -291,7 +356,7 @@ static int start(daemon_ctx *d, services *sv)
 	const app_config *cfg = d->cfg;
 	char host[256] = "localhost";
 	gethostname(host, sizeof(host) - 1);
-	snprintf(d->owner, sizeof(d->owner), "missived:%s:%ld", host, (long)getpid());
+	snprintf(d->owner, sizeof(d->owner), "missived:%s:%ld:%s", host, (long)getpid(), d->node);
 	metrics_init(&d->m);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_mutex_init(&d->health_mu, NULL);
@@ -305,6 +370,9 @@ static int start(daemon_ctx *d, services *sv)
 	}
 	shaping_publish_all(d);
 
+	int rc = daemon_audit_start(d);
+	if (rc)
+		return rc;
 	/* Keys and scores before the first request can arrive. */
 	if (gateway_start(d, &d->gw))
 		return EX_UNAVAILABLE;
@@ -340,7 +408,12 @@ static int start(daemon_ctx *d, services *sv)
 		d->running++;
 	}
 	sv->started = d->running;
-	dlog("started: %u workers, queue %s, %s%s, %s%s", sv->started, cfg->queue_path,
+	/* Last: nothing above waits for it, and it only reads the trail. */
+	if (audit_export_start(d, &d->ax, &err))
+		dlog("audit export not started: %s (the trail keeps the events)", err.message);
+	char qbuf[512];
+	dlog("started: node %s, %u workers, queue %s, %s%s, %s%s", d->node, sv->started,
+	     queue_shown(cfg, qbuf, sizeof(qbuf)),
 	     sv->http ? "HTTP API on " : "no HTTP API", sv->http ? cfg->http_listen : "",
 	     sv->sock ? "submission socket " : "no submission socket",
 	     sv->sock ? cfg->socket_path : "");
@@ -367,6 +440,7 @@ static void serve(daemon_ctx *d, const sigset_t *set)
 			continue;
 		}
 		if (sig == SIGHUP) {
+			daemon_audit_rotate(d);
 			/* On failure the old log stays open: keep running, say so there. */
 			if (reopen_log(cfg->log_file, why, sizeof(why)))
 				dlog("SIGHUP: cannot reopen the log: %s", why);
@@ -421,10 +495,18 @@ static void drain(daemon_ctx *d, services *sv)
 		 * leases are released, so they will be tried again (at least once). */
 		dlog("grace period over with %u workers busy; released %zu leases; exiting", left,
 		     released);
+		if (d->audit && msv_audit_sync(d->audit->log, &err))
+			dlog("audit trail: %s", err.message);
 		fflush(stderr);
 		_exit(0);
 	}
 	dlog("stopped; released %zu leases", released);
+	__atomic_store_n(&log_masker, NULL, __ATOMIC_RELEASE);
+	daemon_audit_stop(d);
+	/* After the trail's last event (audit.stopped): hands over what it
+	 * can within 5 s, saves the cursors. */
+	audit_export_stop(d->ax);
+	d->ax = NULL;
 }
 
 /* From a checked configuration to a clean stop: 0 or an EX_* code. */
@@ -458,6 +540,12 @@ int main(int argc, char **argv)
 	 * (docs/internals/torture.md) fail its allocations as well. */
 	cJSON_Hooks hooks = {msv_malloc, msv_free};
 	cJSON_InitHooks(&hooks);
+	/* The OAuth2 token sources' libcurl: set up once, before any
+	 * thread (libmissive keeps no globals, missive/oauth2.h). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		daemon_err("cannot initialize libcurl");
+		return EX_SOFTWARE;
+	}
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cfgflag = optarg; break;
@@ -480,12 +568,17 @@ int main(int argc, char **argv)
 	char *token = NULL;
 	int rc = load_config(&cfg, cfgflag);
 	if (!rc)
+		name_node(&d);
+	if (!rc)
 		rc = prepare(&d, &token, check);
+	char qbuf[512];
 	if (!rc && check)
 		printf("%s: ok (%zu route%s, queue %s)\n", cfg.path, cfg.nroutes,
-		       cfg.nroutes == 1 ? "" : "s", cfg.queue_path);
+		       cfg.nroutes == 1 ? "" : "s", queue_shown(&cfg, qbuf, sizeof(qbuf)));
 	else if (!rc)
 		rc = run(&d);
+	__atomic_store_n(&log_masker, NULL, __ATOMIC_RELEASE);
+	daemon_audit_stop(&d);
 	recorder_free(d.rec);
 	shaping_free(d.shape);
 	for (size_t i = 0; d.pools && i < cfg.nroutes; i++)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit_trail.h"
 #include "daemon.h"
 #include "gateway.h"
 #include "recorder.h"
@@ -38,8 +39,8 @@ typedef struct item {
 	uint64_t ticket;
 	msv_queue_outcome o; /* its strings point into text */
 	const char *qid;
-	const char *addr;    /* NULL: nothing to suppress */
-	const char *why;
+	const char *addr;    /* the recipient's address ("" when not given) */
+	const char *why;     /* NULL, or why to suppress addr (a hard bounce) */
 	const char *submitter; /* the message's, for its reputation; NULL: none */
 	char text[];
 } item;
@@ -76,10 +77,11 @@ static item *item_new(const char *qid, const msv_queue_outcome *o, const char *a
 {
 	const char *server = o->server ? o->server : "", *enh = o->enhanced ? o->enhanced : "";
 	const char *text = o->text ? o->text : "";
-	if (!addr || !why)
-		addr = why = "";
+	if (!addr)
+		addr = "";
 	size_t need = sizeof(item) + strlen(qid) + strlen(server) + strlen(enh) + strlen(text) +
-	              strlen(addr) + strlen(why) + (submitter ? strlen(submitter) + 1 : 0) + 6;
+	              strlen(addr) + (why ? strlen(why) + 1 : 0) +
+	              (submitter ? strlen(submitter) + 1 : 0) + 5;
 	item *it = msv_malloc(need);
 	if (!it)
 		return NULL;
@@ -91,8 +93,8 @@ static item *item_new(const char *qid, const msv_queue_outcome *o, const char *a
 	it->o.server = o->server ? put(&p, server) : NULL;
 	it->o.enhanced = put(&p, enh);
 	it->o.text = put(&p, text);
-	it->addr = *addr ? put(&p, addr) : NULL;
-	it->why = put(&p, why);
+	it->addr = put(&p, addr);
+	it->why = why ? put(&p, why) : NULL;
 	it->submitter = submitter ? put(&p, submitter) : NULL;
 	return it;
 }
@@ -118,6 +120,8 @@ static void suppress(daemon_ctx *d, const char *qid, const char *addr, const cha
 	msv_error err;
 	if (msv_queue_suppress_add(d->q, addr, why, "smtp", now, &err))
 		dlog("%s: cannot update the suppression list: %s", qid, err.message);
+	else
+		daemon_audit_suppressed(d, qid, addr, why);
 }
 
 /* A committed outcome moves its submitter's score; a deferral without
@@ -235,7 +239,8 @@ static void *recorder_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		count(d, r->batch, n);
 		for (item *it = done; it; it = it->next) {
-			if (it->addr)
+			daemon_audit_outcome(d, it->qid, it->addr, &it->o);
+			if (it->why && *it->addr)
 				suppress(d, it->qid, it->addr, it->why, now);
 			judge(d, it->submitter, &it->o);
 		}
@@ -286,6 +291,8 @@ static void record_now(daemon_ctx *d, const char *qid, const msv_queue_outcome *
 		return;
 	}
 	count(d, o, n);
+	for (size_t i = 0; i < n; i++)
+		daemon_audit_outcome(d, qid, addr ? addr[i] : "", &o[i]);
 	for (size_t i = 0; why && i < n; i++)
 		if (why[i])
 			suppress(d, qid, addr[i], why[i], now);
@@ -305,8 +312,7 @@ uint64_t recorder_add_from(recorder *r, const char *submitter, const char *qid,
 {
 	item *first = NULL, **link = &first, *last = NULL;
 	for (size_t i = 0; i < n; i++) {
-		item *it = item_new(qid, &o[i], why && why[i] ? addr[i] : NULL, why ? why[i] : NULL,
-		                    submitter);
+		item *it = item_new(qid, &o[i], addr ? addr[i] : NULL, why ? why[i] : NULL, submitter);
 		if (!it) {
 			items_free(first);
 			first = NULL;

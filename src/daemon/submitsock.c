@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "audit_trail.h"
 #include "daemon.h"
 #include "exit_code.h"
 #include "gateway.h"
@@ -215,6 +216,8 @@ static void serve(conn *c)
 	gw_request adm = {d->gw, &id, {NULL, 0, 0}};
 	rq.o.admit = gateway_admit_cb;
 	rq.o.admit_payload = &adm;
+	rq.o.audit = d->audit;
+	rq.o.how = "socket";
 	app_submitted res;
 	msv_error err;
 	msv_result rc = app_submit(d->cfg, d->q, rq.msg, rq.msglen, &rq.o, &res, &err);
@@ -226,8 +229,9 @@ static void serve(conn *c)
 		daemon_wake(d);
 		msv_free(res.message_id);
 		/* Who submitted, for the audit trail: the uid, not the addresses. */
-		dlog("%s: queued by uid %ld through the socket, %zu recipient%s", res.id, c->uid,
-		     res.nrcpt, res.nrcpt == 1 ? "" : "s");
+		dlog("%s: queued by uid %ld through the socket, %zu recipient%s%s", res.id, c->uid,
+		     res.nrcpt, res.nrcpt == 1 ? "" : "s",
+		     res.audit_failed ? "; its message.accepted event could not be written" : "");
 	}
 	answer(fd, rc ? &err : NULL, &res);
 out:

@@ -68,6 +68,9 @@ static void decide(daemon_ctx *d, const msv_queue_job *j, size_t i, const msv_po
 	const msv_rcpt_result *rr = res && i < res->nrcpt ? &res->rcpt[i] : NULL;
 	memset(o, 0, sizeof(*o));
 	o->rcpt_id = j->rcpt[i].id;
+	/* Fencing: should this lease have been taken over while we sent (we
+	 * were frozen past it), the queue refuses this late outcome. */
+	o->epoch = j->rcpt[i].epoch;
 	o->attempted = 1;
 	o->at_ms = started;
 	o->latency_ms = res ? res->latency_ms : 0;
@@ -88,6 +91,12 @@ static void decide(daemon_ctx *d, const msv_queue_job *j, size_t i, const msv_po
 		cls = msv_class_of_reply(rep->code);
 	} else {
 		cls = res ? res->err.cls : MSV_CLASS_CONFIG;
+		/* Our credentials refused (a wrong password, a revoked OAuth2
+		 * token): the route's settings are wrong, not the recipient.  The
+		 * mail waits for the operator (or its maximum age), as with
+		 * Postfix's smtp_sasl_auth_soft_bounce; bouncing it would lose it. */
+		if (res && (res->err.code == MSV_E_AUTH_FAILED || res->err.code == MSV_E_NO_AUTH_MECH))
+			cls = MSV_CLASS_TEMPORARY;
 	}
 	if (rep) {
 		o->reply_code = rep->code;
@@ -373,6 +382,32 @@ static int nap(daemon_ctx *d, int64_t ms, uint64_t seq, int wakeable)
 	return woken;
 }
 
+/* nap() on a queue that notifies (PostgreSQL): also until another
+ * process's submission (another node's).  Waits in slices of 500 ms so a
+ * stop or a local wake-up is seen.  Returns 1 when woken by a submission. */
+static int notify_nap(daemon_ctx *d, int64_t ms, uint64_t seq)
+{
+	int64_t end = msv_now_ms() + ms;
+	for (;;) {
+		int64_t left = end - msv_now_ms();
+		if (left <= 0)
+			return 0;
+		int woken = 0;
+		msv_error err;
+		if (msv_queue_wait_notify(d->q, left < 500 ? (int)left : 500, &woken, &err)) {
+			dlog("cannot wait for queue notifications: %s", err.message);
+			return nap(d, left, seq, 1);
+		}
+		if (woken)
+			return 1;
+		pthread_mutex_lock(&d->mu);
+		int stop = d->stopping, local = d->wake_seq != seq;
+		pthread_mutex_unlock(&d->mu);
+		if (stop || local)
+			return local;
+	}
+}
+
 void *worker_main(void *arg)
 {
 	daemon_ctx *d = arg;
@@ -412,7 +447,8 @@ void *worker_main(void *arg)
 				wait_ms = due > now ? due - now : 1;
 		}
 		/* Nothing due: sleep until then, a submission, or a stop. */
-		gather = nap(d, wait_ms, seq, 1);
+		gather = msv_queue_can_notify(d->q) ? notify_nap(d, wait_ms, seq)
+		                                    : nap(d, wait_ms, seq, 1);
 	}
 	pthread_mutex_lock(&d->mu);
 	d->running--;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core_int.h"
 #include "queue/queue_int.h"
@@ -134,6 +135,9 @@ static msv_result check_line(msv_error *err, const char *what, const char *s, in
 }
 
 static msv_result check_identity(const char *id, msv_error *err);
+static int key_name_ok(const char *name);
+static msv_result bad_key_name(msv_error *err, const char *name);
+static msv_result check_reputations(const msv_queue_reputation *v, size_t n, msv_error *err);
 
 static msv_result check_message(const msv_queue *q, const msv_queue_message *m, size_t i,
                                 msv_error *err)
@@ -195,15 +199,72 @@ static char *lower_dup(const char *s)
 
 /* ---- open and close ---- */
 
-static const msv__queue_ops *pick_backend(const char *path, msv_error *err)
+/* path: SQLite; url: PostgreSQL.  A postgres URI given as a path is
+ * taken as a url (configurations written before url existed). */
+static msv_result pick_backend(const msv_queue_options *o, const char **target,
+                               const msv__queue_ops **ops, msv_error *err)
 {
-	/* A later PostgreSQL backend is chosen by a connection URI in path. */
-	if (strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0) {
-		msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
-		              "queue: this libmissive has no PostgreSQL backend; use a file path");
-		return NULL;
-	}
-	return &msv__queue_sqlite_ops;
+	const char *path = o->path && o->path[0] ? o->path : NULL;
+	const char *url = o->version >= 2 && o->url && o->url[0] ? o->url : NULL;
+	if (path && url)
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "queue: give a database path or a url, not both");
+	if (path && (strncmp(path, "postgres://", 11) == 0 ||
+	             strncmp(path, "postgresql://", 13) == 0))
+		url = path, path = NULL;
+	if (!path && !url)
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "queue: no database path configured");
+	if (url && strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0)
+		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
+		                     "queue: url \"%.60s\" is not a postgresql:// URI", url);
+	*target = url ? url : path;
+	*ops = url ? &msv__queue_pg_ops : &msv__queue_sqlite_ops;
+	return MSV_OK;
+}
+
+/* Checks the options and makes the copy a backend gets: path holds the
+ * file or the URI, url is NULL, busy_timeout_ms has its default. */
+static msv_result check_opts(const msv_queue_options *opts, msv_queue_options *o,
+                             const msv__queue_ops **ops, msv_error *err)
+{
+	msv_result r;
+	if (!msv__version_ok(opts->version, MSV_QUEUE_OPTIONS_VERSION))
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "msv_queue_options: version %u is not between 1 and %u",
+		                     opts->version, MSV_QUEUE_OPTIONS_VERSION);
+	if (opts->busy_timeout_ms < 0)
+		return usage(err, "busy_timeout_ms must not be negative");
+	const char *target = NULL;
+	if ((r = pick_backend(opts, &target, ops, err)))
+		return r;
+	memset(o, 0, sizeof(*o));
+	o->version = MSV_QUEUE_OPTIONS_VERSION;
+	o->path = target;
+	o->busy_timeout_ms = opts->busy_timeout_ms ? opts->busy_timeout_ms : 10000;
+	o->read_only = opts->read_only;
+	o->verify = opts->verify;
+	return MSV_OK;
+}
+
+msv_result msv_queue_migrate(const msv_queue_options *opts, int *from, int *to, msv_error *err)
+{
+	int f0 = 0, t0 = 0;
+	msv_queue_options o;
+	const msv__queue_ops *ops = NULL;
+	msv_result r;
+	if (!opts)
+		return usage(err, "msv_queue_migrate needs options");
+	if ((r = check_opts(opts, &o, &ops, err)))
+		return r;
+	if (o.read_only)
+		return usage(err, "a migration writes: the options say read-only");
+	return ops->migrate(&o, from ? from : &f0, to ? to : &t0, err);
+}
+
+const char *msv_queue_backend(const msv_queue *q)
+{
+	return q ? q->ops->name : "";
 }
 
 msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts, msv_error *err)
@@ -211,18 +272,11 @@ msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts, msv_er
 	if (!out || !opts)
 		return usage(err, "msv_queue_open needs out and options");
 	*out = NULL;
-	if (!msv__version_ok(opts->version, MSV_QUEUE_OPTIONS_VERSION))
-		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
-		                     "msv_queue_options: version %u is not between 1 and %u", opts->version,
-		                     MSV_QUEUE_OPTIONS_VERSION);
-	if (!opts->path || !opts->path[0])
-		return msv_error_set(err, MSV_E_CONFIG, MSV_CLASS_CONFIG,
-		                     "queue: no database path configured");
-	if (opts->busy_timeout_ms < 0)
-		return usage(err, "busy_timeout_ms must not be negative");
-	const msv__queue_ops *ops = pick_backend(opts->path, err);
-	if (!ops)
-		return MSV_E_CONFIG;
+	msv_queue_options o;
+	const msv__queue_ops *ops = NULL;
+	msv_result r0 = check_opts(opts, &o, &ops, err);
+	if (r0)
+		return r0;
 
 	msv_queue *q = msv_calloc(1, sizeof(*q));
 	if (!q)
@@ -233,11 +287,8 @@ msv_result msv_queue_open(msv_queue **out, const msv_queue_options *opts, msv_er
 		                     "queue: cannot create a mutex");
 	}
 	q->ops = ops;
-	q->read_only = opts->read_only != 0;
+	q->read_only = o.read_only != 0;
 	q->qid_fn = msv__queue_random_qid;
-	msv_queue_options o = *opts;
-	if (!o.busy_timeout_ms)
-		o.busy_timeout_ms = 10000; /* the documented default: 10 s */
 	msv_result r = ops->open(&q->be, &o, &q->max_body, err);
 	if (r) {
 		pthread_mutex_destroy(&q->gc_mu);
@@ -427,7 +478,18 @@ msv_result msv_queue_record_with(msv_queue *q, const msv_queue_outcome *o, size_
                                  const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
                                  msv_error *err)
 {
+	return msv_queue_record_fenced(q, o, n, rep, nrep, now_ms, NULL, err);
+}
+
+msv_result msv_queue_record_fenced(msv_queue *q, const msv_queue_outcome *o, size_t n,
+                                   const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
+                                   size_t *refused, msv_error *err)
+{
 	msv_result r;
+	size_t dummy;
+	if (!refused)
+		refused = &dummy;
+	*refused = 0;
 	if (!q || (n && !o) || (nrep && !rep))
 		return usage(err, "msv_queue_record needs a queue and outcomes");
 	if ((r = check_reputations(rep, nrep, err)))
@@ -453,7 +515,7 @@ msv_result msv_queue_record_with(msv_queue *q, const msv_queue_outcome *o, size_
 	}
 	if (n == 0 && nrep == 0)
 		return MSV_OK;
-	return q->ops->record(q->be, o, n, rep, nrep, now_ms, err);
+	return q->ops->record(q->be, o, n, rep, nrep, now_ms, refused, err);
 }
 
 msv_result msv_queue_release(msv_queue *q, const char *owner, size_t *released, msv_error *err)
@@ -1036,4 +1098,112 @@ void msv_queue_route_states_free(msv_queue_route_state *s, size_t n)
 		msv_free(s[i].circuit);
 	}
 	msv_free(s);
+}
+
+/* ---- notifications ---- */
+
+int msv_queue_can_notify(msv_queue *q)
+{
+	return q && q->ops->wait_notify != NULL;
+}
+
+msv_result msv_queue_wait_notify(msv_queue *q, int timeout_ms, int *woken, msv_error *err)
+{
+	int dummy;
+	if (!woken)
+		woken = &dummy;
+	*woken = 0;
+	if (!q || timeout_ms < 0)
+		return usage(err, "msv_queue_wait_notify needs a queue and a timeout >= 0");
+	if (q->ops->wait_notify)
+		return q->ops->wait_notify(q->be, timeout_ms, woken, err);
+	/* No cross-process signal (SQLite): a plain sleep. */
+	struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	return MSV_OK;
+}
+
+/* ---- export and import ---- */
+
+msv_result msv_queue_qids(msv_queue *q, char ***qids, size_t *n, msv_error *err)
+{
+	if (!q || !qids || !n)
+		return usage(err, "msv_queue_qids needs a queue and out parameters");
+	*qids = NULL;
+	*n = 0;
+	return q->ops->qids(q->be, qids, n, err);
+}
+
+msv_result msv_queue_dump_message(msv_queue *q, const char *qid, msv_queue_dump *out,
+                                  msv_error *err)
+{
+	if (!q || !qid || !out)
+		return usage(err, "msv_queue_dump_message needs a queue, a queue ID and an out "
+		                  "parameter");
+	memset(out, 0, sizeof(*out));
+	char id[MSV_QID_LEN + 1];
+	if (qid_normalize(qid, id))
+		return bad_qid(err, qid);
+	msv_result r = q->ops->dump(q->be, id, out, err);
+	if (r)
+		msv_queue_dump_free(out);
+	return r;
+}
+
+void msv_queue_dump_free(msv_queue_dump *d)
+{
+	if (!d)
+		return;
+	msv_queue_info_free(&d->info);
+	msv_free(d->dsn_notify);
+	msv_free(d->dsn_ret);
+	msv_free(d->submitter);
+	msv_free(d->body);
+	memset(d, 0, sizeof(*d));
+}
+
+/* An imported message must be one the queue could have written itself. */
+static msv_result check_dump(const msv_queue *q, const msv_queue_dump *d, size_t i,
+                             msv_error *err)
+{
+	msv_result r;
+	char id[MSV_QID_LEN + 1];
+	if (qid_normalize(d->info.qid, id) || strcmp(id, d->info.qid))
+		return bad_qid(err, d->info.qid);
+	if (!d->info.rcpt || d->info.nrcpt == 0)
+		return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+		                     "queue: imported message %zu has no recipient", i);
+	if (d->len > q->max_body || (d->len && !d->body))
+		return msv_error_set(err, MSV_E_TOO_LARGE, MSV_CLASS_PERMANENT,
+		                     "queue: imported message %zu has no body or one too large", i);
+	if ((r = check_line(err, "the sender", d->info.sender, 0)))
+		return r;
+	for (size_t j = 0; j < d->info.nrcpt; j++) {
+		const msv_queue_rcpt_info *ri = &d->info.rcpt[j];
+		if ((r = check_line(err, "an imported recipient", ri->address, 0)))
+			return r;
+		if ((unsigned)ri->state >= MSV_RCPT__COUNT)
+			return usage(err, "an imported recipient has an unknown state");
+	}
+	return MSV_OK;
+}
+
+msv_result msv_queue_import(msv_queue *q, const msv_queue_import_set *set, int force,
+                            msv_error *err)
+{
+	msv_result r;
+	if (!q || !set)
+		return usage(err, "msv_queue_import needs a queue and a set");
+	if ((r = writable(q, err)))
+		return r;
+	for (size_t i = 0; i < set->nmsgs; i++)
+		if ((r = check_dump(q, &set->msgs[i], i, err)))
+			return r;
+	for (size_t i = 0; i < set->nkeys; i++)
+		if (!key_name_ok(set->keys[i].name))
+			return bad_key_name(err, set->keys[i].name);
+	if ((r = check_reputations(set->reps, set->nreps, err)))
+		return r;
+	return q->ops->import(q->be, set, force, err);
 }

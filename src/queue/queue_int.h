@@ -3,7 +3,7 @@
  * docs/internals/queue.md).
  *
  * The front (queue.c) checks arguments, owns the group-commit machinery and
- * the handle; a backend (sqlite.c today, a PostgreSQL one later) is a struct
+ * the handle; a backend (sqlite.c, pg.c + pg_ops.c) is a struct
  * of function pointers, as OpenSMTPD's queue backends are.  Backends get
  * arguments the front has already checked and normalized (queue IDs
  * lowercased and well-formed, suppression addresses lowercased, masks
@@ -54,6 +54,8 @@ typedef struct msv__queue_ops {
 	msv_result (*open)(void **be, const msv_queue_options *o, size_t *max_body,
 	                   msv_error *err);
 	void (*close)(void *be);
+	/* Creates or upgrades the schema (msv_queue_migrate()). */
+	msv_result (*migrate)(const msv_queue_options *o, int *from, int *to, msv_error *err);
 	/*
 	 * Writes every request of the list in one transaction.  A request that
 	 * fails on its own (its insert was refused) gets its result and err set
@@ -66,9 +68,11 @@ typedef struct msv__queue_ops {
 	                     msv_error *err);
 	msv_result (*claim)(void *be, const char *owner, int64_t now_ms, int64_t expiry_ms,
 	                    size_t max_rcpt, msv_queue_job **jobs, size_t *njobs, msv_error *err);
+	/* An outcome with an epoch is applied only while the recipient's
+	 * lease_epoch equals it; *refused counts the others (never NULL). */
 	msv_result (*record)(void *be, const msv_queue_outcome *o, size_t n,
 	                     const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
-	                     msv_error *err);
+	                     size_t *refused, msv_error *err);
 	msv_result (*release)(void *be, const char *owner, size_t *released, msv_error *err);
 	msv_result (*renew)(void *be, const char *owner, int64_t until_ms, size_t *renewed,
 	                    msv_error *err);
@@ -124,9 +128,17 @@ typedef struct msv__queue_ops {
 	                              msv_error *err);
 	msv_result (*route_state_list)(void *be, msv_queue_route_state **out, size_t *n,
 	                               msv_error *err);
+	/* NULL: no notifications (the front sleeps). */
+	msv_result (*wait_notify)(void *be, int timeout_ms, int *woken, msv_error *err);
+	/* Export and import (docs/scale-out.md, "Moving up from SQLite"). */
+	msv_result (*qids)(void *be, char ***qids, size_t *n, msv_error *err);
+	msv_result (*dump)(void *be, const char *qid, msv_queue_dump *out, msv_error *err);
+	msv_result (*import)(void *be, const msv_queue_import_set *set, int force,
+	                     msv_error *err);
 } msv__queue_ops;
 
 extern const msv__queue_ops msv__queue_sqlite_ops;
+extern const msv__queue_ops msv__queue_pg_ops;
 
 /* Group-commit counters, read under the commit mutex. */
 typedef struct msv__queue_counters {

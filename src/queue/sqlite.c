@@ -35,7 +35,7 @@
  * newer file instead of misreading it.  application_id marks the file as a
  * missive queue ("MSVQ") so that pointing the queue at some other SQLite
  * database fails clearly instead of adding tables to it. */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION MSV_QUEUE_SCHEMA_VERSION
 #define APPLICATION_ID 0x4d535651
 
 /* Room left in SQLite's row size limit for the columns beside the body. */
@@ -87,7 +87,8 @@ static const char schema_sql[] =
 	" last_enhanced TEXT NOT NULL DEFAULT '',"
 	" last_text TEXT NOT NULL DEFAULT '',"
 	" lease_owner TEXT,"
-	" lease_expiry_ms INTEGER NOT NULL DEFAULT 0);"
+	" lease_expiry_ms INTEGER NOT NULL DEFAULT 0,"
+	" lease_epoch INTEGER NOT NULL DEFAULT 0);" /* schema 4: claims so far (fencing) */
 	"CREATE INDEX recipients_msg ON recipients(msg);"
 	"CREATE INDEX recipients_due ON recipients(next_attempt_ms, lease_expiry_ms)"
 	" WHERE state IN (0, 1);"
@@ -155,20 +156,24 @@ static const char schema3_sql[] =
 /* The subquery walks recipients_due (pending only) in due order and reads
  * lease_expiry_ms from the index; RETURNING hands back what was leased. */
 #define SQL_CLAIM                                                                           \
-	"UPDATE recipients SET lease_owner = ?1, lease_expiry_ms = ?2"                          \
+	"UPDATE recipients SET lease_owner = ?1, lease_expiry_ms = ?2,"                         \
+	" lease_epoch = lease_epoch + 1"                                                        \
 	" WHERE id IN (SELECT id FROM recipients"                                               \
 	"  WHERE state IN (0, 1) AND next_attempt_ms <= ?3 AND lease_expiry_ms <= ?3"           \
 	"  ORDER BY next_attempt_ms LIMIT ?4)"                                                   \
-	" RETURNING id, msg, address, attempts, next_attempt_ms"
+	" RETURNING id, msg, address, attempts, next_attempt_ms, lease_epoch"
 #define SQL_LOAD_MSG                                                                        \
 	"SELECT qid, created_ms, sender, route, message_id, dsn_notify, dsn_ret, envid,"        \
 	" body_8bit, smtputf8, body, submitter FROM messages WHERE id = ?1"
-/* ?2 = 1 is MSV_RCPT_DEFERRED: only a deferral moves the schedule. */
+/* ?2 = 1 is MSV_RCPT_DEFERRED: only a deferral moves the schedule.  ?9
+ * is the outcome's epoch (0: unfenced): a recipient claimed again since
+ * has a higher lease_epoch and keeps its row. */
 #define SQL_RECORD                                                                          \
 	"UPDATE recipients SET state = ?2, attempts = attempts + ?3,"                           \
 	" next_attempt_ms = CASE WHEN ?2 = 1 THEN ?4 ELSE next_attempt_ms END,"                 \
 	" last_code = ?5, last_enhanced = ?6, last_text = ?7, updated_ms = ?8,"                 \
-	" lease_owner = NULL, lease_expiry_ms = 0 WHERE id = ?1"
+	" lease_owner = NULL, lease_expiry_ms = 0 WHERE id = ?1"                                \
+	" AND (?9 = 0 OR lease_epoch = ?9)"
 #define SQL_INS_ATTEMPT                                                                     \
 	"INSERT INTO attempts (rcpt, at_ms, latency_ms, server, reply_code, enhanced, text)"    \
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -187,6 +192,7 @@ typedef struct sq {
 	sq_conn w, r;
 	sqlite3_stmt *ins_msg, *ins_rcpt, *claim, *load_msg, *record, *ins_attempt;
 	sqlite3_stmt *sup_check; /* on r, prepared at its first use (every submission checks) */
+	int64_t found_version;   /* the schema version the open found (migrate reports it) */
 } sq;
 
 /* ---- errors ---- */
@@ -623,6 +629,7 @@ static msv_result sq_migrate(sq *s, msv_error *err)
 	 * not wait for another process's long transaction. */
 	if ((r = check_format(s, &s->w, &version, err)))
 		return r;
+	s->found_version = version;
 	if (version == SCHEMA_VERSION)
 		return MSV_OK;
 	if ((r = begin_write(s, "setting up the schema", err)))
@@ -648,7 +655,12 @@ static msv_result sq_migrate(sq *s, msv_error *err)
 	     (r = exec(s, &s->w, schema3_sql, "adding the key and reputation tables (schema 3)",
 	               err))))
 		goto fail;
-	/* Later schema versions: "if (version < 4) { ALTER ... }" above. */
+	if (version > 0 && version < 4 &&
+	    (r = exec(s, &s->w,
+	              "ALTER TABLE recipients ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",
+	              "adding the lease epoch (schema 4)", err)))
+		goto fail;
+	/* Later schema versions: "if (version < 5) { ALTER ... }" above. */
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
 	if ((r = exec(s, &s->w, sql, "marking the file", err)))
 		goto fail;
@@ -915,6 +927,7 @@ out:
 
 typedef struct claimed {
 	int64_t id, msg, next;
+	uint64_t epoch;
 	char *address;
 	unsigned attempts;
 	size_t rank; /* position in due order */
@@ -1029,6 +1042,7 @@ static msv_result sq_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 		c->msg = sqlite3_column_int64(st, 1);
 		c->attempts = (unsigned)sqlite3_column_int64(st, 3);
 		c->next = sqlite3_column_int64(st, 4);
+		c->epoch = (uint64_t)sqlite3_column_int64(st, 5);
 		nrows++;
 		if (col_dup(st, 2, 0, &c->address)) {
 			r = nomem(err);
@@ -1077,6 +1091,7 @@ static msv_result sq_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 			j->rcpt[k].id = c->id;
 			j->rcpt[k].address = c->address;
 			j->rcpt[k].attempts = c->attempts;
+			j->rcpt[k].epoch = c->epoch;
 			c->address = NULL; /* moved into the job */
 		}
 		j->nrcpt = gr->count;
@@ -1109,12 +1124,29 @@ out:
 
 static msv_result rep_put_rows(sq *s, const msv_queue_reputation *v, size_t n, msv_error *err);
 
+/* Inside the write transaction: does recipient id still exist? */
+static msv_result rcpt_exists(sq *s, int64_t id, int *exists, msv_error *err)
+{
+	sqlite3_stmt *st;
+	msv_result r = prepare(s, &s->w, "SELECT 1 FROM recipients WHERE id = ?1", &st, err);
+	if (r)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	*exists = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = sq_fail(err, s, s->w.db, rc, "checking a fenced outcome");
+	sqlite3_finalize(st);
+	return r;
+}
+
 static msv_result sq_record(void *be, const msv_queue_outcome *o, size_t n,
                             const msv_queue_reputation *rep, size_t nrep, int64_t now_ms,
-                            msv_error *err)
+                            size_t *refused, msv_error *err)
 {
 	sq *s = be;
 	msv_result r;
+	size_t nref = 0;
 	pthread_mutex_lock(&s->w.mu);
 	if ((r = begin_write(s, "recording outcomes", err)))
 		goto out;
@@ -1129,12 +1161,21 @@ static msv_result sq_record(void *be, const msv_queue_outcome *o, size_t n,
 		bind_str(st, 6, x->enhanced ? x->enhanced : "");
 		bind_str(st, 7, x->text ? x->text : "");
 		sqlite3_bind_int64(st, 8, now_ms);
+		sqlite3_bind_int64(st, 9, x->epoch > INT64_MAX ? -1 : (int64_t)x->epoch);
 		if ((r = step_done(s, &s->w, st, "recording an outcome", err)))
 			break;
 		/* A recipient purged while its lease ran has no row left: the
 		 * outcome has nowhere to go and is dropped, not an error that
-		 * would cost the other outcomes their commit. */
-		if (sqlite3_changes(s->w.db) == 0 || !x->attempted)
+		 * would cost the other outcomes their commit.  One claimed
+		 * again since (fencing) is counted as refused. */
+		if (sqlite3_changes(s->w.db) == 0) {
+			int exists = 0;
+			if (x->epoch && (r = rcpt_exists(s, x->rcpt_id, &exists, err)))
+				break;
+			nref += exists;
+			continue;
+		}
+		if (!x->attempted)
 			continue;
 		st = s->ins_attempt;
 		sqlite3_bind_int64(st, 1, x->rcpt_id);
@@ -1156,6 +1197,8 @@ static msv_result sq_record(void *be, const msv_queue_outcome *o, size_t n,
 		r = commit(s, &s->w, "recording outcomes", err);
 out:
 	pthread_mutex_unlock(&s->w.mu);
+	if (!r)
+		*refused = nref;
 	return r;
 }
 
@@ -1292,7 +1335,7 @@ out:
 #define MSG_COLS "m.id, m.qid, m.created_ms, m.sender, m.route, m.message_id, m.envid, m.size"
 #define RCPT_COLS                                                                           \
 	"r.id, r.address, r.state, r.attempts, r.next_attempt_ms, r.updated_ms, r.last_code,"   \
-	" r.last_enhanced, r.last_text, r.lease_owner, r.lease_expiry_ms"
+	" r.last_enhanced, r.last_text, r.lease_owner, r.lease_expiry_ms, r.lease_epoch"
 #define NMSG_COLS 8
 
 /* Fills info's message fields from MSG_COLS at column 0; *id gets m.id. */
@@ -1320,6 +1363,7 @@ static int fill_rcpt(sqlite3_stmt *st, int c, msv_queue_rcpt_info *ri)
 	ri->updated_ms = sqlite3_column_int64(st, c + 5);
 	ri->last_code = sqlite3_column_int(st, c + 6);
 	ri->lease_expiry_ms = sqlite3_column_int64(st, c + 10);
+	ri->lease_epoch = (uint64_t)sqlite3_column_int64(st, c + 11);
 	return col_dup(st, c + 1, 0, &ri->address) || col_dup(st, c + 7, 0, &ri->last_enhanced) ||
 	               col_dup(st, c + 8, 0, &ri->last_text) ||
 	               col_dup(st, c + 9, 1, &ri->lease_owner)
@@ -2277,10 +2321,103 @@ static msv_result sq_route_state_list(void *be, msv_queue_route_state **out, siz
 	return r;
 }
 
+/* ---- migration, export ---- */
+
+static msv_result sq_migrate_op(const msv_queue_options *o, int *from, int *to, msv_error *err)
+{
+	void *be;
+	size_t max_body;
+	msv_result r = sq_open(&be, o, &max_body, err);
+	if (r)
+		return r;
+	*from = (int)((sq *)be)->found_version;
+	*to = SCHEMA_VERSION;
+	sq_close(be);
+	return MSV_OK;
+}
+
+static msv_result qid_row(sq *s, sqlite3_stmt *st, void *row, msv_error *err)
+{
+	(void)s;
+	return col_dup(st, 0, 0, (char **)row) ? nomem(err) : MSV_OK;
+}
+
+static void qids_free(void *v, size_t n)
+{
+	msv_queue_strings_free(v, n);
+}
+
+static msv_result sq_qids(void *be, char ***qids, size_t *n, msv_error *err)
+{
+	void *v;
+	msv_result r = list_rows(be, "SELECT qid FROM messages ORDER BY created_ms, id",
+	                         sizeof(char *), qid_row, qids_free, &v, n, "listing messages", err);
+	if (!r)
+		*qids = v;
+	return r;
+}
+
+/* show, plus the columns show leaves out.  Export runs on a stopped
+ * queue (docs/scale-out.md): the two reads need not share a snapshot. */
+static msv_result sq_dump(void *be, const char *qid, msv_queue_dump *out, msv_error *err)
+{
+	sq *s = be;
+	sqlite3_stmt *st = NULL;
+	msv_result r = sq_show(be, qid, &out->info, err);
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->r.mu);
+	if ((r = prepare(s, &s->r,
+	                 "SELECT dsn_notify, dsn_ret, body_8bit, smtputf8, submitter, body"
+	                 " FROM messages WHERE qid = ?1",
+	                 &st, err)))
+		goto out;
+	bind_str(st, 1, qid);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? no_such_message(err, qid)
+		                      : sq_fail(err, s, s->r.db, rc, "reading a message");
+		goto out;
+	}
+	out->body_8bit = sqlite3_column_int(st, 2);
+	out->smtputf8 = sqlite3_column_int(st, 3);
+	const void *body = sqlite3_column_blob(st, 5);
+	out->len = (size_t)sqlite3_column_bytes(st, 5);
+	if (col_dup(st, 0, 1, &out->dsn_notify) || col_dup(st, 1, 1, &out->dsn_ret) ||
+	    col_dup(st, 4, 1, &out->submitter) || !(out->body = msv_malloc(out->len + 1))) {
+		r = nomem(err);
+		goto out;
+	}
+	if (out->len)
+		memcpy(out->body, body, out->len);
+	out->body[out->len] = '\0';
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->r.mu);
+	return r;
+}
+
+/* The way up is SQLite -> PostgreSQL; importing into a file is not
+ * offered (docs/scale-out.md). */
+static msv_result sq_import(void *be, const msv_queue_import_set *set, int force,
+                            msv_error *err)
+{
+	(void)be;
+	(void)set;
+	(void)force;
+	return msv_error_set(err, MSV_E_INVALID, MSV_CLASS_USAGE,
+	                     "queue: importing into a SQLite queue is not supported; import into "
+	                     "a PostgreSQL queue ([queue] url)");
+}
+
 const msv__queue_ops msv__queue_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
 	.close = sq_close,
+	.migrate = sq_migrate_op,
+	.qids = sq_qids,
+	.dump = sq_dump,
+	.import = sq_import,
 	.submit = sq_submit,
 	.claim = sq_claim,
 	.record = sq_record,

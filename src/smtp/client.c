@@ -91,6 +91,10 @@ msv_result msv__client_new_shared(msv_client **out, const msv_client_options *op
 	if (!c)
 		return msv_error_set(err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
 	c->o = *opts;
+	if (opts->version < 2) { /* fields an older caller's struct does not have */
+		c->o.token = NULL;
+		c->o.token_payload = NULL;
+	}
 	c->fd = -1;
 	c->cancel[0] = c->cancel[1] = -1;
 	if (dup_into(&c->host, opts->host) || dup_into(&c->ca_file, opts->ca_file) ||
@@ -433,7 +437,7 @@ static msv_smtp_event drive(msv_client *c)
 	}
 }
 
-msv_result msv_client_connect(msv_client *c)
+static msv_result connect_once(msv_client *c)
 {
 	close_conn(c);
 	msv_smtp_free(c->smtp);
@@ -450,12 +454,58 @@ msv_result msv_client_connect(msv_client *c)
 		msv_error_set(&c->err, r, MSV_CLASS_LOCAL, "cannot start SMTP session: %s", msv_strerror(r));
 		goto fail;
 	}
+	if ((r = msv_smtp_set_server(c->smtp, c->host, c->o.port))) {
+		msv_error_set(&c->err, r, MSV_CLASS_USAGE, "bad server name for OAUTHBEARER");
+		goto fail;
+	}
 	if (drive(c) == MSV_SMTP_READY)
 		return MSV_OK;
 	r = c->err.code;
 fail:
 	close_conn(c);
 	return r ? r : MSV_E_PROTOCOL;
+}
+
+/* The token source's current token becomes the secret of the next
+ * session. */
+static msv_result fetch_token(msv_client *c, int force)
+{
+	msv_buf t;
+	msv_buf_init(&t, 16384);
+	msv_result r = c->o.token(c->o.token_payload, force, &t, &c->err);
+	if (!r && !t.len)
+		r = msv_error_set(&c->err, MSV_E_AUTH_FAILED, MSV_CLASS_PERMANENT,
+		                  "the token source gave an empty token");
+	char *dup = r ? NULL : msv_strdup(t.data);
+	msv_buf_free_secret(&t);
+	if (!r && !dup)
+		r = msv_error_set(&c->err, MSV_E_NOMEM, MSV_CLASS_LOCAL, "out of memory");
+	if (r)
+		return r;
+	msv_free_secret(c->secret);
+	c->secret = dup;
+	c->o.smtp.secret = c->secret;
+	c->o.smtp.auth_token = 1;
+	return MSV_OK;
+}
+
+/* With a token source: a token the server refuses with its error
+ * challenge (expired or revoked early) gets one forced renewal and one
+ * more connection; a second refusal is final (EX_NOPERM for the CLI). */
+msv_result msv_client_connect(msv_client *c)
+{
+	if (!c->o.token)
+		return connect_once(c);
+	msv_result r = fetch_token(c, 0);
+	if (r)
+		return r;
+	r = connect_once(c);
+	if (r != MSV_E_AUTH_FAILED || !c->smtp || !msv_smtp_token_refused(c->smtp))
+		return r;
+	info(c, "bearer token refused (%s): renewing it and retrying once", c->err.server_text);
+	if ((r = fetch_token(c, 1)))
+		return r;
+	return connect_once(c);
 }
 
 /* The transaction is over: success if anyone accepted, else the reason

@@ -75,6 +75,8 @@ struct msv_smtp {
 	char *helo;
 	char *user;
 	char *secret;
+	char server_host[256]; /* OAUTHBEARER host= and port= */
+	unsigned server_port;
 	msv_redactor *redact;
 	msv_smtp_state state;  /* changed by set_state() only */
 	msv_smtp_trigger trigger; /* what is moving it: the reply being handled, or a call */
@@ -361,6 +363,20 @@ const msv_error *msv_smtp_error(const msv_smtp *s)
 	return &s->err;
 }
 
+msv_result msv_smtp_set_server(msv_smtp *s, const char *host, unsigned port)
+{
+	if (!host || strlen(host) >= sizeof(s->server_host) || strpbrk(host, "\001\r\n"))
+		return MSV_E_INVALID;
+	snprintf(s->server_host, sizeof(s->server_host), "%s", host);
+	s->server_port = port;
+	return MSV_OK;
+}
+
+int msv_smtp_token_refused(const msv_smtp *s)
+{
+	return s->sasl.token_refused && s->err.code == MSV_E_AUTH_FAILED;
+}
+
 const msv_smtp_caps *msv_smtp_caps_get(const msv_smtp *s)
 {
 	return &s->caps;
@@ -415,6 +431,8 @@ static void start_auth(msv_smtp *s)
 	s->sasl.mech = m;
 	s->sasl.user = s->user;
 	s->sasl.secret = s->secret ? s->secret : "";
+	s->sasl.host = s->server_host;
+	s->sasl.port = s->server_port;
 	msv_buf *b = &s->scratch;
 	msv_buf_reset(b);
 	msv_result r = msv_buf_addf(b, "AUTH %s", msv_smtp_auth_mech_name(m));
@@ -479,6 +497,14 @@ msv_result msv_smtp_tls_started(msv_smtp *s)
 	return s->state == ST_FAILED ? s->err.code : MSV_OK;
 }
 
+/* Appends " (status)" to the text in dst if it fits. */
+static void append_status(char *dst, size_t cap, const char *status)
+{
+	size_t n = strlen(dst);
+	if (n + 4 < cap)
+		snprintf(dst + n, cap - n, " (%.*s)", (int)(cap - n - 4), status);
+}
+
 static void on_auth_reply(msv_smtp *s, const msv_smtp_reply *r)
 {
 	if (r->code == 235) {
@@ -486,7 +512,12 @@ static void on_auth_reply(msv_smtp *s, const msv_smtp_reply *r)
 		return;
 	}
 	if (r->code != 334) {
-		fail_reply(s, MSV_E_AUTH_FAILED, r, "authentication refused");
+		fail_reply(s, MSV_E_AUTH_FAILED, r,
+		           s->sasl.token_refused ? "bearer token refused" : "authentication refused");
+		if (s->sasl.token_refused) { /* the provider's JSON status says why */
+			append_status(s->err.server_text, sizeof(s->err.server_text), s->sasl.status);
+			append_status(s->err.message, sizeof(s->err.message), s->sasl.status);
+		}
 		return;
 	}
 	if (s->sasl.step >= AUTH_STEPS_MAX) {

@@ -227,6 +227,16 @@ class Daemon:
             wait_for(up, START_TIMEOUT, "missived to answer /healthz")
         return self
 
+    def save_metrics(self):
+        """/metrics into metrics.txt, for the PII scan after the suite (harness.py)."""
+        try:
+            status, text, _ = self.request("GET", "/metrics")
+        except (OSError, ValueError):
+            return
+        if status == 200:
+            with open(os.path.join(self.dir, "metrics.txt"), "a") as f:
+                f.write(text)
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -237,6 +247,7 @@ class Daemon:
         """SIGTERM; returns (exit code, seconds it took)."""
         if not self.running():
             return (self.proc.returncode if self.proc else None), 0.0
+        self.save_metrics()
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:

@@ -31,10 +31,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import binary, free_port, remove_dir, wait_for  # noqa: E402
+from harness import ADDRESS, binary, free_port, remove_dir, wait_for  # noqa: E402
 
 CRASH = re.compile(r"ERROR: AddressSanitizer|runtime error:|LeakSanitizer|SUMMARY: \w+Sanitizer")
-ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+")
 T = {}
 
 

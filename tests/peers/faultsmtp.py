@@ -112,6 +112,20 @@ SCENARIOS["rcpt451twice"] = {
                                   "451 4.3.0 temporary failure, try later (2)"])}
 SCENARIOS["data451"] = {"after_data": "451 4.3.0 message not accepted now, try later"}
 
+
+def _quoting(address):
+    """Replies that quote the address, as real servers' do (the audit trail must mask
+    them): defer* 451, bounce* 550, others accepted."""
+    local = address.split("@")[0].lower()
+    if local.startswith("defer"):
+        return "451 4.2.2 <%s>: mailbox full, call 13812345678 for help" % address
+    if local.startswith("bounce"):
+        return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+    return None
+
+
+SCENARIOS["rcpt-quote"] = {"rcpt_addr": _quoting}
+
 TLS_SCENARIOS = {n for n, s in SCENARIOS.items() if s.get("starttls") in ("ok", "inject")}
 
 

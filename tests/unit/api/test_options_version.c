@@ -6,8 +6,8 @@
  * newer header whose fields the library cannot know) with MSV_E_INVALID
  * and a message naming the struct.
  *
- * No struct has grown yet, so the oldest accepted layout is version 1.
- * When one grows, add its previous version to the "accepted" list here.
+ * msv_client_options grew to version 2 (the token source, issue 18); the
+ * loops below accept every version from 1, so version 1 stays tested.
  */
 #include <setjmp.h>
 #include <stdarg.h>

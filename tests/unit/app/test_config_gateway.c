@@ -12,35 +12,11 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "app/config_fixture.h"
 
-static char dir[64], cfgpath[128];
-
-static int setup(void **state)
-{
-	(void)state;
-	strcpy(dir, "/tmp/msv-test-cfggw-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(cfgpath, sizeof(cfgpath), "%s/missive.conf", dir);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	unlink(cfgpath);
-	rmdir(dir);
-	return 0;
-}
-
-/* Loads text; returns the result, err filled. */
 static msv_result load(app_config *c, const char *text, msv_error *err)
 {
-	FILE *f = fopen(cfgpath, "w");
-	assert_non_null(f);
-	fprintf(f, "[queue]\npath = %s/queue.db\n%s", dir, text);
-	fclose(f);
-	return app_config_load(c, cfgpath, err);
+	return load_config_text(c, 1, "", text, "", err);
 }
 
 static void test_defaults(void **state)

@@ -18,6 +18,7 @@
 #define GW_MAX_ENTRIES 8
 #define GW_IDLE_MS 0
 #include "daemon/gateway.c"
+#include "daemon/redis_limits.c"
 #include "daemon/timing.c"
 #include "submit.h"
 
@@ -31,6 +32,15 @@ void vdlog(const char *fmt, va_list ap)
 {
 	(void)fmt;
 	(void)ap;
+}
+
+/* The audit trail's events are tested end to end (test_audit_events.py). */
+void daemon_audit_refused(daemon_ctx *d, const char *type, const char *submitter, const char *ip,
+                          const char *reason, const char *scope, long long retry_after,
+                          const char *why)
+{
+	(void)d, (void)type, (void)submitter, (void)ip, (void)reason, (void)scope;
+	(void)retry_after, (void)why;
 }
 
 typedef struct fixture {

@@ -103,6 +103,7 @@ static void state_names(void **state)
 
 static void open_creates_private_file(void **state)
 {
+	SQLITE_ONLY(); /* SQLite's file format */
 	fixture *f = *state;
 	char id[MSV_QID_LEN + 1];
 	const char *rc[] = {"bob@example.net"};
@@ -129,6 +130,7 @@ static void open_creates_private_file(void **state)
 
 static void open_errors(void **state)
 {
+	SQLITE_ONLY(); /* SQLite's file format */
 	fixture *f = *state;
 	msv_queue *q = NULL;
 	msv_error e;
@@ -999,6 +1001,7 @@ static void drop_tables_after_v2(sqlite3 *db)
  * messages. */
 static void migrate_schema_1(void **state)
 {
+	SQLITE_ONLY(); /* SQLite's file format */
 	fixture *f = *state;
 	char id[MSV_QID_LEN + 1];
 	const char *rc[] = {"bob@example.net"};
@@ -1010,7 +1013,8 @@ static void migrate_schema_1(void **state)
 	/* Back to schema 1: later versions' tables and columns go too. */
 	assert_int_equal(sqlite3_exec(db,
 	                              "DROP INDEX messages_mid; ALTER TABLE messages DROP COLUMN"
-	                              " submitter; PRAGMA user_version = 1",
+	                              " submitter; ALTER TABLE recipients DROP COLUMN lease_epoch;"
+	                              " PRAGMA user_version = 1",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	drop_tables_after_v2(db);
@@ -1031,7 +1035,7 @@ static void migrate_schema_1(void **state)
 	                                    -1, &st, NULL),
 	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 3); /* through 2 to the current one */
+	assert_int_equal(sqlite3_column_int(st, 0), 4); /* through 2 and 3 to the current one */
 	assert_int_equal(sqlite3_column_int(st, 1), 1);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -1165,7 +1169,8 @@ static void batch_member_fails_alone(void **state)
 	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
 	o.path = f->path;
 	o.busy_timeout_ms = 1000;
-	OK(msv__queue_sqlite_ops.open(&be, &o, &max_body, &f->err));
+	const msv__queue_ops *ops = fx_pg_url() ? &msv__queue_pg_ops : &msv__queue_sqlite_ops;
+	OK(ops->open(&be, &o, &max_body, &f->err));
 	assert_true(max_body > 100 * 1000 * 1000);
 	const char *rc[] = {"a@x.net"};
 	msv_queue_message m1 = msg(rc, 1, "1", 1), m2[2] = {msg(rc, 1, "2", 1), msg(rc, 1, "2", 1)},
@@ -1185,7 +1190,7 @@ static void batch_member_fails_alone(void **state)
 	req[0].next = &req[1];
 	req[1].next = &req[2];
 	int calls = 0;
-	OK(msv__queue_sqlite_ops.submit(be, req, scripted_qid, &calls, &f->err));
+	OK(ops->submit(be, req, scripted_qid, &calls, &f->err));
 	assert_int_equal(req[0].result, MSV_OK);
 	assert_int_not_equal(req[1].result, MSV_OK);
 	assert_non_null(strstr(req[1].err.message, "UNIQUE"));
@@ -1193,9 +1198,9 @@ static void batch_member_fails_alone(void **state)
 	assert_string_equal(id1[0], "0000000000000001");
 	assert_string_equal(id3[0], "0000000000000003");
 	msv_queue_stats st;
-	OK(msv__queue_sqlite_ops.stats(be, T0, &st, &f->err));
+	OK(ops->stats(be, T0, &st, &f->err));
 	assert_int_equal(st.messages, 2);
-	msv__queue_sqlite_ops.close(be);
+	ops->close(be);
 	OK(msv_queue_open(&f->q, &o, &f->err));
 }
 
@@ -1435,6 +1440,7 @@ static void two_processes_one_file(void **state)
 
 static void busy_timeout_expires(void **state)
 {
+	SQLITE_ONLY(); /* SQLite's file format */
 	fixture *f = *state;
 	/* Another process holds the write lock longer than our timeout:
 	 * the submission fails as a temporary local error, not a hang. */
@@ -1462,6 +1468,160 @@ static void busy_timeout_expires(void **state)
 	sqlite3_close(db);
 	OK(msv_queue_submit(q2, &m, 1, T0, ids, &f->err));
 	msv_queue_close(q2);
+}
+
+/* Fencing: A's lease expires, B claims the recipient again (epoch + 1);
+ * A's late outcome is refused, B's recorded.  An outcome without an epoch
+ * is not fenced. */
+static void fencing(void **state)
+{
+	fixture *f = *state;
+	char id[MSV_QID_LEN + 1];
+	const char *rc[] = {"bob@example.net"};
+	submit1(f, rc, 1, T0, id);
+	msv_queue_job *ja, *jb;
+	size_t na, nb, refused = 99;
+	OK(msv_queue_claim(f->q, "node-a", T0, 1000, 1, &ja, &na, &f->err));
+	assert_int_equal(na, 1);
+	assert_int_equal(ja[0].rcpt[0].epoch, 1);
+	/* A is paused past its lease; B takes the recipient over. */
+	OK(msv_queue_claim(f->q, "node-b", T0 + 2000, 60000, 1, &jb, &nb, &f->err));
+	assert_int_equal(nb, 1);
+	assert_int_equal(jb[0].rcpt[0].id, ja[0].rcpt[0].id);
+	assert_int_equal(jb[0].rcpt[0].epoch, 2);
+
+	msv_queue_outcome oa = outcome(ja[0].rcpt[0].id, MSV_RCPT_SENT, 1);
+	oa.epoch = ja[0].rcpt[0].epoch;
+	oa.reply_code = 250;
+	OK(msv_queue_record_fenced(f->q, &oa, 1, NULL, 0, T0 + 3000, &refused, &f->err));
+	assert_int_equal(refused, 1);
+	msv_queue_info info;
+	OK(msv_queue_show(f->q, id, &info, &f->err));
+	msv_queue_rcpt_info *ri = find_rcpt(&info, "bob@example.net");
+	assert_int_equal(ri->state, MSV_RCPT_QUEUED);
+	assert_string_equal(ri->lease_owner, "node-b");
+	assert_int_equal(ri->lease_epoch, 2);
+	assert_int_equal(info.nattempts, 0);
+	msv_queue_info_free(&info);
+
+	msv_queue_outcome ob = outcome(jb[0].rcpt[0].id, MSV_RCPT_DEFERRED, 1);
+	ob.epoch = jb[0].rcpt[0].epoch;
+	ob.next_attempt_ms = T0 + 600000;
+	ob.reply_code = 451;
+	OK(msv_queue_record_fenced(f->q, &ob, 1, NULL, 0, T0 + 4000, &refused, &f->err));
+	assert_int_equal(refused, 0);
+	/* A's outcome again, through the plain call: skipped silently. */
+	OK(msv_queue_record(f->q, &oa, 1, T0 + 5000, &f->err));
+	OK(msv_queue_show(f->q, id, &info, &f->err));
+	ri = find_rcpt(&info, "bob@example.net");
+	assert_int_equal(ri->state, MSV_RCPT_DEFERRED);
+	assert_int_equal(ri->attempts, 1);
+	assert_int_equal(ri->last_code, 451);
+	assert_null(ri->lease_owner);
+	assert_int_equal(info.nattempts, 1);
+	assert_int_equal(info.attempts[0].reply_code, 451);
+	msv_queue_info_free(&info);
+
+	/* No epoch: applied whatever the lease (the old contract). */
+	msv_queue_outcome o0 = outcome(jb[0].rcpt[0].id, MSV_RCPT_SENT, 1);
+	OK(msv_queue_record_fenced(f->q, &o0, 1, NULL, 0, T0 + 6000, &refused, &f->err));
+	assert_int_equal(refused, 0);
+	OK(msv_queue_show(f->q, id, &info, &f->err));
+	assert_int_equal(find_rcpt(&info, "bob@example.net")->state, MSV_RCPT_SENT);
+	msv_queue_info_free(&info);
+	msv_queue_jobs_free(ja, na);
+	msv_queue_jobs_free(jb, nb);
+}
+
+typedef struct waiter {
+	msv_queue *q;
+	int woken;
+	msv_result r;
+	int64_t took;
+} waiter;
+
+static void *wait_thread(void *arg)
+{
+	waiter *w = arg;
+	msv_error e;
+	int64_t t = msv_now_ms();
+	w->r = msv_queue_wait_notify(w->q, 5000, &w->woken, &e);
+	w->took = msv_now_ms() - t;
+	return NULL;
+}
+
+/* PostgreSQL: a submission on one handle wakes a waiter on another at
+ * once (LISTEN/NOTIFY).  SQLite: no notifications, the wait sleeps. */
+static void notify_wakes_other_handle(void **state)
+{
+	fixture *f = *state;
+	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
+	o.path = f->path;
+	waiter w = {0};
+	OK(msv_queue_open(&w.q, &o, &f->err));
+	if (!fx_pg_url()) {
+		assert_int_equal(msv_queue_can_notify(w.q), 0);
+		int woken = 1;
+		int64_t t = msv_now_ms();
+		OK(msv_queue_wait_notify(w.q, 50, &woken, &f->err));
+		assert_int_equal(woken, 0);
+		assert_true(msv_now_ms() - t >= 50);
+		msv_queue_close(w.q);
+		return;
+	}
+	assert_int_equal(msv_queue_can_notify(w.q), 1);
+	/* Nothing submitted: the wait times out. */
+	int woken = 1;
+	OK(msv_queue_wait_notify(w.q, 100, &woken, &f->err));
+	assert_int_equal(woken, 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
+	usleep(300000);
+	char id[MSV_QID_LEN + 1];
+	const char *rc[] = {"bob@example.net"};
+	submit1(f, rc, 1, T0, id);
+	pthread_join(th, NULL);
+	assert_int_equal(w.r, MSV_OK);
+	assert_int_equal(w.woken, 1);
+	assert_true(w.took < 4000);
+	msv_queue_close(w.q);
+}
+
+/* Backend selection and the PostgreSQL open's failures, with no server. */
+static void url_selection(void **state)
+{
+	fixture *f = *state;
+	msv_queue *q = NULL;
+	msv_error e;
+	msv_queue_options o = MSV_QUEUE_OPTIONS_INIT;
+	o.path = "/nonexistent/q.db";
+	o.url = "postgresql://missive@127.0.0.1:1/x";
+	assert_int_equal(msv_queue_open(&q, &o, &e), MSV_E_CONFIG);
+	assert_non_null(strstr(e.message, "not both"));
+	o.path = NULL;
+	o.url = "mysql://h/db";
+	assert_int_equal(msv_queue_open(&q, &o, &e), MSV_E_CONFIG);
+	assert_non_null(strstr(e.message, "postgresql://"));
+	/* Nothing listens on port 1: temporary and local, not configuration. */
+	o.url = "postgresql://missive@127.0.0.1:1/x?connect_timeout=2";
+	assert_int_equal(msv_queue_open(&q, &o, &e), MSV_E_TIMEOUT);
+	assert_int_equal(e.cls, MSV_CLASS_LOCAL);
+	assert_non_null(strstr(e.message, "cannot connect"));
+	int from = -1, to = -1;
+	assert_int_equal(msv_queue_migrate(&o, &from, &to, &e), MSV_E_TIMEOUT);
+	/* A password in the URI never reaches a message. */
+	o.url = "postgresql://missive:s3cret@127.0.0.1:1/x?connect_timeout=2";
+	assert_int_equal(msv_queue_open(&q, &o, &e), MSV_E_TIMEOUT);
+	assert_null(strstr(e.message, "s3cret"));
+	assert_non_null(strstr(e.message, "missive:***@127.0.0.1"));
+	/* Version 1 options have no url: it is not read. */
+	msv_queue_options v1 = MSV_QUEUE_OPTIONS_INIT;
+	v1.version = 1;
+	v1.path = f->path;
+	v1.url = "garbage";
+	OK(msv_queue_open(&q, &v1, &f->err));
+	assert_string_equal(msv_queue_backend(q), fx_pg_url() ? "postgresql" : "sqlite");
+	msv_queue_close(q);
 }
 
 int main(void)
@@ -1496,6 +1656,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(two_handles_one_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(two_processes_one_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(busy_timeout_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(fencing, setup, teardown),
+		cmocka_unit_test_setup_teardown(notify_wakes_other_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(url_selection, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

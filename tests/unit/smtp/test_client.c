@@ -237,6 +237,140 @@ static void test_send_without_connect(void **state)
 	msv_client_free(c);
 }
 
+/* ---- a token source (msv_client_options.token) ---- */
+
+typedef struct bearer_server {
+	int lfd;
+	unsigned port;
+	int refuse;            /* connections whose AUTH gets the error challenge */
+	int conns;
+	char payload[2][512];  /* the decoded AUTH payload of each connection */
+	char answer[2][64];    /* the client's answer to the challenge */
+	pthread_t th;
+} bearer_server;
+
+static void bearer_session(bearer_server *sv, int fd, int i)
+{
+	char line[2048];
+	say(fd, "220 test ESMTP\r\n");
+	while (read_line(fd, line, sizeof(line))) {
+		if (!strncmp(line, "EHLO", 4)) {
+			say(fd, "250-test\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n");
+		} else if (!strncmp(line, "AUTH OAUTHBEARER ", 17)) {
+			msv_buf b;
+			msv_buf_init(&b, 1024);
+			assert_int_equal(msv_base64_decode(&b, line + 17, strcspn(line + 17, "\r\n")), MSV_OK);
+			snprintf(sv->payload[i], sizeof(sv->payload[i]), "%.*s", (int)b.len, b.data);
+			msv_buf_free(&b);
+			if (i >= sv->refuse) {
+				say(fd, "235 2.7.0 ok\r\n");
+				continue;
+			}
+			say(fd, "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n");
+			if (read_line(fd, line, sizeof(line)))
+				snprintf(sv->answer[i], sizeof(sv->answer[i]), "%.63s", line);
+			say(fd, "535 5.7.8 no\r\n");
+		} else if (!strncmp(line, "QUIT", 4)) {
+			say(fd, "221 bye\r\n");
+			break;
+		} else {
+			say(fd, "502 5.5.1 no\r\n");
+		}
+	}
+}
+
+static void *serve_bearer(void *arg)
+{
+	bearer_server *sv = arg;
+	for (int i = 0; i < 2; i++) {
+		int fd = accept(sv->lfd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		sv->conns++;
+		bearer_session(sv, fd, i);
+		close(fd);
+	}
+	return NULL;
+}
+
+typedef struct token_calls {
+	int n;
+	int force[4];
+} token_calls;
+
+static msv_result token_fn(void *payload, int force, msv_buf *out, msv_error *err)
+{
+	(void)err;
+	token_calls *t = payload;
+	if (t->n < 4)
+		t->force[t->n] = force;
+	t->n++;
+	return msv_buf_addstr(out, force ? "tok-fresh" : "tok-stale");
+}
+
+static msv_result bearer_connect(bearer_server *sv, token_calls *calls, msv_error *err)
+{
+	sv->lfd = listen_on(AF_INET, &sv->port);
+	assert_int_equal(pthread_create(&sv->th, NULL, serve_bearer, sv), 0);
+	msv_client_options o = MSV_CLIENT_OPTIONS_INIT;
+	o.host = "127.0.0.1";
+	o.port = sv->port;
+	o.smtp.tls = MSV_TLS_NONE;
+	o.smtp.allow_plaintext_auth = 1;
+	o.smtp.user = "me@example.org";
+	o.command_timeout_ms = 5000;
+	o.token = token_fn;
+	o.token_payload = calls;
+	msv_client *c = NULL;
+	assert_int_equal(msv_client_new(&c, &o, err), MSV_OK);
+	msv_result r = msv_client_connect(c);
+	*err = *msv_client_error(c);
+	if (!r)
+		(void)msv_client_quit(c);
+	msv_client_free(c);
+	shutdown(sv->lfd, SHUT_RDWR);
+	pthread_join(sv->th, NULL);
+	close(sv->lfd);
+	return r;
+}
+
+/* The server refuses the cached token with its error challenge: one
+ * forced renewal, one more connection, with the new token. */
+static void test_token_refused_once(void **state)
+{
+	(void)state;
+	bearer_server sv = {.refuse = 1};
+	token_calls calls = {0};
+	msv_error err;
+	assert_int_equal(bearer_connect(&sv, &calls, &err), MSV_OK);
+	assert_int_equal(calls.n, 2);
+	assert_int_equal(calls.force[0], 0);
+	assert_int_equal(calls.force[1], 1);
+	assert_int_equal(sv.conns, 2);
+	assert_string_equal(sv.answer[0], "AQ==\r\n"); /* RFC 7628 3.2.3 */
+	assert_non_null(strstr(sv.payload[0], "auth=Bearer tok-stale\001"));
+	assert_non_null(strstr(sv.payload[1], "auth=Bearer tok-fresh\001"));
+	char hp[64];
+	snprintf(hp, sizeof(hp), "\001host=127.0.0.1\001port=%u\001", sv.port);
+	assert_non_null(strstr(sv.payload[1], hp));
+	assert_memory_equal(sv.payload[1], "n,a=me@example.org,\001", 20);
+}
+
+/* Refused again with the fresh token: final, permanent, the server's
+ * JSON status in the error; no third try. */
+static void test_token_refused_twice(void **state)
+{
+	(void)state;
+	bearer_server sv = {.refuse = 2};
+	token_calls calls = {0};
+	msv_error err;
+	assert_int_equal(bearer_connect(&sv, &calls, &err), MSV_E_AUTH_FAILED);
+	assert_int_equal(err.cls, MSV_CLASS_PERMANENT);
+	assert_int_equal(calls.n, 2);
+	assert_int_equal(sv.conns, 2);
+	assert_non_null(strstr(err.server_text, "status=401"));
+}
+
 static void test_bad_ca_file_is_config_error(void **state)
 {
 	(void)state;
@@ -262,6 +396,8 @@ int main(void)
 		cmocka_unit_test(test_connection_refused),
 		cmocka_unit_test(test_send_without_connect),
 		cmocka_unit_test(test_bad_ca_file_is_config_error),
+		cmocka_unit_test(test_token_refused_once),
+		cmocka_unit_test(test_token_refused_twice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,8 +143,8 @@ static void gmail(void **state)
 	                "250 SMTPUTF8\r\n");
 	assert_true(c.flags & MSV_CAP_AUTH);
 	/* PLAIN-CLIENTTOKEN and XOAUTH are not PLAIN and XOAUTH2 */
-	assert_int_equal(c.auth_mechs,
-	                 MECH(MSV_AUTH_LOGIN) | MECH(MSV_AUTH_PLAIN) | MECH(MSV_AUTH_XOAUTH2));
+	assert_int_equal(c.auth_mechs, MECH(MSV_AUTH_LOGIN) | MECH(MSV_AUTH_PLAIN) |
+	                                    MECH(MSV_AUTH_XOAUTH2) | MECH(MSV_AUTH_OAUTHBEARER));
 	/* Gmail's MX on port 25 */
 	c = parse_reply("250-mx.google.com at your service, [203.0.113.5]\r\n"
 	                "250-SIZE 157286400\r\n"
@@ -310,7 +310,8 @@ static void auth_lists(void **state)
 		{"AUTH=LOGIN", MECH(MSV_AUTH_LOGIN)},
 		{"auth=login cram-md5", MECH(MSV_AUTH_LOGIN) | MECH(MSV_AUTH_CRAM_MD5)},
 		/* unknown mechanisms ignored, near-misses not matched */
-		{"AUTH GSSAPI NTLM DIGEST-MD5 SCRAM-SHA-256 OAUTHBEARER", 0},
+		{"AUTH GSSAPI NTLM DIGEST-MD5 SCRAM-SHA-256", 0},
+		{"AUTH GSSAPI OAUTHBEARER", MECH(MSV_AUTH_OAUTHBEARER)},
 		{"AUTH PLAINX LOGIN2 CRAM-MD5-PLUS XOAUTH XOAUTH22 PLAIN-CLIENTTOKEN", 0},
 		{"AUTH GSSAPI PLAIN NTLM", MECH(MSV_AUTH_PLAIN)},
 		/* several spaces between mechanisms */

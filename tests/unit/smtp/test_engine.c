@@ -1421,7 +1421,8 @@ static void auth_xoauth2(void **state)
 	o.secret = XO_TOKEN;
 	o.auth_token = 1;
 	tls_until_second_ehlo(&d, &o);
-	SC(&d, "250-mx.example.net\r\n250 AUTH LOGIN PLAIN XOAUTH2 OAUTHBEARER\r\n",
+	/* XOAUTH2 when it is the only bearer mechanism offered */
+	SC(&d, "250-mx.example.net\r\n250 AUTH LOGIN PLAIN XOAUTH2\r\n",
 	   "AUTH XOAUTH2 " XO_B64 "\r\n", MSV_SMTP_WANT_READ);
 	SC(&d, "235 2.7.0 Accepted\r\n", "", MSV_SMTP_READY);
 	no_secret_in_trace(&d);
@@ -1440,7 +1441,19 @@ static void auth_xoauth2(void **state)
 	          MSV_SMTP_FAILED);
 	expect_err(&d, MSV_E_AUTH_FAILED, MSV_CLASS_PERMANENT);
 	assert_int_equal(msv_smtp_error(d.s)->reply_code, 535);
+	/* the driver refreshes the token once: it knows from this */
+	assert_true(msv_smtp_token_refused(d.s));
+	assert_non_null(strstr(msv_smtp_error(d.s)->server_text, "status=401"));
 	no_secret_in_trace(&d);
+	drv_close(&d);
+
+	/* a plain 535 without the challenge is not a refused token */
+	tls_until_second_ehlo(&d, &o);
+	SC(&d, "250-mx.example.net\r\n250 AUTH XOAUTH2\r\n", "AUTH XOAUTH2 " XO_B64 "\r\n",
+	   MSV_SMTP_WANT_READ);
+	expect_ev(&d, drv_feeds(&d, "535 5.7.8 no\r\n"), MSV_SMTP_FAILED);
+	expect_err(&d, MSV_E_AUTH_FAILED, MSV_CLASS_PERMANENT);
+	assert_false(msv_smtp_token_refused(d.s));
 	drv_close(&d);
 
 	/* a token, but no XOAUTH2 offered: never sent as a password */
@@ -1450,6 +1463,52 @@ static void auth_xoauth2(void **state)
 	/* permanent: retrying the same server will not add XOAUTH2 */
 	expect_err(&d, MSV_E_NO_AUTH_MECH, MSV_CLASS_PERMANENT);
 	assert_false(drv_out_has(&d, "AUTH"));
+	drv_close(&d);
+}
+
+#define OB_B64                                                                           \
+	"bixhPXNvbWV1c2VyQGV4YW1wbGUuY29tLAFob3N0PXNtdHAuZXhhbXBsZS5jb20BcG9ydD01ODcBYXV0aD1C" \
+	"ZWFyZXIgeWEyOS52RjlkZnQ0cW1UYzJOdmIzUmxja0JoZEhSaGRtbHpkR0V1WTI5dENnAQE="
+
+/* RFC 7628 3.1: "n,a=USER," ^A host ^A port ^A auth ^A ^A; preferred by
+ * AUTO with a token; the error challenge is answered with ^A (3.2.3). */
+static void auth_oauthbearer(void **state)
+{
+	(void)state;
+	drv d;
+	msv_smtp_options o = auth_opts(MSV_AUTH_AUTO);
+	o.user = XO_USER;
+	o.secret = XO_TOKEN;
+	o.auth_token = 1;
+	tls_until_second_ehlo(&d, &o);
+	assert_int_equal(msv_smtp_set_server(d.s, "smtp.example.com", 587), MSV_OK);
+	SC(&d, "250-mx.example.net\r\n250 AUTH LOGIN PLAIN XOAUTH2 OAUTHBEARER\r\n",
+	   "AUTH OAUTHBEARER " OB_B64 "\r\n", MSV_SMTP_WANT_READ);
+	SC(&d, "235 2.7.0 Accepted\r\n", "", MSV_SMTP_READY);
+	no_secret_in_trace(&d);
+	assert_false(drv_trace_has(&d, OB_B64));
+	drv_close(&d);
+
+	tls_until_second_ehlo(&d, &o);
+	assert_int_equal(msv_smtp_set_server(d.s, "smtp.example.com", 587), MSV_OK);
+	SC(&d, "250-mx.example.net\r\n250 AUTH OAUTHBEARER\r\n", "AUTH OAUTHBEARER " OB_B64 "\r\n",
+	   MSV_SMTP_WANT_READ);
+	SC(&d,
+	   "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29v"
+	   "Z2xlLmNvbS8ifQ==\r\n",
+	   "AQ==\r\n", MSV_SMTP_WANT_READ);
+	expect_ev(&d, drv_feeds(&d, "535 5.7.8 Username and Password not accepted\r\n"),
+	          MSV_SMTP_FAILED);
+	expect_err(&d, MSV_E_AUTH_FAILED, MSV_CLASS_PERMANENT);
+	assert_true(msv_smtp_token_refused(d.s));
+	assert_non_null(strstr(msv_smtp_error(d.s)->server_text,
+	                       "status=401 schemes=bearer scope=https://mail.google.com/"));
+	no_secret_in_trace(&d);
+	drv_close(&d);
+
+	/* a name that would break the ^A framing is refused */
+	tls_until_second_ehlo(&d, &o);
+	assert_int_equal(msv_smtp_set_server(d.s, "evil\001auth=Bearer x", 587), MSV_E_INVALID);
 	drv_close(&d);
 }
 
@@ -2179,6 +2238,7 @@ int main(void)
 		cmocka_unit_test(auth_login),
 		cmocka_unit_test(auth_cram_md5),
 		cmocka_unit_test(auth_xoauth2),
+		cmocka_unit_test(auth_oauthbearer),
 		cmocka_unit_test(auth_refused),
 		cmocka_unit_test(auth_mech_missing),
 		cmocka_unit_test(auth_plaintext_refused),
