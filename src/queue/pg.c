@@ -670,39 +670,6 @@ out:
 
 /* ---- claim ---- */
 
-typedef struct claimed {
-	int64_t id, msg, next;
-	uint64_t epoch;
-	char *address;
-	unsigned attempts;
-	size_t rank;
-} claimed;
-
-typedef struct claim_group {
-	size_t key, start, count;
-} claim_group;
-
-static int cmp_due(const void *a, const void *b)
-{
-	const claimed *x = a, *y = b;
-	if (x->next != y->next)
-		return x->next < y->next ? -1 : 1;
-	return (x->id > y->id) - (x->id < y->id);
-}
-
-static int cmp_msg(const void *a, const void *b)
-{
-	const claimed *x = a, *y = b;
-	if (x->msg != y->msg)
-		return x->msg < y->msg ? -1 : 1;
-	return (x->rank > y->rank) - (x->rank < y->rank);
-}
-
-static int cmp_group(const void *a, const void *b)
-{
-	const claim_group *x = a, *y = b;
-	return (x->key > y->key) - (x->key < y->key);
-}
 
 /* Row i of a message query (qid, created_ms, sender, route, message_id,
  * dsn_notify, dsn_ret, envid, body_8bit, smtputf8, body, submitter from
@@ -765,66 +732,24 @@ static msv_result load_jobs(pg *p, msv_queue_job *jobs, const int64_t *msgs, siz
 	return r;
 }
 
-/* Sorts the leased rows by due time and groups them by message, each
- * message where its earliest due recipient ranks (as sqlite.c does), then
- * loads the messages in the claim's transaction. */
-static msv_result make_jobs(pg *p, claimed *rows, size_t nrows, msv_queue_job **out,
+/* The leased rows as jobs (msv__queue_claims_to_jobs), their messages
+ * loaded in the claim's transaction. */
+static msv_result make_jobs(pg *p, msv__claimed *rows, size_t nrows, msv_queue_job **out,
                             size_t *nout, msv_error *err)
 {
-	msv_result r = MSV_OK;
-	size_t ngroups = 0;
-	msv_queue_job *jobs = NULL;
-	qsort(rows, nrows, sizeof(*rows), cmp_due);
-	for (size_t i = 0; i < nrows; i++)
-		rows[i].rank = i;
-	qsort(rows, nrows, sizeof(*rows), cmp_msg);
-	claim_group *groups = msv_calloc(nrows, sizeof(*groups));
-	if (!groups)
+	msv_queue_job *jobs;
+	int64_t *msgs;
+	size_t n;
+	if (msv__queue_claims_to_jobs(rows, nrows, &jobs, &msgs, &n))
 		return msv__pg_nomem(err);
-	for (size_t i = 0; i < nrows; i++) {
-		if (i == 0 || rows[i].msg != rows[i - 1].msg) {
-			groups[ngroups].key = rows[i].rank;
-			groups[ngroups].start = i;
-			ngroups++;
-		}
-		groups[ngroups - 1].count++;
-	}
-	qsort(groups, ngroups, sizeof(*groups), cmp_group);
-	if (!(jobs = msv_calloc(ngroups, sizeof(*jobs)))) {
-		msv_free(groups);
-		return msv__pg_nomem(err);
-	}
-	int64_t *msgs = msv_calloc(ngroups, sizeof(*msgs));
-	if (!msgs)
-		r = msv__pg_nomem(err);
-	for (size_t g = 0; g < ngroups && !r; g++) {
-		msv_queue_job *j = &jobs[g];
-		const claim_group *gr = &groups[g];
-		if (!(j->rcpt = msv_calloc(gr->count, sizeof(*j->rcpt)))) {
-			r = msv__pg_nomem(err);
-			break;
-		}
-		for (size_t k = 0; k < gr->count; k++) {
-			claimed *c = &rows[gr->start + k];
-			j->rcpt[k].id = c->id;
-			j->rcpt[k].address = c->address;
-			j->rcpt[k].attempts = c->attempts;
-			j->rcpt[k].epoch = c->epoch;
-			c->address = NULL;
-		}
-		j->nrcpt = gr->count;
-		msgs[g] = rows[gr->start].msg;
-	}
-	if (!r)
-		r = load_jobs(p, jobs, msgs, ngroups, err);
+	msv_result r = load_jobs(p, jobs, msgs, n, err);
 	msv_free(msgs);
-	msv_free(groups);
 	if (r) {
-		msv_queue_jobs_free(jobs, ngroups);
+		msv_queue_jobs_free(jobs, n);
 		return r;
 	}
 	*out = jobs;
-	*nout = ngroups;
+	*nout = n;
 	return MSV_OK;
 }
 
@@ -834,7 +759,7 @@ static msv_result pg_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 	pg *p = be;
 	msv_result r;
 	PGresult *res = NULL;
-	claimed *rows = NULL;
+	msv__claimed *rows = NULL;
 	size_t nrows = 0;
 	char b1[24], b2[24], b3[24];
 	const char *v[4] = {owner, msv__pg_int(b1, expiry_ms), msv__pg_int(b2, now_ms),
@@ -859,7 +784,7 @@ static msv_result pg_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 		if (!(rows = msv_calloc(nrows, sizeof(*rows))))
 			r = msv__pg_nomem(err);
 		for (size_t i = 0; i < nrows && !r; i++) {
-			claimed *c = &rows[i];
+			msv__claimed *c = &rows[i];
 			c->id = msv__pg_i64(res, (int)i, 0);
 			c->msg = msv__pg_i64(res, (int)i, 1);
 			c->attempts = (unsigned)msv__pg_i64(res, (int)i, 3);

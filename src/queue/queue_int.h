@@ -138,6 +138,22 @@ typedef struct msv__queue_ops {
 } msv__queue_ops;
 
 extern const msv__queue_ops msv__queue_sqlite_ops;
+
+/* A recipient a claim leased, as a backend read it back (claim.c). */
+typedef struct msv__claimed {
+	int64_t id, msg, next; /* recipient and message row ids, due time */
+	uint64_t epoch;
+	char *address;         /* moved into the job by msv__queue_claims_to_jobs */
+	unsigned attempts;
+	size_t rank;           /* claim.c's: position in due order */
+} msv__claimed;
+
+/* Orders the leased rows as msv_queue_claim() promises (by due time, each
+ * message's recipients together where its earliest due one ranks) into
+ * *njobs jobs with their recipients; (*msgs)[i] is job i's message row,
+ * for the backend to load.  MSV_OK, or MSV_E_NOMEM with nothing made. */
+msv_result msv__queue_claims_to_jobs(msv__claimed *rows, size_t nrows, msv_queue_job **jobs,
+                                     int64_t **msgs, size_t *njobs);
 extern const msv__queue_ops msv__queue_pg_ops;
 
 /* Group-commit counters, read under the commit mutex. */

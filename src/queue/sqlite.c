@@ -925,41 +925,6 @@ out:
 
 /* ---- claim ---- */
 
-typedef struct claimed {
-	int64_t id, msg, next;
-	uint64_t epoch;
-	char *address;
-	unsigned attempts;
-	size_t rank; /* position in due order */
-} claimed;
-
-typedef struct claim_group {
-	size_t key;   /* rank of the message's earliest due recipient */
-	size_t start; /* first row in the by-message order */
-	size_t count;
-} claim_group;
-
-static int cmp_due(const void *a, const void *b)
-{
-	const claimed *x = a, *y = b;
-	if (x->next != y->next)
-		return x->next < y->next ? -1 : 1;
-	return (x->id > y->id) - (x->id < y->id);
-}
-
-static int cmp_msg(const void *a, const void *b)
-{
-	const claimed *x = a, *y = b;
-	if (x->msg != y->msg)
-		return x->msg < y->msg ? -1 : 1;
-	return (x->rank > y->rank) - (x->rank < y->rank);
-}
-
-static int cmp_group(const void *a, const void *b)
-{
-	const claim_group *x = a, *y = b;
-	return (x->key > y->key) - (x->key < y->key);
-}
 
 static msv_result load_job(sq *s, int64_t msg, msv_queue_job *j, msv_error *err)
 {
@@ -1016,10 +981,10 @@ static msv_result sq_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 {
 	sq *s = be;
 	msv_result r;
-	claimed *rows = NULL;
+	msv__claimed *rows = NULL;
 	size_t nrows = 0, cap = 0;
-	claim_group *groups = NULL;
 	msv_queue_job *jobs = NULL;
+	int64_t *msgs = NULL;
 	size_t ngroups = 0;
 	sqlite3_stmt *st = s->claim;
 
@@ -1036,7 +1001,7 @@ static msv_result sq_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 			r = nomem(err);
 			break;
 		}
-		claimed *c = &rows[nrows];
+		msv__claimed *c = &rows[nrows];
 		memset(c, 0, sizeof(*c));
 		c->id = sqlite3_column_int64(st, 0);
 		c->msg = sqlite3_column_int64(st, 1);
@@ -1056,50 +1021,15 @@ static msv_result sq_claim(void *be, const char *owner, int64_t now_ms, int64_t 
 	if (r || nrows == 0)
 		goto done;
 
-	/* RETURNING gives no order: sort by due time, then group by message
-	 * keeping each message where its earliest due recipient ranks. */
-	qsort(rows, nrows, sizeof(*rows), cmp_due);
-	for (size_t i = 0; i < nrows; i++)
-		rows[i].rank = i;
-	qsort(rows, nrows, sizeof(*rows), cmp_msg);
-	if (!(groups = msv_calloc(nrows, sizeof(*groups)))) {
+	if (msv__queue_claims_to_jobs(rows, nrows, &jobs, &msgs, &ngroups)) {
 		r = nomem(err);
 		goto done;
 	}
-	for (size_t i = 0; i < nrows; i++) {
-		if (i == 0 || rows[i].msg != rows[i - 1].msg) {
-			groups[ngroups].key = rows[i].rank;
-			groups[ngroups].start = i;
-			ngroups++;
-		}
-		groups[ngroups - 1].count++;
-	}
-	qsort(groups, ngroups, sizeof(*groups), cmp_group);
-	if (!(jobs = msv_calloc(ngroups, sizeof(*jobs)))) {
-		r = nomem(err);
-		goto done;
-	}
-	for (size_t g = 0; g < ngroups; g++) {
-		msv_queue_job *j = &jobs[g];
-		const claim_group *gr = &groups[g];
-		if (!(j->rcpt = msv_calloc(gr->count, sizeof(*j->rcpt)))) {
-			r = nomem(err);
-			break;
-		}
-		for (size_t k = 0; k < gr->count; k++) {
-			claimed *c = &rows[gr->start + k];
-			j->rcpt[k].id = c->id;
-			j->rcpt[k].address = c->address;
-			j->rcpt[k].attempts = c->attempts;
-			j->rcpt[k].epoch = c->epoch;
-			c->address = NULL; /* moved into the job */
-		}
-		j->nrcpt = gr->count;
-		/* The body is read inside the claim's transaction: the message
-		 * cannot be purged between the lease and the load. */
-		if ((r = load_job(s, rows[gr->start].msg, j, err)))
-			break;
-	}
+	/* The body is read inside the claim's transaction: the message
+	 * cannot be purged between the lease and the load. */
+	for (size_t g = 0; g < ngroups && !r; g++)
+		r = load_job(s, msgs[g], &jobs[g], err);
+	msv_free(msgs);
 done:
 	if (r)
 		rollback(&s->w);
@@ -1110,7 +1040,6 @@ out:
 	for (size_t i = 0; i < nrows; i++)
 		msv_free(rows[i].address);
 	msv_free(rows);
-	msv_free(groups);
 	if (r) {
 		msv_queue_jobs_free(jobs, ngroups);
 		return r;

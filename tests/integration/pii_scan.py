@@ -33,8 +33,8 @@ def main():
     print("pii_scan: %d files, %d lines, %d unmasked hits" % (len(files), lines, len(hits)))
     for h in hits[:50]:
         print("  " + h)
-    if not files:
-        sys.exit("pii_scan: nothing was kept in %s: the integration tests did not run?" % d)
+    # A partial run (ctest -R) of tests that start no missived keeps nothing:
+    # nothing to scan is no failure; the whole suite keeps hundreds of files.
     sys.exit(1 if hits else 0)
 
 
