@@ -105,11 +105,15 @@ int cfg_audit_repeatable(const char *section, const char *name)
 	return !strcmp(section, "audit") && (!strcmp(name, "mask") || !strncmp(name, "kafka.", 6));
 }
 
-static int path_value(parse_ctx *p, const char *section, const char *name, const char *value,
-                      const char **slot)
+/* A value that may not be empty; what: "a path", ... for the error. */
+static int some_value(parse_ctx *p, const char *section, const char *name, const char *value,
+                      const char *what, const char **slot)
 {
-	if (!*value)
-		return cfg_fail(p, MSV_E_CONFIG, section, name, "expected a path", NULL);
+	if (!*value) {
+		char why[64];
+		snprintf(why, sizeof(why), "expected %s", what);
+		return cfg_fail(p, MSV_E_CONFIG, section, name, why, NULL);
+	}
 	return (*slot = cfg_keep(p, value)) ? 1 : 0;
 }
 
@@ -126,18 +130,19 @@ int cfg_audit_key(parse_ctx *p, const char *section, const char *name, const cha
 			c->audit_path = NULL;
 			return 1;
 		}
-		return path_value(p, section, name, value, &c->audit_path);
+		return some_value(p, section, name, value, "a path", &c->audit_path);
 	}
 	if (!strcmp(name, "key-file"))
-		return path_value(p, section, name, value, &c->audit_key_file);
+		return some_value(p, section, name, value, "a path", &c->audit_key_file);
 	if (!strcmp(name, "pseudonym-keys"))
-		return path_value(p, section, name, value, &c->audit_pseudonym_keys);
+		return some_value(p, section, name, value, "a path", &c->audit_pseudonym_keys);
 	if (!strcmp(name, "kafka-brokers"))
-		return path_value(p, section, name, value, &c->audit_kafka_brokers);
+		return some_value(p, section, name, value, "HOST:PORT[,HOST:PORT...]",
+		                  &c->audit_kafka_brokers);
 	if (!strcmp(name, "kafka-topic"))
-		return path_value(p, section, name, value, &c->audit_kafka_topic);
+		return some_value(p, section, name, value, "a topic name", &c->audit_kafka_topic);
 	if (!strcmp(name, "syslog-ca-file"))
-		return path_value(p, section, name, value, &c->audit_syslog_ca_file);
+		return some_value(p, section, name, value, "a path", &c->audit_syslog_ca_file);
 	if (!strcmp(name, "syslog")) {
 		if (!syslog_url_ok(value))
 			return cfg_fail(p, MSV_E_CONFIG, section, name,

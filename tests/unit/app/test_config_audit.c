@@ -99,6 +99,7 @@ static void test_refused(void **state)
 		{"[audit]\nmask = nonumbers [0-9]+\n", "[audit] mask"},
 		{"[audit]\nkafka. = x\n", "[audit] kafka.: expected kafka.PROPERTY"},
 		{"[audit]\npath =\n", "[audit] path: expected a path"},
+		{"[audit]\nkafka-topic =\n", "[audit] kafka-topic: expected a topic name"},
 		{"[audit]\npath = a\npath = b\n", "[audit] path: given twice"},
 		{"[audit]\ncolour = blue\n", "[audit] colour: unknown key"},
 	};
